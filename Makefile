@@ -1,0 +1,31 @@
+# `make demo` runs the quickstart on the embedded store; `make test` runs the test suite.
+# Both create .venv and install agentnn into it when it is missing or out of date.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test lint bench install clean
+
+$(BIN)/.installed: pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $@
+
+install: $(BIN)/.installed
+
+demo: install
+	$(BIN)/agentnn quickstart
+
+test: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check src tests bench
+
+bench: install
+	$(BIN)/python bench/tracking_overhead.py
+
+clean:
+	rm -rf $(VENV) mlruns .pytest_cache

@@ -1,0 +1,100 @@
+"""Everything the command prints goes through here: styles, tables, JSON, one-line errors.
+
+Rich is imported lazily so that ``agentnn --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+ERROR_PREFIX = "error:"
+WARNING_PREFIX = "warning:"
+STYLE_HEADER = "bold cyan"
+STYLE_OK = "green"
+STYLE_CHANGED = "bold yellow"
+STYLE_MUTED = "dim"
+OUTPUT_FORMATS = ("table", "json", "csv")
+
+
+def stdout() -> Any:
+    """A Rich console on stdout that fits the terminal."""
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=False)
+
+
+def stderr() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def error_line(message: str) -> None:
+    """One line on stderr; used for every user error so scripts can grep it."""
+    print(f"{ERROR_PREFIX} {message}", file=sys.stderr)
+
+
+def warn_line(message: str) -> None:
+    print(f"{WARNING_PREFIX} {message}", file=sys.stderr)
+
+
+def to_json(data: Any) -> str:
+    """Stable JSON: sorted keys, NaN/inf as strings so any parser reads it."""
+    return json.dumps(_json_safe(data), indent=2, sort_keys=True, default=str)
+
+
+def _json_safe(data: Any) -> Any:
+    if isinstance(data, float) and (data != data or data in (float("inf"), float("-inf"))):
+        return str(data)
+    if isinstance(data, dict):
+        return {str(key): _json_safe(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_json_safe(value) for value in data]
+    return data
+
+
+def to_csv(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def print_table(
+    title: str | None,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    output: str = "table",
+    records: Any = None,
+) -> None:
+    """Print rows as a Rich table, or as CSV/JSON; JSON prints ``records`` when given."""
+    rows = [[_cell(value) for value in row] for row in rows]
+    if output == "json":
+        print(to_json(records if records is not None else [dict(zip(columns, r)) for r in rows]))
+        return
+    if output == "csv":
+        sys.stdout.write(to_csv(columns, rows))
+        return
+    from rich.table import Table
+
+    table = Table(title=title, header_style=STYLE_HEADER, expand=False)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    stdout().print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)

@@ -1,0 +1,84 @@
+"""The `agentnn` command: one sub-app per noun, composed here.
+
+Heavy imports (MLflow, PyTorch) happen inside command bodies, so ``--help`` stays fast.
+Every :class:`~agentnn.errors.AgentNNError` becomes one line on stderr and exit code 1
+(``--debug`` shows the traceback); usage errors exit 2, as Click does.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated, Any
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from agentnn.cli import console
+from agentnn.cli.config_cmd import show_config
+from agentnn.cli.data import app as data_app
+from agentnn.cli.model import app as model_app
+from agentnn.cli.train import app as train_app
+
+DEBUG_VARIABLE = "AGENTNN_DEBUG"
+EXIT_USER_ERROR = 1
+
+
+class ErrorsAsOneLine(TyperGroup):
+    """Turns agentnn's own errors into one line and exit code 1: the one place that does so."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from agentnn.errors import AgentNNError
+
+        try:
+            return super().invoke(ctx)
+        except AgentNNError as error:
+            if os.environ.get(DEBUG_VARIABLE):
+                raise
+            console.error_line(str(error))
+            raise click.exceptions.Exit(EXIT_USER_ERROR) from None
+        except KeyboardInterrupt:
+            console.error_line("interrupted")
+            raise click.exceptions.Exit(130) from None
+
+
+app = typer.Typer(
+    cls=ErrorsAsOneLine,
+    help="Train the networks of an agent-routing system and track everything in MLflow.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show full tracebacks instead of one-line errors.")
+    ] = False,
+) -> None:
+    if debug:
+        os.environ[DEBUG_VARIABLE] = "1"
+
+
+@app.command()
+def quickstart(
+    epochs: Annotated[int, typer.Option(help="Training epochs.", min=1)] = 5,
+    seed: Annotated[int, typer.Option(help="Seed for data, weights and batches.")] = 0,
+) -> None:
+    """Train a small routing model on synthetic data and track it on the resolved store."""
+    from agentnn.quickstart import run_quickstart
+
+    run_quickstart(epochs=epochs, seed=seed)
+
+
+app.command("config")(show_config)
+app.add_typer(model_app, name="model")
+app.add_typer(train_app, name="train")
+app.add_typer(data_app, name="data")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(app())

@@ -1,0 +1,222 @@
+"""Settings, and the one place that reads the environment.
+
+Every setting resolves in the same order, first match wins, and remembers where it came from
+so that ``agentnn config`` and error messages can say which knob to turn:
+
+1. an explicit argument (``source="argument"``);
+2. the process environment (``source="env"``);
+3. a ``.env`` file in the working directory, python-dotenv syntax (``source=".env"``);
+4. the built-in default (``source="default"``).
+
+The default store is embedded: SQLite at ``<cwd>/mlruns/mlflow.db`` with artifacts in
+``<cwd>/mlruns/artifacts``. It needs no server, and MLflow 3 refuses the old file store.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+from agentnn.errors import ConfigError, LegacyFileStoreError, TrackingURIError
+
+# --- environment variable names ------------------------------------------------------------
+MLFLOW_TRACKING_URI = "MLFLOW_TRACKING_URI"
+MLFLOW_TRACKING_USERNAME = "MLFLOW_TRACKING_USERNAME"
+MLFLOW_TRACKING_PASSWORD = "MLFLOW_TRACKING_PASSWORD"
+MLFLOW_TRACKING_TOKEN = "MLFLOW_TRACKING_TOKEN"
+AGENTNN_JOURNAL_DIR = "AGENTNN_JOURNAL_DIR"
+AGENTNN_DRAIN_TIMEOUT = "AGENTNN_DRAIN_TIMEOUT"
+AGENTNN_FLUSH_INTERVAL = "AGENTNN_FLUSH_INTERVAL"
+AGENTNN_CACHE_DIR = "AGENTNN_CACHE_DIR"
+
+# Credentials MLflow reads from os.environ only; a .env file may carry them too.
+CREDENTIAL_VARIABLES = (MLFLOW_TRACKING_USERNAME, MLFLOW_TRACKING_PASSWORD, MLFLOW_TRACKING_TOKEN)
+
+# --- defaults ------------------------------------------------------------------------------
+DEFAULT_STORE_DIR = "mlruns"  # under the working directory
+DEFAULT_DB_NAME = "mlflow.db"
+DEFAULT_ARTIFACTS_DIR = "artifacts"
+DEFAULT_JOURNAL_DIR = "journal"  # under the store dir; local disk even for a remote server
+DEFAULT_DRAIN_TIMEOUT = 60.0  # seconds a run's exit waits for the writer to empty its journal
+DEFAULT_FLUSH_INTERVAL = 1.0  # seconds between journal appends of buffered records
+DEFAULT_CACHE_DIR = "~/.cache/agentnn/models"  # downloaded model versions, by version
+
+SUPPORTED_SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "file", "databricks")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A resolved value and where it came from: argument, env, .env or default."""
+
+    value: str
+    source: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every agentnn setting, resolved once; see the module docstring for the order."""
+
+    tracking_uri: Setting
+    """Where runs, params and metrics are stored."""
+    artifact_location: Setting | None
+    """Where new experiments put artifacts; only set for the embedded default store."""
+    journal_dir: Setting
+    """Local folder of the per-run journals the writer process forwards to the store."""
+    drain_timeout: Setting
+    """Seconds a run's exit waits for its journal to reach the store."""
+    flush_interval: Setting
+    """Seconds between appends of buffered records to the journal."""
+    cache_dir: Setting
+    """Local cache of downloaded model versions."""
+    cwd: Path = field(default_factory=Path.cwd)
+
+    @property
+    def is_embedded(self) -> bool:
+        """True when the store is the built-in SQLite default under ``./mlruns``."""
+        return self.tracking_uri.source == "default"
+
+    def as_rows(self) -> list[tuple[str, str, str]]:
+        """(name, value, source) rows with secrets masked, for display."""
+        rows = [
+            ("tracking_uri", mask_uri(self.tracking_uri.value), self.tracking_uri.source),
+        ]
+        if self.artifact_location is not None:
+            rows.append(
+                ("artifact_location", self.artifact_location.value, self.artifact_location.source)
+            )
+        for name in ("journal_dir", "drain_timeout", "flush_interval", "cache_dir"):
+            setting: Setting = getattr(self, name)
+            rows.append((name, setting.value, setting.source))
+        return rows
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{name}={value!r} ({source})" for name, value, source in self.as_rows())
+        return f"Settings({inner})"
+
+
+def mask_uri(uri: str) -> str:
+    """Hide a password embedded in a URI (``postgresql://user:secret@host``)."""
+    parsed = urlparse(uri)
+    if parsed.password:
+        return uri.replace(f":{parsed.password}@", ":***@", 1)
+    return uri
+
+
+def read_dotenv(cwd: Path) -> dict[str, str]:
+    """The ``.env`` file of the working directory as a dict; empty when there is none."""
+    path = cwd / ".env"
+    if not path.is_file():
+        return {}
+    from dotenv import dotenv_values
+
+    return {key: value for key, value in dotenv_values(path).items() if value is not None}
+
+
+def _pick(
+    name: str, argument: object, dotenv: dict[str, str], default: str
+) -> Setting:
+    if argument is not None:
+        return Setting(str(argument), "argument")
+    if os.environ.get(name):
+        return Setting(os.environ[name], "env")
+    if dotenv.get(name):
+        return Setting(dotenv[name], ".env")
+    return Setting(default, "default")
+
+
+def resolve(
+    tracking_uri: str | None = None,
+    *,
+    journal_dir: str | os.PathLike[str] | None = None,
+    drain_timeout: float | None = None,
+    cwd: Path | None = None,
+) -> Settings:
+    """Resolve every setting in the documented order, without touching the store."""
+    cwd = Path(cwd or Path.cwd()).resolve()
+    dotenv = read_dotenv(cwd)
+    store_dir = cwd / DEFAULT_STORE_DIR
+    default_uri = f"sqlite:///{store_dir / DEFAULT_DB_NAME}"
+    uri = _pick(MLFLOW_TRACKING_URI, tracking_uri, dotenv, default_uri)
+    artifacts = (
+        Setting(str(store_dir / DEFAULT_ARTIFACTS_DIR), "default")
+        if uri.source == "default"
+        else None
+    )
+    settings = Settings(
+        tracking_uri=uri,
+        artifact_location=artifacts,
+        journal_dir=_pick(
+            AGENTNN_JOURNAL_DIR, journal_dir, dotenv, str(store_dir / DEFAULT_JOURNAL_DIR)
+        ),
+        drain_timeout=_pick(AGENTNN_DRAIN_TIMEOUT, drain_timeout, dotenv, str(DEFAULT_DRAIN_TIMEOUT)),
+        flush_interval=_pick(AGENTNN_FLUSH_INTERVAL, None, dotenv, str(DEFAULT_FLUSH_INTERVAL)),
+        cache_dir=_pick(AGENTNN_CACHE_DIR, None, dotenv, str(Path(DEFAULT_CACHE_DIR).expanduser())),
+        cwd=cwd,
+    )
+    for name in ("drain_timeout", "flush_interval"):
+        setting: Setting = getattr(settings, name)
+        try:
+            if float(setting.value) <= 0:
+                raise ValueError
+        except ValueError:
+            raise ConfigError(
+                f"{name} must be a positive number of seconds, got {setting.value!r} "
+                f"(from {setting.source})"
+            ) from None
+    _export_dotenv_credentials(dotenv)
+    return settings
+
+
+def _export_dotenv_credentials(dotenv: dict[str, str]) -> None:
+    """MLflow reads credentials from os.environ only; hand it those found in ``.env``."""
+    for name in CREDENTIAL_VARIABLES:
+        if name in dotenv and name not in os.environ:
+            os.environ[name] = dotenv[name]
+
+
+def check_tracking_uri(setting: Setting) -> None:
+    """Reject a malformed URI or a legacy file store with one clear line, before MLflow does."""
+    uri = setting.value
+    parsed = urlparse(uri)
+    scheme = parsed.scheme.lower()
+    if len(scheme) == 1 and uri[1:3] in (":\\", ":/"):  # a Windows drive letter, not a scheme
+        scheme = ""
+    if scheme and scheme.split("+")[0] not in SUPPORTED_SCHEMES:
+        raise TrackingURIError(
+            uri, setting.source, f"unknown scheme {scheme!r}; use sqlite:///path/mlflow.db, "
+            "http(s)://host:port or postgresql://…"
+        )
+    if scheme in ("http", "https") and not parsed.hostname:
+        raise TrackingURIError(uri, setting.source, "no host in the URI")
+    if scheme in ("", "file"):
+        path = Path(parsed.path if scheme == "file" else uri).expanduser()
+        raise_if_legacy_store(path)
+        raise TrackingURIError(
+            uri, setting.source, "plain folders are MLflow's retired file store; "
+            f"use sqlite:///{path.resolve() / DEFAULT_DB_NAME} instead"
+        )
+    if scheme == "sqlite":
+        db_path = Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+        if db_path is not None and str(db_path) not in ("", ":memory:"):
+            raise_if_legacy_store(db_path.parent)
+
+
+def is_legacy_file_store(path: Path) -> bool:
+    """True when ``path`` looks like MLflow's old file store (``<exp id>/meta.yaml``)."""
+    if not path.is_dir():
+        return False
+    if (path / "0" / "meta.yaml").is_file():
+        return True
+    return any(child.is_dir() and (child / "meta.yaml").is_file() for child in path.iterdir())
+
+
+def raise_if_legacy_store(path: Path) -> None:
+    """Raise :class:`LegacyFileStoreError` with the migration command when ``path`` is one."""
+    if is_legacy_file_store(path):
+        resolved = path.resolve()
+        target = f"sqlite:///{resolved / DEFAULT_DB_NAME}"
+        raise LegacyFileStoreError(
+            str(resolved), f"mlflow migrate-filestore --source {resolved} --target {target}"
+        )

@@ -1,0 +1,1 @@
+"""Interaction logs: the record format, featurisation, synthetic data and loaders."""

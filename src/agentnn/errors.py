@@ -1,0 +1,159 @@
+"""Exceptions that agentnn raises and users can catch.
+
+Every exception derives from :class:`AgentNNError`, so ``except AgentNNError`` catches them
+all. Errors about bad input to the logging calls also derive from the builtin a user would
+expect (``TypeError``/``ValueError``), so code written against plain MLflow keeps working.
+
+    AgentNNError
+    ├── ConfigError                 a setting is wrong
+    │   ├── TrackingURIError        the tracking URI is malformed or the store does not answer
+    │   └── LegacyFileStoreError    the target is an old MLflow file store
+    ├── InputError                  a value handed to agentnn is not usable
+    │   ├── InvalidMetricError      (also TypeError) a metric value is not a number
+    │   ├── InvalidKeyError         (also ValueError) a key breaks MLflow's naming rules
+    │   ├── ParamChangedError       (also ValueError) a param was logged again with another value
+    │   ├── DataError               (also ValueError) a data file has bad records
+    │   └── TrainerConfigError      (also ValueError) a trainer config value is not usable
+    ├── TrackingError               the logging path failed
+    │   └── JournalError            the local journal cannot be written or read
+    ├── NotFoundError               (also LookupError) a run, experiment, model or alias is unknown
+    └── ModelError                  a model cannot be logged or loaded
+        ├── ModelIntegrityError     the weights do not match their recorded sha256
+        └── UnsafeModelError        loading would unpickle code and trust=True was not given
+"""
+
+from __future__ import annotations
+
+
+class AgentNNError(Exception):
+    """Base class of every error agentnn raises on purpose."""
+
+
+# --- configuration -------------------------------------------------------------------------
+
+
+class ConfigError(AgentNNError):
+    """A setting is missing, malformed or points somewhere unusable."""
+
+
+class TrackingURIError(ConfigError):
+    """The tracking URI is malformed or its store does not answer.
+
+    Keeps the URI and the setting it came from, so the message says where to fix it.
+    """
+
+    def __init__(self, uri: str, source: str, reason: str) -> None:
+        self.uri = uri
+        self.source = source
+        self.reason = reason
+        super().__init__(f"tracking URI {uri!r} (from {source}): {reason}")
+
+
+class LegacyFileStoreError(ConfigError):
+    """The target holds an old MLflow file store, which MLflow 3 refuses to open."""
+
+    def __init__(self, path: str, migrate_command: str) -> None:
+        self.path = path
+        self.migrate_command = migrate_command
+        super().__init__(
+            f"{path} holds a legacy MLflow file store, which MLflow 3 no longer opens; "
+            f"migrate it with: {migrate_command}  (or point MLFLOW_TRACKING_URI elsewhere)"
+        )
+
+
+# --- bad input -----------------------------------------------------------------------------
+
+
+class InputError(AgentNNError):
+    """A value handed to agentnn cannot be used as it is."""
+
+
+class InvalidMetricError(InputError, TypeError):
+    """A metric value is not a real number."""
+
+    def __init__(self, key: str, value: object) -> None:
+        self.key = key
+        self.value = value
+        super().__init__(
+            f"metric {key!r} must be a real number, got {type(value).__name__} {value!r:.80}"
+        )
+
+
+class InvalidKeyError(InputError, ValueError):
+    """A metric, param or tag key breaks MLflow's naming rules."""
+
+    def __init__(self, key: object, reason: str) -> None:
+        self.key = key
+        super().__init__(f"invalid key {key!r:.300}: {reason}")
+
+
+class ParamChangedError(InputError, ValueError):
+    """A param was logged again with a different value; MLflow keeps params immutable."""
+
+    def __init__(self, key: str, old: str, new: str) -> None:
+        self.key = key
+        self.old = old
+        self.new = new
+        super().__init__(
+            f"param {key!r} was already logged as {old!r:.200} and cannot change to {new!r:.200}; "
+            "params are immutable in MLflow: log the new value under another key or in a new run"
+        )
+
+
+class DataError(InputError, ValueError):
+    """A data file holds records that are not valid; names the file, line and field."""
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        self.path = path
+        super().__init__(message)
+
+
+class TrainerConfigError(InputError, ValueError):
+    """A trainer was given a config value, data set or shape it cannot train with."""
+
+
+# --- tracking ------------------------------------------------------------------------------
+
+
+class TrackingError(AgentNNError):
+    """The logging path could not do its job."""
+
+
+class JournalError(TrackingError):
+    """The local journal of a run cannot be written or read."""
+
+
+# --- lookups -------------------------------------------------------------------------------
+
+
+class NotFoundError(AgentNNError, LookupError):
+    """A run, experiment, registered model, version or alias does not exist."""
+
+    def __init__(self, kind: str, name: str, hint: str = "") -> None:
+        self.kind = kind
+        self.name = name
+        super().__init__(f"{kind} {name!r} not found" + (f"; {hint}" if hint else ""))
+
+
+# --- models --------------------------------------------------------------------------------
+
+
+class ModelError(AgentNNError):
+    """A model cannot be logged, found or loaded."""
+
+
+class ModelIntegrityError(ModelError):
+    """A weight file does not match the sha256 recorded when it was logged."""
+
+    def __init__(self, path: str, expected: str, actual: str) -> None:
+        self.path = path
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"weights {path} have sha256 {actual[:12]}…, expected {expected[:12]}…: "
+            "the file was changed after it was logged; refusing to load it"
+        )
+
+
+class UnsafeModelError(ModelError):
+    """Loading the model would unpickle code; needs an explicit ``trust=True``."""

@@ -1,0 +1,1 @@
+"""Runtime model loading, where every load is a tracked run."""

@@ -1,0 +1,1 @@
+"""The trainers; one module each, named as in Agent-NN."""

@@ -1,0 +1,1 @@
+"""The SDK: plain-data access to experiments, runs and registered models."""
