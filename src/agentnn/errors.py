@@ -19,7 +19,8 @@ expect (``TypeError``/``ValueError``), so code written against plain MLflow keep
     ├── NotFoundError               (also LookupError) a run, experiment, model or alias is unknown
     └── ModelError                  a model cannot be logged or loaded
         ├── ModelIntegrityError     the weights do not match their recorded sha256
-        └── UnsafeModelError        loading would unpickle code and trust=True was not given
+        ├── UnsafeModelError        loading would unpickle code and trust=True was not given
+        └── UntrustedBuilderError   a model spec names a builder outside the agentnn package
 """
 
 from __future__ import annotations
@@ -157,3 +158,11 @@ class ModelIntegrityError(ModelError):
 
 class UnsafeModelError(ModelError):
     """Loading the model would unpickle code; needs an explicit ``trust=True``."""
+
+
+class UntrustedBuilderError(ModelError):
+    """A model spec names a builder outside ``agentnn``; importing it could run any code."""
+
+    def __init__(self, builder: str, reason: str) -> None:
+        self.builder = builder
+        super().__init__(f"model builder {builder!r} refused: {reason}")
