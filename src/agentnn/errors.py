@@ -12,7 +12,7 @@ expect (``TypeError``/``ValueError``), so code written against plain MLflow keep
     │   ├── InvalidMetricError      (also TypeError) a metric value is not a number
     │   ├── InvalidKeyError         (also ValueError) a key breaks MLflow's naming rules
     │   ├── ParamChangedError       (also ValueError) a param was logged again with another value
-    │   ├── DataError               (also ValueError) a data file has bad records
+    │   ├── DataError               (also ValueError) bad records in a data file, or unusable data
     │   └── TrainerConfigError      (also ValueError) a trainer config value is not usable
     ├── TrackingError               the logging path failed
     │   └── JournalError            the local journal cannot be written or read
@@ -102,10 +102,20 @@ class ParamChangedError(InputError, ValueError):
 
 
 class DataError(InputError, ValueError):
-    """A data file holds records that are not valid; names the file, line and field."""
+    """Data is not usable: a file holds invalid records (named by file, line and field), or a
+    data set is empty, too small or asked for with impossible sizes.
 
-    def __init__(self, message: str, path: str | None = None) -> None:
+    ``problems`` keeps ``(line, field, reason)`` of the first bad lines of a file.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        path: str | None = None,
+        problems: list[tuple[int, str | None, str]] | None = None,
+    ) -> None:
         self.path = path
+        self.problems = list(problems or [])
         super().__init__(message)
 
 
