@@ -7,16 +7,19 @@ expect (``TypeError``/``ValueError``), so code written against plain MLflow keep
     AgentNNError
     ├── ConfigError                 a setting is wrong
     │   ├── TrackingURIError        the tracking URI is malformed or the store does not answer
-    │   └── LegacyFileStoreError    the target is an old MLflow file store
+    │   ├── LegacyFileStoreError    the target is an old MLflow file store
+    │   └── MigrationError          a legacy file store cannot be moved into the SQLite store
     ├── InputError                  a value handed to agentnn is not usable
     │   ├── InvalidMetricError      (also TypeError) a metric value is not a number
     │   ├── InvalidKeyError         (also ValueError) a key breaks MLflow's naming rules
     │   ├── ParamChangedError       (also ValueError) a param was logged again with another value
     │   ├── DataError               (also ValueError) bad records in a data file, or unusable data
-    │   └── TrainerConfigError      (also ValueError) a trainer config value is not usable
+    │   ├── TrainerConfigError      (also ValueError) a trainer config value is not usable
+    │   └── InvalidQueryError       (also ValueError) a run filter or order-by the store rejects
     ├── TrackingError               the logging path failed
     │   └── JournalError            the local journal cannot be written or read
     ├── NotFoundError               (also LookupError) a run, experiment, model or alias is unknown
+    │   └── RunHasNoModelError      a run to register has no logged model
     └── ModelError                  a model cannot be logged or loaded
         ├── ModelIntegrityError     the weights do not match their recorded sha256
         ├── UnsafeModelError        loading would unpickle code and trust=True was not given
@@ -60,6 +63,15 @@ class LegacyFileStoreError(ConfigError):
             f"{path} holds a legacy MLflow file store, which MLflow 3 no longer opens; "
             f"migrate it with: {migrate_command}  (or point MLFLOW_TRACKING_URI elsewhere)"
         )
+
+
+class MigrationError(ConfigError):
+    """A legacy file store cannot be moved into the SQLite store; nothing was changed."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        self.source = source
+        self.reason = reason
+        super().__init__(f"cannot migrate {source}: {reason}")
 
 
 # --- bad input -----------------------------------------------------------------------------
@@ -123,6 +135,19 @@ class TrainerConfigError(InputError, ValueError):
     """A trainer was given a config value, data set or shape it cannot train with."""
 
 
+class InvalidQueryError(InputError, ValueError):
+    """A run filter or order-by clause is not valid MLflow search syntax.
+
+    Keeps the clause and the store's reason, so the message shows both.
+    """
+
+    def __init__(self, kind: str, clause: str, reason: str) -> None:
+        self.kind = kind
+        self.clause = clause
+        self.reason = reason
+        super().__init__(f"bad {kind} {clause!r}: {reason}")
+
+
 # --- tracking ------------------------------------------------------------------------------
 
 
@@ -144,6 +169,17 @@ class NotFoundError(AgentNNError, LookupError):
         self.kind = kind
         self.name = name
         super().__init__(f"{kind} {name!r} not found" + (f"; {hint}" if hint else ""))
+
+
+class RunHasNoModelError(NotFoundError):
+    """A run has no logged model to register (no LoggedModel and no MLmodel artifact)."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(
+            "model in run", run_id,
+            "the run logged no model (no MLflow LoggedModel and no artifact folder with an "
+            "MLmodel file); log one with mlflow.<flavor>.log_model or agentnn's log_torch_model",
+        )
 
 
 # --- models --------------------------------------------------------------------------------
