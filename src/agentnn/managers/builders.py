@@ -1,0 +1,70 @@
+"""A plain multi-layer perceptron that the safe model format can rebuild from JSON.
+
+Why it exists: a model in the safe format names a builder inside agentnn. Baselines, routing
+heads and small experiments need no bespoke architecture, so this one builder lets them be
+logged and loaded like the trainers' models::
+
+    net = build_mlp({"n_features": 16, "hidden": [32], "heads": {"agent_logits": 4}})
+    log_torch_model(net, builder=MLP_BUILDER, config=config, input_example=x[:4])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from agentnn.errors import TrainerConfigError
+
+MLP_BUILDER = "agentnn.managers.builders:build_mlp"
+ACTIVATIONS = {"relu": torch.nn.ReLU, "gelu": torch.nn.GELU, "tanh": torch.nn.Tanh}
+
+
+class MLP(torch.nn.Module):
+    """Shared hidden layers, then one linear head per output."""
+
+    def __init__(self, body: torch.nn.Module, heads: dict[str, int], width: int) -> None:
+        super().__init__()
+        self.body = body
+        self.single = list(heads) == [""]
+        self.heads = torch.nn.ModuleDict(
+            {(name or "out"): torch.nn.Linear(width, size) for name, size in heads.items()}
+        )
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
+        hidden = self.body(features)
+        if self.single:
+            return self.heads["out"](hidden)
+        return {name: head(hidden) for name, head in self.heads.items()}
+
+
+def build_mlp(config: Mapping[str, Any]) -> MLP:
+    """An MLP from ``{"n_features", "hidden": [...], "n_outputs" | "heads", "activation"}``.
+
+    With ``n_outputs`` the forward pass returns one tensor; with ``heads`` (name → width) it
+    returns a dict of tensors, one per head, computed from the same hidden layers.
+    """
+    n_features = int(config.get("n_features", 0))
+    hidden = [int(width) for width in config.get("hidden", [])]
+    activation = str(config.get("activation", "relu"))
+    heads = {str(name): int(width) for name, width in (config.get("heads") or {}).items()}
+    if n_features <= 0 or any(width <= 0 for width in hidden):
+        raise TrainerConfigError(
+            f"MLP needs a positive n_features and hidden widths, got {n_features} and {hidden}"
+        )
+    if activation not in ACTIVATIONS:
+        raise TrainerConfigError(
+            f"MLP activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}"
+        )
+    if not heads:
+        heads = {"": int(config.get("n_outputs", 0))}
+    if any(width <= 0 for width in heads.values()):
+        raise TrainerConfigError(f"MLP outputs must have a positive width, got {heads}")
+
+    layers: list[torch.nn.Module] = []
+    width_in = n_features
+    for width in hidden:
+        layers += [torch.nn.Linear(width_in, width), ACTIVATIONS[activation]()]
+        width_in = width
+    return MLP(torch.nn.Sequential(*layers), heads, width_in)
