@@ -43,7 +43,9 @@ DEFAULT_DRAIN_TIMEOUT = 60.0  # seconds a run's exit waits for the writer to emp
 DEFAULT_FLUSH_INTERVAL = 1.0  # seconds between journal appends of buffered records
 DEFAULT_CACHE_DIR = "~/.cache/agentnn/models"  # downloaded model versions, by version
 
-SUPPORTED_SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "file", "databricks")
+SUPPORTED_SCHEMES = (
+    "sqlite", "http", "https", "postgresql", "mysql", "mssql", "file", "databricks",
+)
 
 
 @dataclass(frozen=True)
@@ -150,9 +152,13 @@ def resolve(
         journal_dir=_pick(
             AGENTNN_JOURNAL_DIR, journal_dir, dotenv, str(store_dir / DEFAULT_JOURNAL_DIR)
         ),
-        drain_timeout=_pick(AGENTNN_DRAIN_TIMEOUT, drain_timeout, dotenv, str(DEFAULT_DRAIN_TIMEOUT)),
+        drain_timeout=_pick(
+            AGENTNN_DRAIN_TIMEOUT, drain_timeout, dotenv, str(DEFAULT_DRAIN_TIMEOUT)
+        ),
         flush_interval=_pick(AGENTNN_FLUSH_INTERVAL, None, dotenv, str(DEFAULT_FLUSH_INTERVAL)),
-        cache_dir=_pick(AGENTNN_CACHE_DIR, None, dotenv, str(Path(DEFAULT_CACHE_DIR).expanduser())),
+        cache_dir=_pick(
+            AGENTNN_CACHE_DIR, None, dotenv, str(Path(DEFAULT_CACHE_DIR).expanduser())
+        ),
         cwd=cwd,
     )
     for name in ("drain_timeout", "flush_interval"):

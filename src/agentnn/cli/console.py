@@ -77,7 +77,8 @@ def print_table(
     """Print rows as a Rich table, or as CSV/JSON; JSON prints ``records`` when given."""
     rows = [[_cell(value) for value in row] for row in rows]
     if output == "json":
-        print(to_json(records if records is not None else [dict(zip(columns, r)) for r in rows]))
+        records = records if records is not None else [dict(zip(columns, r)) for r in rows]
+        print(to_json(records))
         return
     if output == "csv":
         sys.stdout.write(to_csv(columns, rows))

@@ -1,0 +1,493 @@
+"""``ExperimentTracker``: runs, params and metrics in MLflow at almost no cost to the training loop.
+
+    from agentnn.mlflow_integration import ExperimentTracker
+
+    tracker = ExperimentTracker("advanced_training")
+    with tracker.start_run(params={"lr": 1e-3}) as run:
+        for step in range(1000):
+            run.log_metrics({"loss": loss, "acc": acc}, step=step)
+    best = tracker.best_run("val_loss", mode="min")
+
+``log_*`` calls check their input, then queue records in memory; a daemon thread appends them to
+the run's journal on local disk and a low-priority writer process sends the journal to the store
+(see :mod:`agentnn.mlflow_integration.journal` and :mod:`~agentnn.mlflow_integration.writer`).
+Leaving the ``with`` block waits until the store has every record, then sets the run's status:
+FINISHED, FAILED when an exception left the block, KILLED on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from agentnn import config
+from agentnn.errors import InputError, ParamChangedError, TrackingError, TrackingURIError
+from agentnn.mlflow_integration import journal as journal_io
+from agentnn.mlflow_integration import writer as writer_process
+from agentnn.mlflow_integration.redaction import REDACTED_KEYS_TAG, redact
+from agentnn.mlflow_integration.run_context import automatic_tags, generate_run_name
+from agentnn.mlflow_integration.validation import (
+    check_key,
+    flatten,
+    is_finite,
+    metric_value,
+    param_value,
+    tag_value,
+)
+
+NONFINITE_TAG = "agentnn.nonfinite_metric_points"  # how many NaN/inf points the run logged
+HEALTH_TIMEOUT = 5.0  # seconds to wait for a tracking server's /health before giving up
+PROGRESS_AFTER = 1.0  # seconds of draining before a progress line is shown
+WRITER_CHECK_INTERVAL = 2.0  # seconds between checks that the writer still runs while draining
+
+FINISHED, FAILED, KILLED = "FINISHED", "FAILED", "KILLED"
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """A finished or running run as plain data."""
+
+    run_id: str
+    run_name: str | None
+    status: str
+    experiment_id: str
+    params: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+
+    @classmethod
+    def from_mlflow(cls, run: Any) -> RunSummary:
+        info, data = run.info, run.data
+        return cls(
+            run_id=info.run_id,
+            run_name=info.run_name,
+            status=info.status,
+            experiment_id=info.experiment_id,
+            params=dict(data.params),
+            metrics=dict(data.metrics),
+            tags=dict(data.tags),
+            start_time=_from_ms(info.start_time),
+            end_time=_from_ms(info.end_time),
+        )
+
+
+def _from_ms(timestamp: int | None) -> datetime | None:
+    return datetime.fromtimestamp(timestamp / 1000, tz=timezone.utc) if timestamp else None
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class TrackedRun:
+    """The handle ``start_run`` yields: log calls are checked here and queued, never sent here."""
+
+    def __init__(
+        self,
+        tracker: ExperimentTracker,
+        run_id: str,
+        run_name: str | None,
+        journal: journal_io.BufferedJournal,
+        logged_params: dict[str, str],
+    ) -> None:
+        self.run_id = run_id
+        self.run_name = run_name
+        self._tracker = tracker
+        self._journal = journal
+        self._params = logged_params
+        self._valid_keys: set[str] = set()
+        self._redacted_keys: set[str] = set()
+        self._nonfinite_points = 0
+        self._ended = False
+
+    # --- metrics -----------------------------------------------------------------------------
+
+    def log_metric(self, key: str, value: Any, step: int | None = None) -> None:
+        """Queue one metric point; raises TypeError/ValueError here for a bad value or key."""
+        self.log_metrics({key: value}, step=step)
+
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        """Queue metric points at ``step`` (0 when omitted, as in MLflow).
+
+        Raises:
+            TypeError: a value is not a real number (bools are stored as 0/1).
+            ValueError: a key breaks MLflow's naming rules.
+        """
+        self._check_open()
+        timestamp = _now_ms()
+        step = 0 if step is None else int(step)
+        points = []
+        for key, value in metrics.items():
+            if key not in self._valid_keys:
+                self._valid_keys.add(check_key(key))
+            number = metric_value(key, value)
+            if not is_finite(number):
+                self._nonfinite_points += 1
+            points.append(["m", key, number, timestamp, step])
+        for point in points:  # all checked first: a bad value queues nothing of the call
+            self._journal.add(point)
+
+    # --- params and tags ---------------------------------------------------------------------
+
+    def log_param(self, key: str, value: Any) -> None:
+        self.log_params({key: value})
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Queue params; nested dicts are flattened to dotted keys, secrets masked.
+
+        Raises:
+            ValueError: a key is invalid, or a param already logged gets a different value.
+        """
+        self._check_open()
+        values = {check_key(key): param_value(key, value) for key, value in flatten(params).items()}
+        values, redacted = redact(values)
+        for key, value in values.items():
+            old = self._params.get(key)
+            if old is not None and old != value:
+                raise ParamChangedError(key, old, value)
+        for key, value in values.items():
+            if key not in self._params:
+                self._params[key] = value
+                self._journal.add(["p", key, value])
+        self._note_redacted(redacted)
+
+    def set_tag(self, key: str, value: Any) -> None:
+        self.set_tags({key: value})
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        """Queue tags (they may change later, unlike params); secrets are masked."""
+        self._check_open()
+        values = {check_key(key): tag_value(key, value) for key, value in flatten(tags).items()}
+        values, redacted = redact(values)
+        for key, value in values.items():
+            self._journal.add(["t", key, value])
+        self._note_redacted(redacted)
+
+    def _note_redacted(self, keys: list[str]) -> None:
+        if keys and not set(keys) <= self._redacted_keys:
+            self._redacted_keys.update(keys)
+            self._journal.add(["t", REDACTED_KEYS_TAG, ",".join(sorted(self._redacted_keys))])
+
+    # --- artifacts ---------------------------------------------------------------------------
+
+    def log_artifact(
+        self, local_path: str | os.PathLike[str], artifact_path: str | None = None
+    ) -> None:
+        """Upload a file or folder to the run's artifacts now (artifacts bypass the journal)."""
+        self._check_open()
+        path = Path(local_path)
+        if not path.exists():
+            raise InputError(f"artifact {str(path)!r} does not exist")
+        client = self._tracker.client
+        if path.is_dir():
+            client.log_artifacts(self.run_id, str(path), artifact_path)
+        else:
+            client.log_artifact(self.run_id, str(path), artifact_path)
+
+    # --- ending ------------------------------------------------------------------------------
+
+    def __enter__(self) -> TrackedRun:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
+        if exc_type is None:
+            status = FINISHED
+        elif issubclass(exc_type, KeyboardInterrupt):
+            status = KILLED
+        else:
+            status = FAILED
+        self.end(status)
+        return False  # an exception always propagates
+
+    def end(self, status: str = FINISHED) -> None:
+        """Send every queued record, then set the run's status. Safe to call twice."""
+        if self._ended:
+            return
+        self._ended = True
+        if self._nonfinite_points:
+            self._journal.add(["t", NONFINITE_TAG, str(self._nonfinite_points)])
+        self._journal.add(["end", status, _now_ms()])
+        try:
+            self._journal.close()
+        finally:
+            drained = self._tracker._drain(self._journal.path, self.run_id)
+            self._tracker._end_active_run(self.run_id, status)
+            if drained:
+                self._tracker._remove_journal(self._journal.path)
+
+    def _check_open(self) -> None:
+        if self._ended:
+            raise TrackingError(f"run {self.run_id} has ended; start a new run to log more")
+
+
+class ExperimentTracker:
+    """Gets or creates one MLflow experiment and runs in it; one per experiment name.
+
+    Args:
+        experiment_name: the MLflow experiment; created when missing.
+        tracking_uri: overrides ``MLFLOW_TRACKING_URI``, ``.env`` and the embedded default.
+        journal_dir: where run journals live (default ``./mlruns/journal``).
+        drain_timeout: seconds a run's exit waits for its records to reach the store.
+
+    Raises:
+        TrackingURIError: the URI is malformed or its store does not answer.
+        LegacyFileStoreError: the target is an old MLflow file store.
+    """
+
+    def __init__(
+        self,
+        experiment_name: str,
+        tracking_uri: str | None = None,
+        *,
+        journal_dir: str | os.PathLike[str] | None = None,
+        drain_timeout: float | None = None,
+    ) -> None:
+        if not experiment_name or not isinstance(experiment_name, str):
+            raise InputError(f"experiment name must be a non-empty string, got {experiment_name!r}")
+        self.experiment_name = experiment_name
+        self.settings = config.resolve(
+            tracking_uri, journal_dir=journal_dir, drain_timeout=drain_timeout
+        )
+        config.check_tracking_uri(self.settings.tracking_uri)
+        self.tracking_uri = self.settings.tracking_uri.value
+        self.journal_dir = Path(self.settings.journal_dir.value)
+        self.drain_timeout = float(self.settings.drain_timeout.value)
+        self._flush_interval = float(self.settings.flush_interval.value)
+        self._connect()
+        self.experiment_id = self._get_or_create_experiment()
+
+    # --- set-up ------------------------------------------------------------------------------
+
+    def _connect(self) -> None:
+        """Make sure the store answers, failing with one line that names the URI and its source."""
+        setting = self.settings.tracking_uri
+        if self.tracking_uri.startswith(("http://", "https://")):
+            try:
+                with urllib.request.urlopen(
+                    self.tracking_uri.rstrip("/") + "/health", timeout=HEALTH_TIMEOUT
+                ):
+                    pass
+            except urllib.error.HTTPError:
+                pass  # it answered; auth or a proxy may guard /health
+            except (OSError, ValueError) as error:
+                reason = getattr(error, "reason", error)
+                raise TrackingURIError(
+                    config.mask_uri(self.tracking_uri), setting.source,
+                    f"the tracking server does not answer ({reason})",
+                ) from None
+        if self.settings.is_embedded:
+            Path(self.settings.artifact_location.value).mkdir(parents=True, exist_ok=True)
+        import mlflow
+
+        if mlflow.get_tracking_uri() != self.tracking_uri:
+            mlflow.set_tracking_uri(self.tracking_uri)  # so the user's mlflow.* calls land here too
+        self.client = mlflow.MlflowClient(tracking_uri=self.tracking_uri)
+
+    def _get_or_create_experiment(self) -> str:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            experiment = self.client.get_experiment_by_name(self.experiment_name)
+            if experiment is None:
+                artifacts = self.settings.artifact_location
+                try:
+                    return self.client.create_experiment(
+                        self.experiment_name,
+                        artifact_location=Path(artifacts.value).as_uri() if artifacts else None,
+                    )
+                except MlflowException as error:
+                    if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                        raise
+                    experiment = self.client.get_experiment_by_name(self.experiment_name)
+        except MlflowException as error:
+            raise TrackingURIError(
+                config.mask_uri(self.tracking_uri), self.settings.tracking_uri.source,
+                str(error.message).splitlines()[0],
+            ) from None
+        except Exception as error:  # a SQL driver or connection error below MLflow
+            raise TrackingURIError(
+                config.mask_uri(self.tracking_uri), self.settings.tracking_uri.source,
+                f"the store cannot be opened: {str(error).splitlines()[0]}",
+            ) from None
+        if experiment.lifecycle_stage == "deleted":
+            raise TrackingError(
+                f"experiment {self.experiment_name!r} is deleted; restore it with "
+                f"`mlflow experiments restore --experiment-id {experiment.experiment_id}` "
+                "or use another name"
+            )
+        return experiment.experiment_id
+
+    # --- runs --------------------------------------------------------------------------------
+
+    def start_run(
+        self,
+        run_name: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None,
+        *,
+        run_id: str | None = None,
+        nested: bool = False,
+        description: str | None = None,
+    ) -> TrackedRun:
+        """Start a run (or resume ``run_id``) and make it MLflow's active run.
+
+        Use it as a context manager; the run name is generated when not given
+        (``<experiment>-<yyyymmdd-hhmmss>-<hex>``). ``nested=True`` makes it a child of the
+        active run. Tags and params are checked before anything is created.
+        """
+        import mlflow
+
+        user_tags = {check_key(k): tag_value(k, v) for k, v in flatten(dict(tags or {})).items()}
+        user_tags, redacted = redact(user_tags)
+        if redacted:
+            user_tags[REDACTED_KEYS_TAG] = ",".join(sorted(redacted))
+        if run_id is None:
+            run_name = run_name or generate_run_name(self.experiment_name)
+            active = mlflow.start_run(
+                experiment_id=self.experiment_id,
+                run_name=run_name,
+                nested=nested,
+                tags={**automatic_tags(), **user_tags},
+                description=description,
+            )
+            logged_params: dict[str, str] = {}
+        else:
+            active = mlflow.start_run(run_id=run_id, nested=nested)
+            run_name = active.info.run_name
+            logged_params = dict(self.client.get_run(run_id).data.params)
+            for key, value in user_tags.items():
+                self.client.set_tag(run_id, key, value)
+        run_id = active.info.run_id
+        writer_process.start_writer(self.journal_dir)  # imports MLflow while training starts
+        journal = journal_io.BufferedJournal(
+            journal_io.journal_path(self.journal_dir, run_id),
+            {"run_id": run_id, "tracking_uri": self.tracking_uri, "created": _now_ms()},
+            self._flush_interval,
+            keepalive=lambda: writer_process.start_writer(self.journal_dir),
+        )
+        run = TrackedRun(self, run_id, run_name, journal, logged_params)
+        if params:
+            try:
+                run.log_params(params)
+            except BaseException:
+                run.end(FAILED)
+                raise
+        return run
+
+    def best_run(self, metric: str, mode: str = "min") -> RunSummary | None:
+        """The finished run with the lowest (``min``) or highest (``max``) value of ``metric``.
+
+        Runs without the metric, and NaN values, are ignored; None when no run qualifies.
+        """
+        if mode not in ("min", "max"):
+            raise InputError(f"mode must be 'min' or 'max', got {mode!r}")
+        check_key(metric)
+        order = "ASC" if mode == "min" else "DESC"
+        page_token = None
+        while True:
+            page = self.client.search_runs(
+                [self.experiment_id],
+                filter_string="attributes.status = 'FINISHED'",
+                order_by=[f"metrics.`{metric}` {order}"],
+                max_results=20,
+                page_token=page_token,
+            )
+            for run in page:
+                value = run.data.metrics.get(metric)
+                if value is not None and not math.isnan(value):
+                    return RunSummary.from_mlflow(run)
+                if value is None:
+                    return None  # runs lacking the metric sort last: no later run has it
+            page_token = page.token
+            if not page_token:
+                return None
+
+    # --- draining ----------------------------------------------------------------------------
+
+    def _drain(self, journal: Path, run_id: str) -> bool:
+        """Wait until the store has every record of the journal; True when it does."""
+        started = time.monotonic()
+        total = max(journal_io.unsent_bytes(journal), 1)
+        last_check, shown, shown_percent = started, False, -1
+        try:
+            while (left := journal_io.unsent_bytes(journal)) > 0:
+                now = time.monotonic()
+                if now - started > self.drain_timeout:
+                    _progress_end(shown)
+                    print(
+                        f"agentnn: run {run_id}: the store has not confirmed every record after "
+                        f"{self.drain_timeout:.0f} s; they stay in {journal} and will be sent when "
+                        "it answers (`agentnn model sync` sends them now)",
+                        file=sys.stderr,
+                    )
+                    return False
+                if now - last_check > WRITER_CHECK_INTERVAL:
+                    last_check = now
+                    writer_process.start_writer(self.journal_dir)
+                if now - started > PROGRESS_AFTER:
+                    percent = int(100 * (1 - left / total))
+                    if percent != shown_percent:
+                        _progress(run_id, percent, first=not shown)
+                        shown, shown_percent = True, percent
+                time.sleep(0.02)
+        except KeyboardInterrupt:
+            _progress_end(shown)
+            print(f"agentnn: stopped waiting; unsent records stay in {journal} "
+                  "(`agentnn model sync` sends them)", file=sys.stderr)
+            return False
+        _progress_end(shown, done=True)
+        rejected = journal.with_name(journal.name.removesuffix(journal_io.JOURNAL_SUFFIX)
+                                     + journal_io.REJECTED_SUFFIX)
+        if rejected.exists():
+            print(f"agentnn: the store refused some records of run {run_id}; they are kept in "
+                  f"{rejected}", file=sys.stderr)
+        return True
+
+    def _end_active_run(self, run_id: str, status: str) -> None:
+        import mlflow
+
+        active = mlflow.active_run()
+        try:
+            if active is not None and active.info.run_id == run_id:
+                mlflow.end_run(status)
+            else:
+                self.client.set_terminated(run_id, status)
+        except Exception as error:  # the store is down; the writer sets the status later
+            print(f"agentnn: could not set the status of run {run_id} yet ({error}); "
+                  "it is set when the journal reaches the store", file=sys.stderr)
+
+    @staticmethod
+    def _remove_journal(journal: Path) -> None:
+        for path in (journal, journal_io.cursor_path(journal)):
+            path.unlink(missing_ok=True)
+
+
+def _progress(run_id: str, percent: int, first: bool) -> None:
+    """One updating line on a terminal; a single line elsewhere (logs stay readable)."""
+    message = f"agentnn: sending run {run_id[:8]} to the store…"
+    if sys.stderr.isatty():
+        print(f"\r{message} {percent:3d}%", end="", file=sys.stderr, flush=True)
+    elif first:
+        print(message, end="", file=sys.stderr, flush=True)
+
+
+def _progress_end(shown: bool, done: bool = False) -> None:
+    if shown:
+        print(" done" if done else "", file=sys.stderr, flush=True)

@@ -1,0 +1,79 @@
+"""Automatic run tags and run names: what a user needs to reproduce or find a run later."""
+
+from __future__ import annotations
+
+import platform
+import secrets
+import socket
+import subprocess
+import sys
+from datetime import datetime, timezone
+from functools import lru_cache
+from importlib import metadata
+
+from agentnn.mlflow_integration.redaction import REDACTED, is_secret_key, redact_text
+
+TAG_PREFIX = "agentnn."
+GIT_TIMEOUT = 5.0  # seconds; a slow or hung git must not hold up a run
+
+
+def generate_run_name(experiment_name: str) -> str:
+    """Readable and sortable: ``<experiment>-<UTC yyyymmdd-hhmmss>-<4 hex>``."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return f"{experiment_name}-{stamp}-{secrets.token_hex(2)}"
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _git(*args: str) -> str | None:
+    try:
+        result = subprocess.run(
+            ["git", *args], capture_output=True, text=True, timeout=GIT_TIMEOUT, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def command_line(argv: list[str]) -> str:
+    """The command line with secret-looking values and values of secret-named flags masked."""
+    masked: list[str] = []
+    for index, arg in enumerate(argv):
+        previous = argv[index - 1] if index else ""
+        if previous.startswith("-") and "=" not in previous and is_secret_key(previous):
+            masked.append(REDACTED)
+        elif arg.startswith("-") and "=" in arg and is_secret_key(arg.split("=", 1)[0]):
+            masked.append(arg.split("=", 1)[0] + "=" + REDACTED)
+        else:
+            masked.append(redact_text(arg))
+    return " ".join(masked)
+
+
+@lru_cache(maxsize=1)
+def _static_tags() -> tuple[tuple[str, str], ...]:
+    tags = {
+        "host": socket.gethostname(),
+        "python": platform.python_version(),
+        "version": _version("agentnn"),
+        "mlflow_version": _version("mlflow"),
+        "torch_version": _version("torch"),
+    }
+    return tuple((f"{TAG_PREFIX}{key}", value) for key, value in tags.items() if value)
+
+
+def automatic_tags() -> dict[str, str]:
+    """Tags every run gets: git commit and dirty flag, command line, host and versions."""
+    tags = dict(_static_tags())
+    tags[f"{TAG_PREFIX}command"] = command_line(sys.argv)[:5000]
+    commit = _git("rev-parse", "HEAD")
+    if commit:
+        tags[f"{TAG_PREFIX}git.commit"] = commit
+        status = _git("status", "--porcelain", "--untracked-files=no")
+        if status is not None:
+            tags[f"{TAG_PREFIX}git.dirty"] = "true" if status else "false"
+    return tags
