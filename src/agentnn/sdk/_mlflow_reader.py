@@ -1,0 +1,232 @@
+"""Read-only answers through ``MlflowClient``: works on every store MLflow supports.
+
+Turns MLflow's entities into the SDK's plain records and MLflow's exceptions into agentnn's
+one-line errors. Searches page through MLflow's result pages, so nothing is cut at 1,000.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from agentnn.errors import InvalidQueryError, NotFoundError, TrackingURIError
+from agentnn.sdk._records import (
+    RUN_NAME_TAG,
+    ExperimentInfo,
+    MetricPoint,
+    RunDetail,
+    RunInfo,
+)
+
+DEFAULT_PAGE_SIZE = 1000  # MLflow's own default page; servers cap max_results at 50,000
+ARTIFACT_LISTING_LIMIT = 10_000
+
+
+@contextmanager
+def mlflow_errors(uri: str, source: str, *, kind: str = "", name: str = "") -> Iterator[None]:
+    """Turn MLflow's exceptions into agentnn's: unknown things, bad queries, dead stores."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as error:
+        code = getattr(error, "error_code", "")
+        message = str(getattr(error, "message", error)).splitlines()[0][:300]
+        if code == "RESOURCE_DOES_NOT_EXIST" or "not found" in message.lower():
+            raise NotFoundError(kind or "resource", name or message) from None
+        if code == "INVALID_PARAMETER_VALUE" and kind in ("filter", "order-by"):
+            raise InvalidQueryError(kind, name, message) from None
+        if "API request" in message or "Max retries" in message or "Connection" in message:
+            raise TrackingURIError(uri, source, f"the store does not answer ({message})") from None
+        raise
+    except OSError as error:  # requests' ConnectionError derives from OSError
+        raise TrackingURIError(uri, source, f"the store does not answer ({error})") from None
+
+
+def run_info(run: Any) -> RunInfo:
+    """An MLflow ``Run`` as the SDK's :class:`RunInfo`."""
+    info, data = run.info, run.data
+    return RunInfo(
+        run_id=info.run_id,
+        run_name=info.run_name or data.tags.get(RUN_NAME_TAG),
+        experiment_id=str(info.experiment_id),
+        status=info.status,
+        start_time_ms=info.start_time,
+        end_time_ms=info.end_time,
+        metrics={key: float(value) for key, value in data.metrics.items()},
+        params=dict(data.params),
+        tags=dict(data.tags),
+        lifecycle_stage=info.lifecycle_stage,
+    )
+
+
+class MlflowReader:
+    """The read-only questions of :class:`ModelManager`, asked of MLflow."""
+
+    def __init__(
+        self, client_factory: Callable[[], Any], uri: str, source: str, page_size: int
+    ) -> None:
+        self._client_factory = client_factory
+        self.uri = uri
+        self.source = source
+        self.page_size = page_size
+
+    @property
+    def client(self) -> Any:
+        return self._client_factory()
+
+    def _errors(self, kind: str = "", name: str = ""):
+        return mlflow_errors(self.uri, self.source, kind=kind, name=name)
+
+    def _pages(self, fetch: Callable[[str | None], Any], limit: int | None = None) -> list[Any]:
+        """Every item of a paged MLflow search, following ``page_token`` until done."""
+        items: list[Any] = []
+        token: str | None = None
+        while True:
+            page = fetch(token)
+            items.extend(page)
+            token = getattr(page, "token", None)
+            if not token or (limit is not None and len(items) >= limit):
+                return items[:limit] if limit is not None else items
+
+    # --- experiments ---------------------------------------------------------------------
+
+    def list_experiments(self, include_deleted: bool) -> list[ExperimentInfo]:
+        from mlflow.entities import ViewType
+
+        view = ViewType.ALL if include_deleted else ViewType.ACTIVE_ONLY
+        with self._errors():
+            experiments = self._pages(lambda token: self.client.search_experiments(
+                view_type=view, max_results=self.page_size, page_token=token
+            ))
+            result = []
+            for experiment in experiments:
+                runs = self._run_pages([experiment.experiment_id], None, None, None, False)
+                result.append(ExperimentInfo(
+                    experiment_id=str(experiment.experiment_id),
+                    name=experiment.name,
+                    lifecycle_stage=experiment.lifecycle_stage,
+                    run_count=len(runs),
+                    last_run_ms=max((r.info.start_time or 0 for r in runs), default=None),
+                    artifact_location=experiment.artifact_location,
+                ))
+        return result
+
+    def find_experiment(self, ref: str) -> tuple[str, str]:
+        with self._errors("experiment", ref):
+            experiment = self.client.get_experiment_by_name(ref)
+            if experiment is None and ref.isdigit():
+                try:
+                    experiment = self.client.get_experiment(ref)
+                except Exception as error:  # MLflow raises for an unknown id
+                    if "RESOURCE_DOES_NOT_EXIST" not in str(getattr(error, "error_code", error)):
+                        raise
+                    experiment = None
+        if experiment is None:
+            raise NotFoundError("experiment", ref, "list them with: agentnn model experiments")
+        return str(experiment.experiment_id), experiment.name
+
+    def active_experiment_ids(self) -> list[str]:
+        return [info.experiment_id for info in self.list_experiments(include_deleted=False)]
+
+    # --- runs ----------------------------------------------------------------------------
+
+    def _run_pages(
+        self,
+        experiment_ids: list[str],
+        filter_string: str | None,
+        order_by: list[str] | None,
+        limit: int | None,
+        include_deleted: bool,
+    ) -> list[Any]:
+        from mlflow.entities import ViewType
+
+        view = ViewType.ALL if include_deleted else ViewType.ACTIVE_ONLY
+
+        def fetch(token: str | None) -> Any:
+            size = self.page_size if limit is None else min(self.page_size, limit)
+            return self.client.search_runs(
+                experiment_ids, filter_string=filter_string or "", run_view_type=view,
+                max_results=size, order_by=order_by or None, page_token=token,
+            )
+
+        return self._pages(fetch, limit)
+
+    def search_runs(
+        self,
+        experiment_ids: list[str],
+        filter_string: str | None,
+        order_by: list[str] | None,
+        limit: int | None,
+        include_deleted: bool = False,
+    ) -> list[RunInfo]:
+        if not experiment_ids:
+            return []
+        kind, clause = ("filter", filter_string or "") if filter_string else (
+            "order-by", ", ".join(order_by or [])
+        )
+        with self._errors(kind, clause):
+            runs = self._run_pages(experiment_ids, filter_string, order_by, limit, include_deleted)
+        return [run_info(run) for run in runs]
+
+    def get_run(self, run_id: str) -> RunInfo:
+        with self._errors("run", run_id):
+            return run_info(self.client.get_run(run_id))
+
+    def run_detail(self, run_id: str) -> RunDetail:
+        run = self.get_run(run_id)
+        with self._errors("run", run_id):
+            client = self.client
+            experiment = client.get_experiment(run.experiment_id)
+            artifact_uri = client.get_run(run_id).info.artifact_uri
+            children = [
+                child.info.run_id for child in self._run_pages(
+                    [run.experiment_id], f"tags.`mlflow.parentRunId` = '{run_id}'",
+                    ["attributes.start_time ASC"], None, False,
+                )
+            ]
+            models = self._logged_model_ids(run.experiment_id, run_id)
+            artifacts = self._artifacts(run_id)
+        return RunDetail(
+            run=run,
+            experiment_name=experiment.name if experiment else None,
+            artifact_uri=artifact_uri,
+            artifacts=artifacts,
+            child_run_ids=children,
+            logged_model_ids=models,
+        )
+
+    def _logged_model_ids(self, experiment_id: str, run_id: str) -> list[str]:
+        models = logged_models_of_run(self.client, experiment_id, run_id)
+        return [model.model_id for model in models]
+
+    def _artifacts(self, run_id: str, path: str | None = None) -> list[str]:
+        files: list[str] = []
+        pending = [path]
+        while pending and len(files) < ARTIFACT_LISTING_LIMIT:
+            for info in self.client.list_artifacts(run_id, pending.pop()):
+                (pending if info.is_dir else files).append(info.path)
+        return sorted(files)
+
+    def metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
+        self.get_run(run_id)
+        with self._errors("run", run_id):
+            history = self.client.get_metric_history(run_id, key)
+        points = [MetricPoint(int(m.step), float(m.value), int(m.timestamp)) for m in history]
+        return sorted(points, key=lambda point: (point.step, point.timestamp_ms))
+
+
+def logged_models_of_run(client: Any, experiment_id: str, run_id: str) -> list[Any]:
+    """MLflow 3 LoggedModels whose source run is ``run_id``, oldest first."""
+    try:
+        models = client.search_logged_models(
+            experiment_ids=[experiment_id], filter_string=f"source_run_id = '{run_id}'",
+        )
+    except Exception as error:  # stores and servers older than MLflow 3 do not know them
+        if "not" in str(error).lower() and "support" in str(error).lower():
+            return []
+        if getattr(error, "error_code", "") == "ENDPOINT_NOT_FOUND":
+            return []
+        raise
+    return sorted(models, key=lambda model: model.creation_timestamp or 0)

@@ -1,0 +1,217 @@
+"""The plain data the SDK hands back: experiments, runs, metric points, comparisons, versions.
+
+Both the ``agentnn model`` command and user code consume these. Each has ``to_dict()``, whose
+keys are the documented, stable JSON of ``--output json``: times are ISO 8601 strings in UTC,
+durations are seconds, and a value the run never recorded is ``None`` (JSON ``null``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+RUN_NAME_TAG = "mlflow.runName"
+PARENT_RUN_TAG = "mlflow.parentRunId"
+
+
+def iso_time(millis: int | None) -> str | None:
+    """Milliseconds since the epoch as an ISO 8601 UTC string, or None when unknown."""
+    if millis is None:
+        return None
+    return datetime.fromtimestamp(millis / 1000, tz=timezone.utc).isoformat(timespec="seconds")
+
+
+def duration_seconds(start_ms: int | None, end_ms: int | None) -> float | None:
+    """Seconds between start and end; None while a run has not ended or never started."""
+    if start_ms is None or end_ms is None:
+        return None
+    return round((end_ms - start_ms) / 1000, 3)
+
+
+@dataclass(frozen=True)
+class ExperimentInfo:
+    """One experiment with the facts the experiments table shows."""
+
+    experiment_id: str
+    name: str
+    lifecycle_stage: str
+    """``active`` or ``deleted``."""
+    run_count: int
+    """Runs that are not deleted."""
+    last_run_ms: int | None
+    """Start time of the newest run, milliseconds since the epoch; None without runs."""
+    artifact_location: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "experiment_id": self.experiment_id,
+            "name": self.name,
+            "lifecycle_stage": self.lifecycle_stage,
+            "run_count": self.run_count,
+            "last_run": iso_time(self.last_run_ms),
+            "artifact_location": self.artifact_location,
+        }
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One run as listings show it: identity, status, times, latest metrics and params."""
+
+    run_id: str
+    run_name: str | None
+    experiment_id: str
+    status: str
+    start_time_ms: int | None
+    end_time_ms: int | None
+    metrics: dict[str, float] = field(default_factory=dict)
+    """Latest value of each metric; NaN when the run logged NaN."""
+    params: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    lifecycle_stage: str = "active"
+
+    @property
+    def duration_s(self) -> float | None:
+        return duration_seconds(self.start_time_ms, self.end_time_ms)
+
+    @property
+    def parent_run_id(self) -> str | None:
+        return self.tags.get(PARENT_RUN_TAG)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "run_name": self.run_name,
+            "experiment_id": self.experiment_id,
+            "status": self.status,
+            "lifecycle_stage": self.lifecycle_stage,
+            "start_time": iso_time(self.start_time_ms),
+            "end_time": iso_time(self.end_time_ms),
+            "duration_s": self.duration_s,
+            "parent_run_id": self.parent_run_id,
+            "metrics": dict(self.metrics),
+            "params": dict(self.params),
+            "tags": dict(self.tags),
+        }
+
+
+@dataclass(frozen=True)
+class RunDetail:
+    """Everything about one run: the listing facts plus artifacts and its family."""
+
+    run: RunInfo
+    experiment_name: str | None
+    artifact_uri: str | None
+    artifacts: list[str]
+    """Artifact file paths relative to the run's artifact root."""
+    child_run_ids: list[str]
+    logged_model_ids: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = self.run.to_dict()
+        data.update(
+            experiment_name=self.experiment_name,
+            artifact_uri=self.artifact_uri,
+            artifacts=list(self.artifacts),
+            child_run_ids=list(self.child_run_ids),
+            logged_model_ids=list(self.logged_model_ids),
+        )
+        return data
+
+
+@dataclass(frozen=True)
+class MetricPoint:
+    """One logged value of a metric."""
+
+    step: int
+    value: float
+    timestamp_ms: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "value": self.value, "timestamp": iso_time(self.timestamp_ms)}
+
+
+@dataclass(frozen=True)
+class RunComparison:
+    """Params and final metrics of several runs side by side, and which keys differ."""
+
+    runs: list[RunInfo]
+    params: dict[str, list[str | None]]
+    """Param name -> value per run, in the order of ``runs``; None where a run lacks it."""
+    metrics: dict[str, list[float | None]]
+    """Metric name -> final value per run; None where a run lacks it."""
+    differing_params: list[str]
+    differing_metrics: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_ids": [run.run_id for run in self.runs],
+            "run_names": [run.run_name for run in self.runs],
+            "params": {key: list(values) for key, values in self.params.items()},
+            "metrics": {key: list(values) for key, values in self.metrics.items()},
+            "differing_params": list(self.differing_params),
+            "differing_metrics": list(self.differing_metrics),
+        }
+
+
+def values_differ(values: list[Any]) -> bool:
+    """True when not all values are equal; NaN equals NaN here, missing differs from present."""
+    normalised = {
+        "nan" if isinstance(value, float) and math.isnan(value) else value for value in values
+    }
+    return len(normalised) > 1
+
+
+@dataclass(frozen=True)
+class ModelVersionInfo:
+    """One version of a registered model with its aliases and the metrics of its run."""
+
+    name: str
+    version: int
+    aliases: list[str]
+    run_id: str | None
+    source: str | None
+    status: str | None
+    created_ms: int | None
+    model_id: str | None = None
+    run_metrics: dict[str, float] = field(default_factory=dict)
+    stage: str | None = None
+    """The deprecated registry stage, shown only when a server still uses them."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "aliases": list(self.aliases),
+            "run_id": self.run_id,
+            "source": self.source,
+            "status": self.status,
+            "created": iso_time(self.created_ms),
+            "model_id": self.model_id,
+            "run_metrics": dict(self.run_metrics),
+            "stage": self.stage,
+        }
+
+
+@dataclass(frozen=True)
+class MigrationReport:
+    """What ``migrate`` moved from a legacy file store into the SQLite store."""
+
+    source: str
+    target_uri: str
+    counts: dict[str, int]
+    """Rows now in the SQLite store per kind: experiments, runs, params, metric points, …"""
+    artifact_files: int
+    """Artifact files the migrated runs point at; they stay where they are."""
+    renamed_metadata: list[str]
+    """Experiment ``meta.yaml`` files renamed (kept) so the folder stops reading as a file store."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "target_uri": self.target_uri,
+            "counts": dict(self.counts),
+            "artifact_files": self.artifact_files,
+            "renamed_metadata": list(self.renamed_metadata),
+        }

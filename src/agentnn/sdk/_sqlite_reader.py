@@ -1,0 +1,348 @@
+"""Read-only answers straight from an MLflow SQLite store, without importing MLflow.
+
+``import mlflow`` alone costs about two seconds here, far more than any query on the store,
+so listing commands on the embedded store read MLflow's tables with the standard library.
+The reader opens the database read-only and follows the semantics of MLflow's own SQL
+search (NaN metrics sort after numbers, missing values last, then newest first). It knows
+only the common subset of the search syntax (:mod:`agentnn.sdk._search`); for anything else,
+or when the schema is not what it expects, it raises :class:`Unsupported` and the caller asks
+MLflow instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+from urllib.parse import quote, unquote, urlparse
+
+from agentnn.errors import NotFoundError
+from agentnn.sdk import _search
+from agentnn.sdk._records import (
+    RUN_NAME_TAG,
+    ExperimentInfo,
+    MetricPoint,
+    RunDetail,
+    RunInfo,
+)
+
+CHUNK = 500  # ids per IN (...) clause, well under SQLite's variable limit
+DEFAULT_WORKSPACE = "default"
+ARTIFACT_LISTING_LIMIT = 10_000  # files listed for one run before stopping
+
+
+class Unsupported(Exception):
+    """This query or store is outside what the direct reader knows; ask MLflow."""
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI; None for in-memory or other schemes."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri[len("sqlite:///"):].split("?", 1)[0]
+    if path in ("", ":memory:"):
+        return None
+    return Path("/" + path.lstrip("/")) if uri.startswith("sqlite:////") else Path(path)
+
+
+class SqliteReader:
+    """Answers the read-only questions of :class:`ModelManager` from the SQLite file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._connection: sqlite3.Connection | None = None
+        self._workspace_filter: bool | None = None
+
+    # --- connection ----------------------------------------------------------------------
+
+    @property
+    def exists(self) -> bool:
+        return self.path.is_file()
+
+    def _db(self) -> sqlite3.Connection:
+        if self._connection is None:
+            uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
+            try:
+                self._connection = sqlite3.connect(uri, uri=True, timeout=30)
+                tables = {
+                    row[0] for row in self._connection.execute(
+                        "SELECT name FROM sqlite_master WHERE type = 'table'"
+                    )
+                }
+            except sqlite3.Error as error:
+                raise Unsupported(str(error)) from error
+            if not {"experiments", "runs", "latest_metrics", "params", "tags"} <= tables:
+                raise Unsupported("not an MLflow tracking database")
+            columns = {row[1] for row in self._connection.execute("PRAGMA table_info(experiments)")}
+            self._workspace_filter = "workspace" in columns
+        return self._connection
+
+    def _rows(self, sql: str, args: list | tuple = ()) -> list[tuple]:
+        try:
+            return self._db().execute(sql, args).fetchall()
+        except sqlite3.Error as error:
+            raise Unsupported(str(error)) from error
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def _workspace_clause(self, alias: str = "e") -> str:
+        self._db()
+        return f" AND {alias}.workspace = '{DEFAULT_WORKSPACE}'" if self._workspace_filter else ""
+
+    # --- experiments ---------------------------------------------------------------------
+
+    def list_experiments(self, include_deleted: bool) -> list[ExperimentInfo]:
+        if not self.exists:
+            return []
+        stages = ("active", "deleted") if include_deleted else ("active",)
+        rows = self._rows(
+            "SELECT e.experiment_id, e.name, e.lifecycle_stage, e.artifact_location, "
+            "(SELECT COUNT(*) FROM runs r WHERE r.experiment_id = e.experiment_id "
+            " AND r.lifecycle_stage = 'active'), "
+            "(SELECT MAX(r.start_time) FROM runs r WHERE r.experiment_id = e.experiment_id "
+            " AND r.lifecycle_stage = 'active') "
+            f"FROM experiments e WHERE e.lifecycle_stage IN ({_marks(stages)})"
+            + self._workspace_clause(),
+            stages,
+        )
+        return [
+            ExperimentInfo(str(eid), name, stage, count, last, location)
+            for eid, name, stage, location, count, last in rows
+        ]
+
+    def find_experiment(self, ref: str) -> tuple[str, str]:
+        """(id, name) of the experiment named ``ref``, or with id ``ref``."""
+        if self.exists:
+            rows = self._rows(
+                "SELECT e.experiment_id, e.name FROM experiments e WHERE e.name = ?"
+                + self._workspace_clause(), (ref,),
+            )
+            if not rows and ref.isdigit():
+                rows = self._rows(
+                    "SELECT e.experiment_id, e.name FROM experiments e WHERE e.experiment_id = ?"
+                    + self._workspace_clause(), (int(ref),),
+                )
+            if rows:
+                return str(rows[0][0]), rows[0][1]
+        raise NotFoundError("experiment", ref, "list them with: agentnn model experiments")
+
+    def active_experiment_ids(self) -> list[str]:
+        return [info.experiment_id for info in self.list_experiments(include_deleted=False)]
+
+    # --- runs ----------------------------------------------------------------------------
+
+    def search_runs(
+        self,
+        experiment_ids: list[str],
+        filter_string: str | None,
+        order_by: list[str] | None,
+        limit: int | None,
+        include_deleted: bool = False,
+    ) -> list[RunInfo]:
+        comparisons = _search.parse_filter(filter_string)
+        orders = _search.parse_order_by(order_by)
+        if comparisons is None or orders is None:
+            raise Unsupported("search clause outside the direct reader's subset")
+        if not self.exists or not experiment_ids:
+            return []
+        stages = ("active", "deleted") if include_deleted else ("active",)
+        where = [
+            f"r.experiment_id IN ({_marks(experiment_ids)})",
+            f"r.lifecycle_stage IN ({_marks(stages)})",
+        ]
+        args: list = [int(eid) for eid in experiment_ids] + list(stages)
+        for comparison in comparisons:
+            clause, clause_args = _filter_sql(comparison)
+            where.append(clause)
+            args.extend(clause_args)
+        joins, order_sql, join_args = _order_sql(orders)
+        sql = (
+            "SELECT r.run_uuid FROM runs r " + " ".join(joins)
+            + " WHERE " + " AND ".join(where) + " ORDER BY " + ", ".join(order_sql)
+        )
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        run_ids = [row[0] for row in self._rows(sql, join_args + args)]
+        return self.runs_by_id(run_ids)
+
+    def runs_by_id(self, run_ids: list[str]) -> list[RunInfo]:
+        """RunInfo for each id, in the given order; unknown ids are left out."""
+        base: dict[str, tuple] = {}
+        metrics: dict[str, dict[str, float]] = {run_id: {} for run_id in run_ids}
+        params: dict[str, dict[str, str]] = {run_id: {} for run_id in run_ids}
+        tags: dict[str, dict[str, str]] = {run_id: {} for run_id in run_ids}
+        for start in range(0, len(run_ids), CHUNK):
+            chunk = run_ids[start:start + CHUNK]
+            marks = _marks(chunk)
+            for row in self._rows(
+                "SELECT run_uuid, name, experiment_id, status, start_time, end_time, "
+                f"lifecycle_stage FROM runs WHERE run_uuid IN ({marks})", chunk,
+            ):
+                base[row[0]] = row
+            for run_id, key, value, is_nan in self._rows(
+                "SELECT run_uuid, key, value, is_nan FROM latest_metrics "
+                f"WHERE run_uuid IN ({marks})", chunk,
+            ):
+                metrics[run_id][key] = float("nan") if is_nan else float(value)
+            for table, target in (("params", params), ("tags", tags)):
+                for run_id, key, value in self._rows(
+                    f"SELECT run_uuid, key, value FROM {table} WHERE run_uuid IN ({marks})", chunk,
+                ):
+                    target[run_id][key] = value
+        runs = []
+        for run_id in run_ids:
+            if run_id not in base:
+                continue
+            _, name, experiment_id, status, start, end, stage = base[run_id]
+            runs.append(RunInfo(
+                run_id=run_id,
+                run_name=name or tags[run_id].get(RUN_NAME_TAG),
+                experiment_id=str(experiment_id),
+                status=status,
+                start_time_ms=start,
+                end_time_ms=end,
+                metrics=metrics[run_id],
+                params=params[run_id],
+                tags=tags[run_id],
+                lifecycle_stage=stage,
+            ))
+        return runs
+
+    def get_run(self, run_id: str) -> RunInfo:
+        runs = self.runs_by_id([run_id]) if self.exists else []
+        if not runs:
+            raise NotFoundError("run", run_id)
+        return runs[0]
+
+    def run_detail(self, run_id: str) -> RunDetail:
+        run = self.get_run(run_id)
+        (artifact_uri,), = self._rows("SELECT artifact_uri FROM runs WHERE run_uuid = ?", (run_id,))
+        artifacts = list_local_artifacts(artifact_uri)
+        if artifacts is None:
+            raise Unsupported("artifacts are not on a local path")
+        names = self._rows(
+            "SELECT e.name FROM experiments e WHERE e.experiment_id = ?", (int(run.experiment_id),)
+        )
+        children = [
+            row[0] for row in self._rows(
+                "SELECT t.run_uuid FROM tags t JOIN runs r ON r.run_uuid = t.run_uuid "
+                "WHERE t.key = 'mlflow.parentRunId' AND t.value = ? "
+                "AND r.lifecycle_stage = 'active' "
+                "ORDER BY r.start_time, r.run_uuid", (run_id,),
+            )
+        ]
+        try:
+            models = [
+                row[0] for row in self._rows(
+                    "SELECT model_id FROM logged_models WHERE source_run_id = ? AND "
+                    "(lifecycle_stage IS NULL OR lifecycle_stage = 'active') "
+                    "ORDER BY creation_timestamp_ms", (run_id,),
+                )
+            ]
+        except Unsupported:  # stores made before MLflow 3 have no logged_models table
+            models = []
+        return RunDetail(
+            run=run,
+            experiment_name=names[0][0] if names else None,
+            artifact_uri=artifact_uri,
+            artifacts=artifacts,
+            child_run_ids=children,
+            logged_model_ids=models,
+        )
+
+    def metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
+        self.get_run(run_id)
+        rows = self._rows(
+            "SELECT step, value, timestamp, is_nan FROM metrics WHERE run_uuid = ? AND key = ?",
+            (run_id, key),
+        )
+        points = [
+            MetricPoint(int(step), float("nan") if is_nan else float(value), int(timestamp))
+            for step, value, timestamp, is_nan in rows
+        ]
+        return sorted(points, key=lambda point: (point.step, point.timestamp_ms))
+
+
+def _marks(values: list | tuple) -> str:
+    return ", ".join("?" for _ in values)
+
+
+def _filter_sql(comparison: _search.Comparison) -> tuple[str, list]:
+    """One WHERE clause with MLflow's meaning, including its NaN rules for metrics."""
+    op, value = comparison.op, comparison.value
+    if comparison.entity == _search.ATTRIBUTE:
+        if comparison.key == "run_name":  # MLflow compares the run-name tag, as here
+            return (
+                "EXISTS (SELECT 1 FROM tags t WHERE t.run_uuid = r.run_uuid "
+                f"AND t.key = '{RUN_NAME_TAG}' AND t.value {op} ?)", [value],
+            )
+        column = _search.ATTRIBUTE_COLUMNS[comparison.key][0]
+        return f"r.{column} {op} ?", [value]
+    if comparison.entity == _search.METRIC:
+        nan_rule = "OR m.is_nan = 1" if op == "!=" else "AND m.is_nan = 0"
+        return (
+            "EXISTS (SELECT 1 FROM latest_metrics m WHERE m.run_uuid = r.run_uuid AND m.key = ? "
+            f"AND (m.value {op} ? {nan_rule}))", [comparison.key, value],
+        )
+    table = "params" if comparison.entity == _search.PARAM else "tags"
+    return (
+        f"EXISTS (SELECT 1 FROM {table} p WHERE p.run_uuid = r.run_uuid AND p.key = ? "
+        f"AND p.value {op} ?)", [comparison.key, value],
+    )
+
+
+def _order_sql(orders: list[_search.OrderBy]) -> tuple[list[str], list[str], list]:
+    """Joins, ORDER BY terms and join arguments, as MLflow orders: missing and NaN last."""
+    joins: list[str] = []
+    terms: list[str] = []
+    args: list = []
+    for number, order in enumerate(orders):
+        direction = "" if order.ascending else " DESC"
+        if order.entity == _search.ATTRIBUTE:
+            column = f"r.{_search.ATTRIBUTE_COLUMNS[order.key][0]}"
+            terms += [f"CASE WHEN {column} IS NULL THEN 1 ELSE 0 END", column + direction]
+            continue
+        alias = f"o{number}"
+        table = {"metric": "latest_metrics", "param": "params", "tag": "tags"}[order.entity]
+        joins.append(
+            f"LEFT JOIN {table} {alias} ON {alias}.run_uuid = r.run_uuid AND {alias}.key = ?"
+        )
+        args.append(order.key)
+        if order.entity == _search.METRIC:
+            terms.append(
+                f"CASE WHEN {alias}.is_nan = 1 THEN 1 WHEN {alias}.value IS NULL THEN 2 ELSE 0 END"
+            )
+        else:
+            terms.append(f"CASE WHEN {alias}.value IS NULL THEN 1 ELSE 0 END")
+        terms.append(f"{alias}.value{direction}")
+    by_start = [o for o in orders if o.entity == _search.ATTRIBUTE and o.key in ("start_time",
+                                                                                "created")]
+    if not by_start:
+        terms.append("r.start_time DESC")
+    terms.append("r.run_uuid")
+    return joins, terms, args
+
+
+def list_local_artifacts(artifact_uri: str | None) -> list[str] | None:
+    """Files under a local artifact root, relative to it; None when the root is not local."""
+    if not artifact_uri:
+        return []
+    parsed = urlparse(artifact_uri)
+    if parsed.scheme == "file":
+        root = Path(unquote(parsed.path))
+    elif parsed.scheme == "" or (len(parsed.scheme) == 1 and artifact_uri[1:2] == ":"):
+        root = Path(artifact_uri)
+    else:
+        return None
+    if not root.is_dir():
+        return []
+    files: list[str] = []
+    for folder, _, names in os.walk(root):
+        for name in names:
+            files.append(str((Path(folder) / name).relative_to(root)))
+            if len(files) >= ARTIFACT_LISTING_LIMIT:
+                return sorted(files)
+    return sorted(files)

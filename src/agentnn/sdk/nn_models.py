@@ -1,0 +1,310 @@
+"""The SDK ``ModelManager``: find, compare, register, promote and load models.
+
+Example::
+
+    from agentnn.sdk.nn_models import ModelManager
+
+    mm = ModelManager()                                     # the resolved store (config.py)
+    best = mm.best_run("advanced_training", "val_loss", mode="min")
+    version = mm.register_model(best.run_id, "agent-router", alias="champion")
+    model = mm.load_model("agent-router@champion")
+
+Every method returns plain data (dataclasses with ``to_dict()``), which the ``agentnn model``
+command renders. It works on any MLflow store and on runs agentnn did not write: where a run
+lacks what agentnn adds, it shows what is there. On a SQLite store the read-only questions are
+answered straight from the database (see ``_sqlite_reader``), which skips the seconds
+``import mlflow`` costs; everything else goes through ``MlflowClient``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from agentnn import config
+from agentnn.errors import InputError, LegacyFileStoreError, NotFoundError
+from agentnn.sdk import _search
+from agentnn.sdk._mlflow_reader import DEFAULT_PAGE_SIZE, MlflowReader, mlflow_errors
+from agentnn.sdk._records import (
+    ExperimentInfo,
+    MetricPoint,
+    MigrationReport,
+    ModelVersionInfo,
+    RunComparison,
+    RunDetail,
+    RunInfo,
+    values_differ,
+)
+from agentnn.sdk._sqlite_reader import SqliteReader, Unsupported, sqlite_path
+
+__all__ = [
+    "ExperimentInfo",
+    "MetricPoint",
+    "MigrationReport",
+    "ModelManager",
+    "ModelVersionInfo",
+    "RunComparison",
+    "RunDetail",
+    "RunInfo",
+]
+
+MODES = ("min", "max")
+FINISHED_FILTER = "attributes.status = 'FINISHED'"
+HEALTH_TIMEOUT = 5.0  # seconds an HTTP store gets to answer before it counts as unreachable
+
+
+class ModelManager:
+    """Experiments, runs, the model registry and loading, on one resolved tracking store."""
+
+    def __init__(
+        self,
+        tracking_uri: str | None = None,
+        *,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        direct_reads: bool = True,
+    ) -> None:
+        """
+        Args:
+            tracking_uri: the store; None resolves it like everything else (config.py).
+            page_size: runs per MLflow result page when paging through searches.
+            direct_reads: answer read-only questions on a SQLite store from the file itself;
+                False always asks MLflow (same answers, slower start).
+        """
+        self.settings = config.resolve(tracking_uri)
+        self._legacy_store: LegacyFileStoreError | None = None
+        try:
+            config.check_tracking_uri(self.settings.tracking_uri)
+        except LegacyFileStoreError as error:  # only migrate() may work on such a store
+            self._legacy_store = error
+        self.tracking_uri = self.settings.tracking_uri.value
+        if page_size < 1:
+            raise InputError(f"page_size must be at least 1, got {page_size}")
+        self._client_instance: Any = None
+        self._mlflow = MlflowReader(
+            lambda: self._client, self.tracking_uri, self.settings.tracking_uri.source, page_size
+        )
+        path = sqlite_path(self.tracking_uri) if direct_reads else None
+        self._direct = SqliteReader(path) if path is not None else None
+
+    # --- plumbing ------------------------------------------------------------------------
+
+    @property
+    def _client(self) -> Any:
+        """An ``MlflowClient`` on the store, made on first use (importing MLflow is slow)."""
+        if self._legacy_store is not None:
+            raise self._legacy_store
+        if self._client_instance is None:
+            self._check_reachable()
+            from mlflow.tracking import MlflowClient
+
+            self._client_instance = MlflowClient(
+                tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri
+            )
+        return self._client_instance
+
+    def _check_reachable(self) -> None:
+        """Fail in seconds, not minutes of MLflow retries, when an HTTP store is down."""
+        if not self.tracking_uri.startswith(("http://", "https://")):
+            return
+        import urllib.error
+        import urllib.request
+
+        from agentnn.errors import TrackingURIError
+
+        url = self.tracking_uri.rstrip("/") + "/health"
+        try:
+            with urllib.request.urlopen(url, timeout=HEALTH_TIMEOUT):
+                return
+        except urllib.error.HTTPError:
+            return  # it answered; MLflow will report what is wrong with the request
+        except OSError as error:
+            raise TrackingURIError(
+                self.tracking_uri, self.settings.tracking_uri.source,
+                f"the store does not answer ({getattr(error, 'reason', error)})",
+            ) from None
+
+    def _read(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Ask the SQLite file directly when possible, else MLflow; both answer the same."""
+        if self._legacy_store is not None:
+            raise self._legacy_store
+        if self._direct is not None:
+            try:
+                return getattr(self._direct, method)(*args, **kwargs)
+            except Unsupported:
+                pass
+        return getattr(self._mlflow, method)(*args, **kwargs)
+
+    def _errors(self, kind: str = "", name: str = ""):
+        return mlflow_errors(
+            self.tracking_uri, self.settings.tracking_uri.source, kind=kind, name=name
+        )
+
+    # --- experiments and runs ------------------------------------------------------------
+
+    def list_experiments(self, include_deleted: bool = False) -> list[ExperimentInfo]:
+        """Name, id, run count and last run time of each experiment; deleted ones on request."""
+        experiments = self._read("list_experiments", include_deleted)
+        return sorted(experiments, key=lambda e: (not e.experiment_id.isdigit(),
+                                                  int(e.experiment_id) if e.experiment_id.isdigit()
+                                                  else 0, e.experiment_id))
+
+    def list_runs(
+        self,
+        experiment: str | None = None,
+        filter: str | None = None,  # noqa: A002 - MLflow's word for it
+        order_by: str | list[str] | None = None,
+        limit: int | None = 100,
+        include_deleted: bool = False,
+    ) -> list[RunInfo]:
+        """Runs of one experiment (name or id), or of all active ones when None.
+
+        Args:
+            filter: MLflow search syntax, e.g. ``"params.lr = '0.001' and metrics.acc > 0.9"``.
+            order_by: e.g. ``"metrics.val_loss ASC"``; newest first by default.
+            limit: at most this many runs; None lists every run, page by page.
+
+        Raises:
+            NotFoundError: the experiment does not exist.
+            InvalidQueryError: MLflow rejects the filter or order-by.
+        """
+        if limit is not None and limit < 1:
+            raise InputError(f"limit must be at least 1 (or None for all), got {limit}")
+        ids = (
+            [self._read("find_experiment", experiment)[0]] if experiment is not None
+            else self._read("active_experiment_ids")
+        )
+        orders = [order_by] if isinstance(order_by, str) else list(order_by or [])
+        return self._read("search_runs", ids, filter, orders, limit, include_deleted)
+
+    def get_run(self, run_id: str) -> RunDetail:
+        """Status, times, duration, params, latest metrics, tags, artifacts, parent and children."""
+        return self._read("run_detail", run_id)
+
+    def metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
+        """Every logged point of one metric, by step: ``[(step, value, timestamp), …]``.
+
+        Raises:
+            NotFoundError: the run does not exist, or never logged ``key``.
+        """
+        points = self._read("metric_history", run_id, key)
+        if not points:
+            known = sorted(self._read("get_run", run_id).metrics)
+            raise NotFoundError("metric", key, f"run {run_id} logged: {', '.join(known) or 'none'}")
+        return points
+
+    def best_run(
+        self, experiment: str, metric: str, mode: str = "min"
+    ) -> RunInfo | None:
+        """The finished run with the lowest (``min``) or highest (``max``) final ``metric``.
+
+        One sorted query with ``max_results=1``; None when no finished run logged the metric
+        as a number.
+        """
+        if mode not in MODES:
+            raise InputError(f"mode must be 'min' or 'max', got {mode!r}")
+        direction = "ASC" if mode == "min" else "DESC"
+        runs = self.list_runs(
+            experiment, filter=FINISHED_FILTER,
+            order_by=f"metrics.{_search.quote_key(metric)} {direction}", limit=1,
+        )
+        if not runs or metric not in runs[0].metrics or runs[0].metrics[metric] != runs[0].metrics[
+                metric]:
+            return None
+        return runs[0]
+
+    def compare_runs(self, run_ids: list[str]) -> RunComparison:
+        """Params and final metrics of the runs side by side, and the keys whose values differ."""
+        if len(run_ids) < 2:
+            raise InputError("compare needs at least two run ids")
+        runs = [self._read("get_run", run_id) for run_id in run_ids]
+        param_keys = sorted({key for run in runs for key in run.params})
+        metric_keys = sorted({key for run in runs for key in run.metrics})
+        params = {key: [run.params.get(key) for run in runs] for key in param_keys}
+        metrics = {key: [run.metrics.get(key) for run in runs] for key in metric_keys}
+        return RunComparison(
+            runs=runs,
+            params=params,
+            metrics=metrics,
+            differing_params=[key for key in param_keys if values_differ(params[key])],
+            differing_metrics=[key for key in metric_keys if values_differ(metrics[key])],
+        )
+
+    # --- registry ------------------------------------------------------------------------
+
+    def register_model(
+        self, run_id: str, name: str, alias: str | None = None
+    ) -> ModelVersionInfo:
+        """Register the model the run logged as a new version of ``name`` (created if new).
+
+        Finds the run's MLflow 3 LoggedModel, or else an artifact folder with an MLmodel file.
+
+        Raises:
+            NotFoundError: the run does not exist.
+            RunHasNoModelError: the run logged no model.
+        """
+        from agentnn.sdk import _registry
+
+        with self._errors("run", run_id):
+            return _registry.register(self._client, run_id, name, alias)
+
+    def set_alias(self, name: str, alias: str, version: int) -> ModelVersionInfo:
+        """Point ``name@alias`` at ``version``; the alias moves if it pointed elsewhere."""
+        from agentnn.sdk import _registry
+
+        with self._errors("registered model", name):
+            return _registry.set_alias(self._client, name, alias, int(version))
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        """Remove ``name@alias``; the version itself stays."""
+        from agentnn.sdk import _registry
+
+        with self._errors("alias", f"{name}@{alias}"):
+            _registry.delete_alias(self._client, name, alias)
+
+    def list_versions(self, name: str) -> list[ModelVersionInfo]:
+        """Versions of ``name``, newest first: aliases, run, created, source, run metrics."""
+        from agentnn.sdk import _registry
+
+        with self._errors("registered model", name):
+            return _registry.list_versions(self._client, name, self._mlflow.page_size)
+
+    def load_model(self, uri: str, *, trust: bool = False) -> Any:
+        """Load a model: ``name@alias``, ``name/3``, ``runs:/<id>/model``, a model id or a path.
+
+        Delegates to the one loader, ``agentnn.mlflow_integration.model_loading``; a legacy
+        ``models:/name/Production`` is first resolved to its version, with a
+        DeprecationWarning. A pickled ``mlflow.pytorch`` model needs ``trust=True``.
+        """
+        from agentnn.mlflow_integration.model_loading import load_model
+        from agentnn.sdk import _registry
+
+        if uri.startswith("models:/") and uri.count("/") == 2 and "@" not in uri:
+            with self._errors("model", uri):
+                uri = _registry.resolve_legacy_stage_uri(self._client, uri)
+        return load_model(uri, tracking_uri=self.tracking_uri, trust=trust)
+
+    # --- store ---------------------------------------------------------------------------
+
+    def migrate(self, source: str | Path | None = None) -> MigrationReport:
+        """Move a legacy MLflow file store into this SQLite store, losing nothing.
+
+        ``source`` defaults to ``./mlruns``. Artifacts stay where they are; the runs point
+        at them. See :mod:`agentnn.sdk._migrate`.
+        """
+        from agentnn.sdk._migrate import migrate_file_store
+
+        if self._direct is not None:
+            self._direct.close()
+        path = Path(source) if source is not None else self.settings.cwd / config.DEFAULT_STORE_DIR
+        return migrate_file_store(path, self.tracking_uri)
+
+    def ui_command(self, host: str = "127.0.0.1", port: int = 5000) -> list[str]:
+        """The ``mlflow server`` command line that serves the UI on this store."""
+        from agentnn.sdk._ui import server_command
+
+        return server_command(self.settings, host=host, port=port)
+
+    def close(self) -> None:
+        """Release the direct SQLite connection, if one is open."""
+        if self._direct is not None:
+            self._direct.close()
