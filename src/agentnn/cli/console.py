@@ -73,8 +73,13 @@ def print_table(
     *,
     output: str = "table",
     records: Any = None,
+    row_styles: Sequence[str | None] | None = None,
 ) -> None:
-    """Print rows as a Rich table, or as CSV/JSON; JSON prints ``records`` when given."""
+    """Print rows as a Rich table, or as CSV/JSON; JSON prints ``records`` when given.
+
+    ``row_styles`` gives a Rich style per row (e.g. :data:`STYLE_CHANGED` for values that
+    differ); tables only, since CSV and JSON carry that fact in their own columns.
+    """
     rows = [[_cell(value) for value in row] for row in rows]
     if output == "json":
         records = records if records is not None else [dict(zip(columns, r)) for r in rows]
@@ -88,9 +93,19 @@ def print_table(
     table = Table(title=title, header_style=STYLE_HEADER, expand=False)
     for column in columns:
         table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(*row)
+    for index, row in enumerate(rows):
+        table.add_row(*row, style=row_styles[index] if row_styles else None)
     stdout().print(table)
+
+
+def print_json(data: Any) -> None:
+    """Stable JSON on stdout (see :func:`to_json`)."""
+    print(to_json(data))
+
+
+def message(text: str, style: str | None = None) -> None:
+    """One human-readable line on stdout, e.g. what a command changed."""
+    stdout().print(text, style=style, markup=False)
 
 
 def _cell(value: Any) -> str:
