@@ -37,10 +37,10 @@ class ErrorsAsOneLine(TyperGroup):
             if os.environ.get(DEBUG_VARIABLE):
                 raise
             console.error_line(str(error))
-            raise click.exceptions.Exit(EXIT_USER_ERROR) from None
+            raise typer.Exit(EXIT_USER_ERROR) from None
         except KeyboardInterrupt:
             console.error_line("interrupted")
-            raise click.exceptions.Exit(130) from None
+            raise typer.Exit(130) from None
 
 
 app = typer.Typer(
