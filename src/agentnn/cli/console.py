@@ -74,11 +74,13 @@ def print_table(
     output: str = "table",
     records: Any = None,
     row_styles: Sequence[str | None] | None = None,
+    no_wrap: Sequence[str] = (),
 ) -> None:
     """Print rows as a Rich table, or as CSV/JSON; JSON prints ``records`` when given.
 
     ``row_styles`` gives a Rich style per row (e.g. :data:`STYLE_CHANGED` for values that
     differ); tables only, since CSV and JSON carry that fact in their own columns.
+    Columns named in ``no_wrap`` (ids people copy) are never folded; others give way.
     """
     rows = [[_cell(value) for value in row] for row in rows]
     if output == "json":
@@ -92,7 +94,10 @@ def print_table(
 
     table = Table(title=title, header_style=STYLE_HEADER, expand=False)
     for column in columns:
-        table.add_column(column, overflow="fold")
+        if column in no_wrap:
+            table.add_column(column, no_wrap=True, min_width=len(column))
+        else:
+            table.add_column(column, overflow="fold")
     for index, row in enumerate(rows):
         table.add_row(*row, style=row_styles[index] if row_styles else None)
     stdout().print(table)

@@ -1,8 +1,403 @@
-"""`agentnn model …`: experiments, runs, the registry and loading."""
+"""`agentnn model …`: experiments, runs, the registry and loading.
+
+Each command parses its options, asks :class:`agentnn.sdk.nn_models.ModelManager` one
+question and renders the answer through :mod:`agentnn.cli.console`. The SDK is imported inside
+the command bodies, so ``--help`` loads neither MLflow nor PyTorch; on a SQLite store the
+listing commands never import MLflow at all.
+
+``--output json`` prints the ``to_dict()`` of the SDK's records (documented in the README):
+stable keys, ISO 8601 UTC times, durations in seconds, ``null`` for what a run never recorded,
+and NaN as the string ``"nan"``.
+"""
 
 from __future__ import annotations
 
+import enum
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
+
+from agentnn.cli import console
+
+if TYPE_CHECKING:
+    from agentnn.sdk.nn_models import ModelManager, RunInfo
 
 app = typer.Typer(help="List experiments, inspect and compare runs, register, promote, load.",
                   no_args_is_help=True)
+
+KEY_METRICS_SHOWN = 4  # metric columns in the runs table; the rest are in --output json/csv
+DEFAULT_LIMIT = 100
+DEFAULT_UI_PORT = 5000
+DEFAULT_PLOT_FILE = "curves.png"
+LOCALHOST = "127.0.0.1"
+
+
+class Output(str, enum.Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+TrackingURI = Annotated[
+    str | None,
+    typer.Option("--tracking-uri", help="Store to read; default: MLFLOW_TRACKING_URI, .env, "
+                 "then ./mlruns.", show_default=False),
+]
+OutputOption = Annotated[Output, typer.Option("--output", help="table, json or csv.")]
+
+
+def _manager(tracking_uri: str | None) -> ModelManager:
+    from agentnn.sdk.nn_models import ModelManager
+
+    return ModelManager(tracking_uri)
+
+
+# --- formatting helpers --------------------------------------------------------------------
+
+
+def _time(millis: int | None, short: bool = False) -> str:
+    """Local time for tables; ``short`` drops the year and seconds to leave room for metrics."""
+    if millis is None:
+        return ""
+    return datetime.fromtimestamp(millis / 1000).strftime(
+        "%m-%d %H:%M" if short else "%Y-%m-%d %H:%M:%S")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def _key_metrics(runs: list[RunInfo], first: str | None = None) -> list[str]:
+    """The metric columns worth a place in a table: the one asked about, then the commonest."""
+    counts = Counter(key for run in runs for key in run.metrics)
+    keys = [first] if first else []
+    keys += [key for key, _ in counts.most_common() if key not in keys]
+    return keys[:KEY_METRICS_SHOWN]
+
+
+def _metric_from_order(order_by: str | None) -> str | None:
+    if not order_by or not order_by.lower().startswith(("metrics.", "metric.")):
+        return None
+    key = order_by.split(".", 1)[1].rsplit(" ", 1)
+    name = key[0] if len(key) == 2 and key[1].upper() in ("ASC", "DESC") else " ".join(key)
+    return name.strip().strip("`\"")
+
+
+def _print_runs(title: str, runs: list[RunInfo], output: Output, metric: str | None) -> None:
+    if output is Output.json:
+        console.print_json([run.to_dict() for run in runs])
+        return
+    if output is Output.csv:
+        metric_keys = sorted({key for run in runs for key in run.metrics})
+        param_keys = sorted({key for run in runs for key in run.params})
+        columns = ["run_id", "run_name", "experiment_id", "status", "start_time", "end_time",
+                   "duration_s", "parent_run_id"]
+        columns += [f"metrics.{key}" for key in metric_keys]
+        columns += [f"params.{key}" for key in param_keys]
+        rows = []
+        for run in runs:
+            data = run.to_dict()
+            rows.append([data[column] for column in columns[:8]]
+                        + [run.metrics.get(key) for key in metric_keys]
+                        + [run.params.get(key) for key in param_keys])
+        console.print_table(title, columns, rows, output="csv")
+        return
+    metric_keys = _key_metrics(runs, metric)
+    columns = ["run id", "name", "status", "started", "duration", *metric_keys]
+    rows = [
+        [run.run_id, run.run_name, run.status, _time(run.start_time_ms, short=True),
+         _duration(run.duration_s), *[run.metrics.get(key) for key in metric_keys]]
+        for run in runs
+    ]
+    console.print_table(title, columns, rows, no_wrap=["run id", "status"])
+
+
+# --- experiments and runs ------------------------------------------------------------------
+
+
+@app.command()
+def experiments(
+    all_: Annotated[bool, typer.Option("--all", help="Include deleted experiments.")] = False,
+    output: OutputOption = Output.table,
+    tracking_uri: TrackingURI = None,
+) -> None:
+    """The experiments: name, id, run count and when the last run started."""
+    found = _manager(tracking_uri).list_experiments(include_deleted=all_)
+    rows = [
+        [e.name, e.experiment_id, e.run_count, _time(e.last_run_ms), e.lifecycle_stage]
+        for e in found
+    ]
+    console.print_table("experiments", ["name", "id", "runs", "last run", "state"], rows,
+                        output=output.value, records=[e.to_dict() for e in found])
+
+
+@app.command()
+def runs(
+    experiment: Annotated[
+        str | None, typer.Argument(help="Experiment name or id; all experiments when left out.")
+    ] = None,
+    filter_: Annotated[
+        str | None, typer.Option("--filter", help="MLflow search filter, e.g. "
+                                 "\"params.lr = '0.001' and metrics.acc > 0.9\".")
+    ] = None,
+    order_by: Annotated[
+        str | None, typer.Option("--order-by", help="e.g. 'metrics.val_loss ASC'; newest first "
+                                 "by default.")
+    ] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", min=0, help="At most this many runs; 0 lists them all.")
+    ] = DEFAULT_LIMIT,
+    deleted: Annotated[bool, typer.Option("--deleted", help="Include deleted runs.")] = False,
+    output: OutputOption = Output.table,
+    tracking_uri: TrackingURI = None,
+) -> None:
+    """Runs with status, duration and the key metrics."""
+    found = _manager(tracking_uri).list_runs(
+        experiment, filter=filter_, order_by=order_by, limit=limit or None,
+        include_deleted=deleted,
+    )
+    _print_runs(f"runs of {experiment}" if experiment else "runs", found, output,
+                _metric_from_order(order_by))
+
+
+@app.command()
+def show(
+    run_id: Annotated[str, typer.Argument(help="The run id.")],
+    output: OutputOption = Output.table,
+    tracking_uri: TrackingURI = None,
+) -> None:
+    """Everything about one run: status, times, params, metrics, tags, artifacts, family."""
+    detail = _manager(tracking_uri).get_run(run_id)
+    if output is Output.json:
+        console.print_json(detail.to_dict())
+        return
+    run = detail.run
+    sections: list[tuple[str, list[list[Any]]]] = [
+        ("run", [
+            ["id", run.run_id], ["name", run.run_name], ["experiment",
+                                                        f"{detail.experiment_name} "
+                                                        f"({run.experiment_id})"],
+            ["status", run.status], ["state", run.lifecycle_stage],
+            ["started", _time(run.start_time_ms)], ["ended", _time(run.end_time_ms)],
+            ["duration", _duration(run.duration_s)], ["parent", run.parent_run_id],
+            ["children", ", ".join(detail.child_run_ids)],
+            ["logged models", ", ".join(detail.logged_model_ids)],
+            ["artifact uri", detail.artifact_uri],
+        ]),
+        ("params", [[key, value] for key, value in sorted(run.params.items())]),
+        ("metrics (latest)", [[key, value] for key, value in sorted(run.metrics.items())]),
+        ("tags", [[key, value] for key, value in sorted(run.tags.items())]),
+        ("artifacts", [[path, ""] for path in detail.artifacts]),
+    ]
+    if output is Output.csv:
+        rows = [[section, *row] for section, section_rows in sections for row in section_rows]
+        console.print_table(None, ["section", "key", "value"], rows, output="csv")
+        return
+    for title, rows in sections:
+        if rows:
+            console.print_table(title, ["key", "value"], rows)
+
+
+@app.command()
+def best(
+    experiment: Annotated[str, typer.Argument(help="Experiment name or id.")],
+    metric: Annotated[str, typer.Option("--metric", help="Metric to rank finished runs by.")],
+    maximize: Annotated[
+        bool, typer.Option("--max", help="Highest value wins (default: lowest).")
+    ] = False,
+    output: OutputOption = Output.table,
+    tracking_uri: TrackingURI = None,
+) -> None:
+    """The best finished run of an experiment by one metric."""
+    from agentnn.errors import NotFoundError
+
+    found = _manager(tracking_uri).best_run(experiment, metric, mode="max" if maximize else "min")
+    if found is None:
+        raise NotFoundError("finished run with metric", metric,
+                            f"no finished run of {experiment!r} logged it as a number")
+    _print_runs(f"best run of {experiment} by {metric}", [found], output, metric)
+
+
+@app.command()
+def compare(
+    run_ids: Annotated[list[str], typer.Argument(help="Two or more run ids.")],
+    output: OutputOption = Output.table,
+    tracking_uri: TrackingURI = None,
+) -> None:
+    """Params and final metrics side by side; differing values highlighted."""
+    if len(run_ids) < 2:
+        raise typer.BadParameter("give at least two run ids", param_hint="RUN_IDS")
+    comparison = _manager(tracking_uri).compare_runs(run_ids)
+    if output is Output.json:
+        console.print_json(comparison.to_dict())
+        return
+    labels = [run.run_name or run.run_id[:8] for run in comparison.runs]
+    rows, styles = [], []
+    for kind, values, differing in (
+        ("params", comparison.params, comparison.differing_params),
+        ("metrics", comparison.metrics, comparison.differing_metrics),
+    ):
+        for key, per_run in values.items():
+            differs = key in differing
+            rows.append([f"{kind}.{key}", *per_run, "yes" if differs else ""])
+            styles.append(console.STYLE_CHANGED if differs else None)
+    columns = ["key", *labels, "differs"]
+    if output is Output.csv:
+        columns = ["key", *[run.run_id for run in comparison.runs], "differs"]
+    console.print_table("compare", columns, rows, output=output.value, row_styles=styles)
+
+
+@app.command()
+def plot(
+    run_ids: Annotated[list[str], typer.Argument(help="One or more run ids.")],
+    metric: Annotated[str, typer.Option("--metric", help="The metric to draw.")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="PNG file to write.")
+    ] = Path(DEFAULT_PLOT_FILE),
+    tracking_uri: TrackingURI = None,
+) -> None:
+    """Metric curves of one or more runs, as a PNG."""
+    from agentnn.sdk._plot import plot_curves
+
+    manager = _manager(tracking_uri)
+    curves = {}
+    for run_id in run_ids:
+        run = manager.get_run(run_id).run
+        curves[f"{run.run_name or ''} ({run_id[:8]})".strip()] = manager.metric_history(
+            run_id, metric)
+    written = plot_curves(curves, metric, out)
+    console.message(f"wrote {written}")
+
+
+# --- registry ------------------------------------------------------------------------------
+
+
+def _print_versions(title: str, versions: list[Any], output: Output) -> None:
+    metric_keys = sorted({key for v in versions for key in v.run_metrics})[:KEY_METRICS_SHOWN]
+    rows = [
+        [v.version, ", ".join(v.aliases), v.run_id, _time(v.created_ms), v.source, v.status,
+         *[v.run_metrics.get(key) for key in metric_keys]]
+        for v in versions
+    ]
+    console.print_table(
+        title, ["version", "aliases", "run id", "created", "source", "status", *metric_keys],
+        rows, output=output.value, records=[v.to_dict() for v in versions],
+    )
+
+
+@app.command()
+def register(
+    run_id: Annotated[str, typer.Argument(help="The run whose model to register.")],
+    name: Annotated[str, typer.Argument(help="Registered model name; created when new.")],
+    alias: Annotated[
+        str | None, typer.Option("--alias", help="Also point this alias at the new version.")
+    ] = None,
+    output: OutputOption = Output.table,
+    tracking_uri: TrackingURI = None,
+) -> None:
+    """Register the run's model as a new version of NAME."""
+    version = _manager(tracking_uri).register_model(run_id, name, alias=alias)
+    _print_versions(f"registered {name}", [version], output)
+
+
+@app.command()
+def alias(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    alias_name: Annotated[str, typer.Argument(metavar="ALIAS", help="Alias, e.g. champion.")],
+    version: Annotated[
+        int | None, typer.Argument(help="Version the alias should point at.", min=1)
+    ] = None,
+    delete: Annotated[bool, typer.Option("--delete", help="Remove the alias.")] = False,
+    tracking_uri: TrackingURI = None,
+) -> None:
+    """Move ALIAS to VERSION, or remove it with --delete."""
+    if delete == (version is not None):
+        raise typer.BadParameter("give either VERSION or --delete", param_hint="VERSION")
+    manager = _manager(tracking_uri)
+    if delete:
+        manager.delete_alias(name, alias_name)
+        console.message(f"removed {name}@{alias_name}")
+        return
+    manager.set_alias(name, alias_name, version)
+    console.message(f"{name}@{alias_name} -> version {version}")
+
+
+@app.command()
+def versions(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    output: OutputOption = Output.table,
+    tracking_uri: TrackingURI = None,
+) -> None:
+    """The versions of a registered model, with aliases and the metrics of their runs."""
+    _print_versions(f"versions of {name}", _manager(tracking_uri).list_versions(name), output)
+
+
+@app.command()
+def load(
+    uri: Annotated[str, typer.Argument(help="name@alias, name/3, runs:/<id>/model, a model id "
+                                       "or a folder.")],
+    predict: Annotated[
+        Path | None, typer.Option("--predict", help="JSON file with inputs: a list of rows, "
+                                  "or {\"inputs\": rows}.")
+    ] = None,
+    trust: Annotated[
+        bool, typer.Option("--trust", help="Allow a pickled (non-agentnn) model; unpickling "
+                           "runs code from the file, so only for models you trust.")
+    ] = False,
+    tracking_uri: TrackingURI = None,
+) -> None:
+    """Load a model, print its signature and, with --predict, its outputs as JSON."""
+    from agentnn.sdk._predict import describe_model, predict_json
+
+    loaded = _manager(tracking_uri).load_model(uri, trust=trust)
+    if predict is None:
+        console.print_json(describe_model(loaded))
+        return
+    console.print_json(predict_json(loaded, predict))
+
+
+# --- store ---------------------------------------------------------------------------------
+
+
+@app.command()
+def ui(
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to serve on.")] = (
+        DEFAULT_UI_PORT),
+    host: Annotated[
+        str, typer.Option("--host", help="Interface; the default serves this machine only.")
+    ] = LOCALHOST,
+    tracking_uri: TrackingURI = None,
+) -> None:
+    """Start the MLflow UI on the resolved store (Ctrl-C stops it)."""
+    import os
+
+    command = _manager(tracking_uri).ui_command(host=host, port=port)
+    console.message(f"MLflow UI on http://{host}:{port}  (Ctrl-C stops it)")
+    os.execv(command[0], command)  # the server takes over this process and its pid
+
+
+@app.command()
+def migrate(
+    path: Annotated[
+        Path | None, typer.Argument(help="Legacy file store folder; default ./mlruns.")
+    ] = None,
+    output: OutputOption = Output.table,
+    tracking_uri: TrackingURI = None,
+) -> None:
+    """Move a legacy MLflow file store into the SQLite store, losing nothing."""
+    report = _manager(tracking_uri).migrate(path)
+    rows = [[kind, count] for kind, count in report.counts.items()]
+    rows.append(["artifact files (kept in place)", report.artifact_files])
+    console.print_table(f"migrated {report.source} -> {report.target_uri}", ["moved", "count"],
+                        rows, output=output.value, records=report.to_dict())
