@@ -10,9 +10,11 @@ import torch
 
 from agentnn.data import (
     HashingFeaturizer,
+    InteractionDataset,
     agent_history,
     build_interaction_dataset,
     load_dataset,
+    load_interaction_dataset,
     synthesize_interactions,
     write_interactions,
 )
@@ -88,7 +90,10 @@ def test_tensors_are_torch_tensors_of_the_same_values() -> None:
 def test_a_log_file_loads_as_a_dataset_with_its_path_as_source(tmp_path) -> None:
     path = write_interactions(RECORDS[:50], tmp_path / "logs.jsonl")
     data = load_dataset(path, seed=0)
+    assert isinstance(data, InteractionDataset)
     assert data.params["data.source"] == str(path)
+    same = load_interaction_dataset(path, seed=0)
+    assert np.array_equal(same.train.features, data.train.features)
     assert len(data.train) + len(data.val) + len(data.test) == 50
 
 

@@ -25,6 +25,7 @@ Data sets for trainers (``agentnn.data.datasets``)::
 
     data = build_interaction_dataset(records, featurizer=None, seed=0, source="synthetic")
     data = load_dataset("logs.jsonl" | "digits", seed=0)
+    data = load_interaction_dataset("logs.jsonl", seed=0, featurizer=None)
     data = load_digits_dataset(seed=0)                   # 1,797 8x8 digits scaled to 0..1
     data.train / data.val / data.test                    # .features float32, .labels int64,
                                                          # .tensors() -> dict of torch tensors
@@ -75,6 +76,7 @@ _EXPORTS = {
     "dataset_params": "datasets",
     "load_digits_dataset": "datasets",
     "load_dataset": "datasets",
+    "load_interaction_dataset": "datasets",
     "routing_metadata": "datasets",
     "build_route_inputs": "datasets",
 }

@@ -344,7 +344,20 @@ def load_dataset(
     """``"digits"`` for scikit-learn's digits, otherwise the path of a JSON Lines log."""
     if str(source) == "digits":
         return load_digits_dataset(seed, val_fraction=val_fraction, test_fraction=test_fraction)
-    path = Path(source)
+    return load_interaction_dataset(source, seed=seed, featurizer=featurizer,
+                                    val_fraction=val_fraction, test_fraction=test_fraction)
+
+
+def load_interaction_dataset(
+    path: str | os.PathLike[str],
+    *,
+    seed: int = 0,
+    featurizer: HashingFeaturizer | None = None,
+    val_fraction: float = DEFAULT_VAL_FRACTION,
+    test_fraction: float = DEFAULT_TEST_FRACTION,
+) -> InteractionDataset:
+    """A JSON Lines interaction log as an :class:`InteractionDataset`; its path is the source."""
+    path = Path(path)
     return build_interaction_dataset(
         load_interactions(path), featurizer, seed=seed, val_fraction=val_fraction,
         test_fraction=test_fraction, source=str(path),
