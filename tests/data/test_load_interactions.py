@@ -38,6 +38,13 @@ def test_written_records_load_back_equal(tmp_path: Path) -> None:
     assert len(path.read_text(encoding="utf-8").splitlines()) == 2
 
 
+def test_an_invalid_record_is_not_written(tmp_path: Path) -> None:
+    bad = InteractionRecord(**{**GOOD, "confidence": 2.0})
+    with pytest.raises(DataError, match="record 1 .*'confidence'"):
+        write_interactions([InteractionRecord(**GOOD), bad], tmp_path / "logs.jsonl")
+    assert not (tmp_path / "logs.jsonl").exists()
+
+
 def test_unknown_fields_survive_a_round_trip(tmp_path: Path) -> None:
     path = write_lines(tmp_path / "logs.jsonl", [{**GOOD, "session": "abc", "cost": 0.01}])
     (record,) = load_interactions(path)

@@ -153,15 +153,20 @@ def write_interactions(
     """Write records as JSON Lines (UTF-8, one record a line) atomically; returns the path.
 
     The file is written next to its target and renamed into place, so a reader never sees half
-    a log.
+    a log. Every record is validated first: a log this function writes always loads back.
     """
     path = Path(path)
+    lines = []
+    for index, record in enumerate(records):
+        problems = validate_record(record.to_dict())
+        if problems:
+            field_name, reason = problems[0]
+            raise DataError(f"record {index} cannot be written to {path}: field {field_name!r}: "
+                            f"{reason}", path=str(path))
+        lines.append(canonical_json(record))
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
-    with temporary.open("w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(canonical_json(record))
-            handle.write("\n")
+    temporary.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     os.replace(temporary, path)
     return path
 
