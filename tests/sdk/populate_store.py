@@ -95,3 +95,24 @@ def _doubler_class():
 if __name__ == "__main__":
     Doubler = _doubler_class()
     print(json.dumps(build(sys.argv[1], Path(sys.argv[2]))))
+
+
+def build_once(base: Path) -> dict[str, str]:
+    """Build the store under ``base`` in a subprocess, or reuse it; adds ``uri`` and ``db``."""
+    import subprocess
+
+    folder = base / "populated-store"
+    ids_file = folder / "ids.json"
+    if not ids_file.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        db = folder / "store.db"
+        result = subprocess.run(
+            [sys.executable, __file__, f"sqlite:///{db}", str(folder / "artifacts")],
+            capture_output=True, text=True, timeout=300, cwd=folder,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"populating the store failed:\n{result.stderr[-3000:]}")
+        ids = json.loads(result.stdout.strip().splitlines()[-1])
+        ids.update(uri=f"sqlite:///{db}", db=str(db))
+        ids_file.write_text(json.dumps(ids))
+    return json.loads(ids_file.read_text())

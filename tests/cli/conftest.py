@@ -1,0 +1,46 @@
+"""Fixtures of the command tests: the plain-MLflow store of tests/sdk, and a CLI runner."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+_BUILDER = Path(__file__).parent.parent / "sdk" / "populate_store.py"
+
+
+def _build_once(base: Path) -> dict[str, str]:
+    spec = importlib.util.spec_from_file_location("populate_store_for_cli", _BUILDER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.build_once(base)
+
+
+@pytest.fixture(scope="session")
+def populated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Run ids of the plain-MLflow store, plus its ``uri``; read-only."""
+    return _build_once(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture
+def populated_copy(populated: dict[str, str], workdir: Path) -> dict[str, str]:
+    """A private copy of the populated store, for commands that change it."""
+    db = workdir / "copy.db"
+    shutil.copy(populated["db"], db)
+    return {**populated, "uri": f"sqlite:///{db}", "db": str(db)}
+
+
+@pytest.fixture
+def cli(workdir: Path):
+    """Run ``agentnn`` in-process; returns the click Result (exit_code, stdout, stderr)."""
+    from agentnn.cli.main import app
+
+    runner = CliRunner()
+
+    def run(*args: str):
+        return runner.invoke(app, list(args))
+
+    return run
