@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -17,20 +18,44 @@ import pytest
 SERVER_START_TIMEOUT = 120.0  # seconds; `mlflow server` takes about 20 s to start here
 
 
+@pytest.fixture(scope="session")
+def session_journal_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One journal folder for the session, so one writer process serves every test's runs."""
+    return tmp_path_factory.mktemp("journal")
+
+
+@pytest.fixture(scope="session")
+def template_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty SQLite store with MLflow's schema, made once; copying it is much faster."""
+    import mlflow
+
+    path = tmp_path_factory.mktemp("template") / "store.db"
+    mlflow.MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    return path
+
+
 @pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh working directory with no tracking settings in the environment."""
+def workdir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, session_journal_dir: Path
+) -> Path:
+    """A fresh working directory with no tracking settings in the environment.
+
+    Only the journal folder is shared across the session (the writer serves many stores).
+    """
     for name in list(os.environ):
         if name.startswith(("MLFLOW_", "AGENTNN_")):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("AGENTNN_JOURNAL_DIR", str(session_journal_dir))
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
 
 @pytest.fixture
-def store_uri(workdir: Path) -> str:
-    """A SQLite store in the temporary working directory."""
-    return f"sqlite:///{workdir / 'store.db'}"
+def store_uri(workdir: Path, template_store: Path) -> str:
+    """A fresh SQLite store in the temporary working directory."""
+    path = workdir / "store.db"
+    shutil.copyfile(template_store, path)
+    return f"sqlite:///{path}"
 
 
 def free_port() -> int:

@@ -10,6 +10,7 @@ expect (``TypeError``/``ValueError``), so code written against plain MLflow keep
     │   ├── LegacyFileStoreError    the target is an old MLflow file store
     │   └── MigrationError          a legacy file store cannot be moved into the SQLite store
     ├── InputError                  a value handed to agentnn is not usable
+    │   ├── InvalidArgumentError    (also ValueError) an argument is outside what it allows
     │   ├── InvalidMetricError      (also TypeError) a metric value is not a number
     │   ├── InvalidKeyError         (also ValueError) a key breaks MLflow's naming rules
     │   ├── ParamChangedError       (also ValueError) a param was logged again with another value
@@ -79,6 +80,10 @@ class MigrationError(ConfigError):
 
 class InputError(AgentNNError):
     """A value handed to agentnn cannot be used as it is."""
+
+
+class InvalidArgumentError(InputError, ValueError):
+    """An argument is outside the values it allows (a mode, a missing file, …)."""
 
 
 class InvalidMetricError(InputError, TypeError):

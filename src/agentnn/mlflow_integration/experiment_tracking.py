@@ -31,7 +31,12 @@ from types import TracebackType
 from typing import Any
 
 from agentnn import config
-from agentnn.errors import InputError, ParamChangedError, TrackingError, TrackingURIError
+from agentnn.errors import (
+    InvalidArgumentError,
+    ParamChangedError,
+    TrackingError,
+    TrackingURIError,
+)
 from agentnn.mlflow_integration import journal as journal_io
 from agentnn.mlflow_integration import writer as writer_process
 from agentnn.mlflow_integration.redaction import REDACTED_KEYS_TAG, redact
@@ -189,7 +194,7 @@ class TrackedRun:
         self._check_open()
         path = Path(local_path)
         if not path.exists():
-            raise InputError(f"artifact {str(path)!r} does not exist")
+            raise InvalidArgumentError(f"artifact {str(path)!r} does not exist")
         client = self._tracker.client
         if path.is_dir():
             client.log_artifacts(self.run_id, str(path), artifact_path)
@@ -260,7 +265,9 @@ class ExperimentTracker:
         drain_timeout: float | None = None,
     ) -> None:
         if not experiment_name or not isinstance(experiment_name, str):
-            raise InputError(f"experiment name must be a non-empty string, got {experiment_name!r}")
+            raise InvalidArgumentError(
+                f"experiment name must be a non-empty string, got {experiment_name!r}"
+            )
         self.experiment_name = experiment_name
         self.settings = config.resolve(
             tracking_uri, journal_dir=journal_dir, drain_timeout=drain_timeout
@@ -377,7 +384,7 @@ class ExperimentTracker:
         run_id = active.info.run_id
         writer_process.start_writer(self.journal_dir)  # imports MLflow while training starts
         journal = journal_io.BufferedJournal(
-            journal_io.journal_path(self.journal_dir, run_id),
+            journal_io.new_journal_path(self.journal_dir, run_id),
             {"run_id": run_id, "tracking_uri": self.tracking_uri, "created": _now_ms()},
             self._flush_interval,
             keepalive=lambda: writer_process.start_writer(self.journal_dir),
@@ -397,7 +404,7 @@ class ExperimentTracker:
         Runs without the metric, and NaN values, are ignored; None when no run qualifies.
         """
         if mode not in ("min", "max"):
-            raise InputError(f"mode must be 'min' or 'max', got {mode!r}")
+            raise InvalidArgumentError(f"mode must be 'min' or 'max', got {mode!r}")
         check_key(metric)
         order = "ASC" if mode == "min" else "DESC"
         page_token = None

@@ -1,7 +1,8 @@
 """The per-run journal: an append-only local file that holds every record until the store has it.
 
-Layout of ``<journal_dir>/<run_id>.jsonl``: the first line is a header (``{"run_id", "tracking_uri",
-"created"}``); every further line is one *chunk*, a JSON array of records appended in one write:
+Layout of ``<journal_dir>/<run_id>.<ns>.jsonl``: the first line is a header (``{"run_id",
+"tracking_uri", "created"}``); every further line is one *chunk*, a JSON array of records
+appended in one write:
 
     ["m", key, value, timestamp_ms, step]   a metric point
     ["p", key, value]                       a param
@@ -38,8 +39,12 @@ MAX_RECORDS_PER_CHUNK = 5000  # bounds one write and one parse
 KEEPALIVE_INTERVAL = 5.0  # seconds between checks that a writer is forwarding the journal
 
 
-def journal_path(journal_dir: Path, run_id: str) -> Path:
-    return journal_dir / f"{run_id}{JOURNAL_SUFFIX}"
+def new_journal_path(journal_dir: Path, run_id: str) -> Path:
+    """A journal of its own for each time a run is started or resumed.
+
+    Never reusing a name means a writer can't mistake a new journal for an old, finished one.
+    """
+    return journal_dir / f"{run_id}.{time.time_ns()}{JOURNAL_SUFFIX}"
 
 
 @dataclass(frozen=True)
