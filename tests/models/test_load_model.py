@@ -8,7 +8,7 @@ from urllib.parse import urlparse
 
 import mlflow
 import pytest
-from conftest import assert_same_outputs, log_mlp, make_mlp
+from model_helpers import assert_same_outputs, log_mlp, make_mlp
 
 from agentnn.errors import ModelIntegrityError, NotFoundError, UnsafeModelError
 from agentnn.mlflow_integration.model_format import DATA_DIR_NAME, WEIGHTS_FILE

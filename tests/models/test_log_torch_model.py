@@ -6,7 +6,7 @@ import json
 
 import mlflow
 import pytest
-from conftest import MLP_CONFIG, N_FEATURES, log_mlp, make_mlp
+from model_helpers import MLP_CONFIG, N_FEATURES, log_mlp, make_mlp
 
 from agentnn.errors import ModelError, UntrustedBuilderError
 from agentnn.managers.builders import MLP_BUILDER
