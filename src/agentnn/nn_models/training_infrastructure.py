@@ -1,0 +1,669 @@
+"""Data-parallel training of the routing classifier with PyTorch DDP, experiment
+``distributed_training``.
+
+Why: one process trains the router on one core; ``torchrun`` starts one process per core or GPU,
+each trains on its own shard of every epoch, and DDP averages their gradients. Tracking stays a
+one-run affair: only rank 0 opens the MLflow run (the other ranks never import MLflow); the other
+ranks' losses and accuracies are all-reduced into the values rank 0 logs, so the run's metrics
+describe the whole job, not one shard.
+
+Gradient accumulation really accumulates: the inner micro-steps of an accumulation window run
+under ``no_sync()``, so gradients are summed locally and exchanged once, on the optimiser step.
+Rank 0 writes an atomic checkpoint every epoch (keeping the last N); a job started with
+``resume_from`` reopens the same MLflow run and continues its steps.
+
+Run example (two processes on CPU; ``gloo`` is chosen without a GPU, ``nccl`` with one)::
+
+    python -m torch.distributed.run --nproc_per_node=2 --master_addr 127.0.0.1 \\
+        --master_port 29531 -m agentnn.nn_models.training_infrastructure \\
+        --dataset digits --config cfg.yaml --result-file result.json
+
+or from Python, which picks a free loopback port and returns the run::
+
+    from agentnn.nn_models import training_infrastructure as ti
+    result = ti.launch(2, ti.DistributedConfig(epochs=5), dataset="digits")
+    print(result.run_id, result.best_metrics)
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from agentnn.errors import TrainerConfigError
+from agentnn.nn_models.common import (
+    DEFAULT_KEEP_CHECKPOINTS,
+    SCHEDULERS,
+    Checkpoint,
+    CheckpointManager,
+    EarlyStopping,
+    EpochCallback,
+    EpochTimer,
+    TrainResult,
+    batch_order,
+    check_choice,
+    check_config,
+    check_positive,
+    check_range,
+    check_resume_config,
+    checkpoint_dir,
+    config_dict,
+    config_from_mapping,
+    copy_state,
+    current_lr,
+    flatten_config,
+    iterate_batches,
+    load_checkpoint,
+    log_best_model,
+    log_data_params,
+    make_scheduler,
+    open_tracker,
+    require_features,
+    require_samples,
+    seed_everything,
+    step_scheduler,
+)
+
+EXPERIMENT = "distributed_training"
+BUILDER = "agentnn.nn_models.training_infrastructure:build_model"
+MIN_TRAIN_SAMPLES = 16  # below this a shard per rank is a handful of samples
+BACKENDS = ("auto", "gloo", "nccl")
+LAUNCH_TIMEOUT_S = 1800.0  # a hung rank must not hang the caller for ever
+PROCESS_GROUP_TIMEOUT_S = 300  # a rank waiting this long in a collective gives up
+
+
+@dataclass
+class DistributedConfig:
+    """Settings of a data-parallel training job; every field is logged as a param."""
+
+    # --- model --------------------------------------------------------------------------
+    hidden_sizes: list[int] = field(default_factory=lambda: [64, 32])
+    """Widths of the hidden layers of the router MLP."""
+    dropout: float = 0.1  # 0..0.9; regularises small interaction logs
+    # --- optimisation -------------------------------------------------------------------
+    epochs: int = 10
+    batch_size: int = 32  # samples per rank per micro-step
+    grad_accum_steps: int = 1  # micro-steps summed before one optimiser step (and one all-reduce)
+    lr: float = 3e-3  # AdamW
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0  # gradient clipping; 0 disables it
+    scheduler: str = "cosine"  # constant | cosine | step | plateau
+    early_stopping_patience: int = 0  # epochs without a lower val_loss; 0 never stops
+    # --- job ----------------------------------------------------------------------------
+    backend: str = "auto"  # auto picks nccl when CUDA is available, gloo otherwise
+    seed: int = 0
+    keep_checkpoints: int = DEFAULT_KEEP_CHECKPOINTS
+    checkpoint_root: str | None = None  # default ./checkpoints/<experiment>/<run id>
+    rank_metrics_dir: str | None = None
+    """When set, every rank appends its own un-reduced epoch sums to ``rank-<r>.jsonl`` here,
+    so the all-reduced values in the run can be audited against the shards."""
+
+    def validate(self) -> None:
+        if not self.hidden_sizes or any(
+            isinstance(width, bool) or not isinstance(width, int) or width <= 0
+            for width in self.hidden_sizes
+        ):
+            raise TrainerConfigError(
+                f"hidden_sizes must be a non-empty list of positive integers, got "
+                f"{self.hidden_sizes!r}"
+            )
+        check_range("dropout", self.dropout, 0.0, 0.9)
+        for name in ("epochs", "batch_size", "grad_accum_steps", "keep_checkpoints"):
+            check_positive(name, getattr(self, name))
+        check_positive("lr", self.lr)
+        check_positive("weight_decay", self.weight_decay, allow_zero=True)
+        check_positive("max_grad_norm", self.max_grad_norm, allow_zero=True)
+        check_positive("early_stopping_patience", self.early_stopping_patience, allow_zero=True)
+        check_choice("scheduler", self.scheduler, SCHEDULERS)
+        check_choice("backend", self.backend, BACKENDS)
+
+
+# --- model -------------------------------------------------------------------------------------
+
+
+def build_model(config: dict[str, Any]) -> Any:
+    """The router MLP from its JSON spec: ``n_features``, ``hidden_sizes``, ``n_classes``."""
+    from torch import nn
+
+    sizes = [int(config["n_features"]), *(int(width) for width in config["hidden_sizes"])]
+    layers: list[nn.Module] = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        layers += [nn.Linear(fan_in, fan_out), nn.ReLU(), nn.Dropout(float(config["dropout"]))]
+    layers.append(nn.Linear(sizes[-1], int(config["n_classes"])))
+    return nn.Sequential(*layers)
+
+
+# --- the process group -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class World:
+    """Where this process sits in the job; a single process is rank 0 of a world of 1."""
+
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.size > 1
+
+
+def world_from_env() -> World:
+    """Read the rank and world size ``torchrun`` puts in the environment."""
+    return World(
+        rank=int(os.environ.get("RANK", 0)),
+        size=int(os.environ.get("WORLD_SIZE", 1)),
+        local_rank=int(os.environ.get("LOCAL_RANK", 0)),
+    )
+
+
+def _pick_backend(requested: str) -> str:
+    import torch
+
+    if requested != "auto":
+        return requested
+    return "nccl" if torch.cuda.is_available() else "gloo"
+
+
+@contextlib.contextmanager
+def process_group(world: World, backend: str) -> Iterator[Any]:
+    """Join the job's process group (when there is more than one rank); yields the device."""
+    import torch
+    import torch.distributed as dist
+
+    backend = _pick_backend(backend)
+    if backend == "nccl":
+        torch.cuda.set_device(world.local_rank)
+        device = torch.device("cuda", world.local_rank)
+    else:
+        device = torch.device("cpu")
+    owns_group = world.distributed and not dist.is_initialized()
+    if owns_group:
+        dist.init_process_group(backend, timeout=timedelta(seconds=PROCESS_GROUP_TIMEOUT_S))
+    try:
+        yield device
+    finally:
+        if owns_group:
+            dist.destroy_process_group()
+
+
+def all_reduce_sums(values: list[float], world: World, device: Any, op: str = "sum") -> list[float]:
+    """Sum (or max) a few numbers over all ranks in one collective; a no-op for one rank."""
+    if not world.distributed:
+        return list(values)
+    import torch
+    import torch.distributed as dist
+
+    tensor = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM)
+    return tensor.cpu().tolist()
+
+
+# --- data --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Split:
+    """The float32 features and integer labels of one split."""
+
+    x: Any
+    y: Any
+
+
+@dataclass
+class PreparedData:
+    """What the training loop needs from a data set, checked before any run exists."""
+
+    train: Split
+    val: Split
+    test: Split
+    n_classes: int
+    params: dict[str, Any]
+    metadata: dict[str, Any]
+    """Stored with the model: the agents and featuriser of a routing data set."""
+
+
+def _as_split(part: Any) -> Split:
+    import torch
+
+    return Split(torch.as_tensor(part.features, dtype=torch.float32),
+                 torch.as_tensor(part.labels, dtype=torch.long))
+
+
+def prepare_data(data: Any) -> PreparedData:
+    """Tensors, class count, data params and model metadata of a data-layer data set.
+
+    Raises :class:`TrainerConfigError` for an empty or too-small training set, an empty
+    validation set, or splits whose shapes disagree.
+    """
+    for name in ("train", "val", "params", "n_classes"):
+        if not hasattr(data, name):
+            raise TrainerConfigError(
+                f"data must be a data set from agentnn.data (load_dataset), it has no {name!r}"
+            )
+    train, val = _as_split(data.train), _as_split(data.val)
+    test = _as_split(data.test) if getattr(data, "test", None) is not None else val
+    require_samples(len(train.y), MIN_TRAIN_SAMPLES)
+    require_samples(len(val.y), 1, "validation set")
+    for name, split in (("training", train), ("validation", val), ("test", test)):
+        if split.x.dim() != 2 or len(split.x) != len(split.y):
+            raise TrainerConfigError(
+                f"the {name} split must hold (samples, n_features) features and one label per "
+                f"sample, got features {tuple(split.x.shape)} and labels {tuple(split.y.shape)}"
+            )
+        require_features(int(split.x.shape[1]), int(train.x.shape[1]),
+                         f"input features of the {name} split")
+    n_classes = int(data.n_classes)
+    if n_classes < 2:
+        raise TrainerConfigError("the data set has fewer than two classes; nothing to route")
+    top = max(int(train.y.max()), int(val.y.max()), int(test.y.max()))
+    if top >= n_classes or min(int(train.y.min()), int(val.y.min())) < 0:
+        raise TrainerConfigError(f"labels must lie in 0..{n_classes - 1}, found {top}")
+    route = getattr(data, "route_metadata", None)
+    metadata = dict(route()) if callable(route) else {"class_names": list(data.class_names)}
+    return PreparedData(train, val, test, n_classes, dict(data.params), metadata)
+
+
+def shard(order: Any, world: World) -> Any:
+    """This rank's indices of an epoch order: every ``size``-th, equal length on every rank.
+
+    The tail that does not divide evenly is dropped (as ``DistributedSampler(drop_last=True)``)
+    because ranks with a different number of micro-steps would deadlock in the all-reduce.
+    """
+    usable = len(order) - len(order) % world.size
+    return order[:usable][world.rank::world.size]
+
+
+# --- one epoch ---------------------------------------------------------------------------------
+
+
+@dataclass
+class EpochSums:
+    """Un-averaged sums of one rank; averaged only after they are summed over all ranks."""
+
+    loss: float = 0.0
+    correct: float = 0.0
+    count: float = 0.0
+
+    def as_list(self) -> list[float]:
+        return [self.loss, self.correct, self.count]
+
+
+def train_epoch(
+    model: Any, optimizer: Any, data: Split, config: DistributedConfig, world: World,
+    device: Any, epoch: int, log_step: Any, global_step: int,
+) -> tuple[EpochSums, int]:
+    """One pass over this rank's shard with gradient accumulation; returns sums and step."""
+    import torch
+    import torch.nn.functional as F
+
+    model.train()
+    sums = EpochSums()
+    indices = shard(batch_order(len(data.y), seed=config.seed, epoch=epoch), world)
+    batches = list(iterate_batches(indices, config.batch_size))
+    windows = [batches[i:i + config.grad_accum_steps]
+               for i in range(0, len(batches), config.grad_accum_steps)]
+    optimizer.zero_grad(set_to_none=True)
+    for window in windows:
+        window_samples = sum(len(batch) for batch in window)
+        window_loss = 0.0
+        for number, batch in enumerate(window, start=1):
+            x, y = data.x[batch].to(device), data.y[batch].to(device)
+            syncs = number == len(window) or not world.distributed
+            with contextlib.nullcontext() if syncs else model.no_sync():
+                logits = model(x)
+                loss = F.cross_entropy(logits, y)
+                # weighted by the micro-batch's share, the summed gradient is the window's mean
+                (loss * (len(y) / window_samples)).backward()
+            batch_loss = float(loss.detach()) * len(y)
+            window_loss += batch_loss
+            sums.loss += batch_loss
+            sums.correct += float((logits.detach().argmax(dim=1) == y).sum())
+            sums.count += len(y)
+        if config.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        global_step += 1
+        loss_sum, count = all_reduce_sums([window_loss, window_samples], world, device)
+        log_step({"step_loss": loss_sum / count}, global_step)
+    return sums, global_step
+
+
+def evaluate(model: Any, data: Split, config: DistributedConfig, world: World,
+             device: Any) -> EpochSums:
+    """Loss and correct predictions of this rank's shard of a split, without gradients."""
+    import torch
+    import torch.nn.functional as F
+
+    model.eval()
+    sums = EpochSums()
+    indices = torch.arange(len(data.y))[world.rank::world.size]  # no collectives: keep all
+    with torch.no_grad():
+        for batch in iterate_batches(indices, max(config.batch_size, 256)):
+            x, y = data.x[batch].to(device), data.y[batch].to(device)
+            logits = model(x)
+            sums.loss += float(F.cross_entropy(logits, y, reduction="sum"))
+            sums.correct += float((logits.argmax(dim=1) == y).sum())
+            sums.count += len(y)
+    return sums
+
+
+def reduce_epoch_metrics(
+    train: EpochSums, val: EpochSums, seconds: float, world: World, device: Any
+) -> dict[str, float]:
+    """Job-wide epoch metrics: sums over ranks, then averages; the slowest rank's time."""
+    totals = all_reduce_sums(train.as_list() + val.as_list(), world, device)
+    (seconds_max,) = all_reduce_sums([seconds], world, device, op="max")
+    train_loss, train_correct, train_count, val_loss, val_correct, val_count = totals
+    seconds_max = max(seconds_max, 1e-9)
+    return {
+        "train_loss": train_loss / train_count,
+        "train_acc": train_correct / train_count,
+        "val_loss": val_loss / val_count,
+        "val_acc": val_correct / val_count,
+        "epoch_time_s": seconds_max,
+        "samples_per_s": train_count / seconds_max,
+    }
+
+
+def _write_rank_sums(directory: str, world: World, epoch: int, train: EpochSums,
+                     val: EpochSums) -> None:
+    path = Path(directory) / f"rank-{world.rank}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = {"rank": world.rank, "epoch": epoch, "train": dataclasses.asdict(train),
+            "val": dataclasses.asdict(val)}
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(line) + "\n")
+
+
+# --- tracking on rank 0 only -------------------------------------------------------------------
+
+
+class _SilentRun:
+    """Stands in for the tracked run on ranks other than 0, which never talk to MLflow."""
+
+    run_id = ""
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        pass
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        pass
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def _rank_run(world: World, tracker: Any, run_id: str | None) -> Iterator[tuple[Any, str]]:
+    """Rank 0: the tracked run and its experiment id; other ranks: a silent stand-in."""
+    if not world.is_main:
+        yield _SilentRun(), ""
+        return
+    tracker = open_tracker(tracker, EXPERIMENT)
+    with tracker.start_run(run_id=run_id) as run:
+        yield run, tracker.experiment_id
+
+
+# --- the entry ---------------------------------------------------------------------------------
+
+
+def train(
+    config: DistributedConfig | dict[str, Any] | None,
+    data: Any,
+    *,
+    tracker: Any = None,
+    register_as: str | None = None,
+    resume_from: str | os.PathLike[str] | None = None,
+    on_epoch: EpochCallback | None = None,
+) -> TrainResult:
+    """Train the router on this process's rank of the job (a world of 1 outside ``torchrun``).
+
+    Every rank calls this with the same config and data. Rank 0 creates (or, with
+    ``resume_from``, reopens) the one MLflow run and returns its :class:`TrainResult`; the other
+    ranks return one with an empty ``run_id``. Bad config or data raise
+    :class:`TrainerConfigError` before any process group or run exists.
+    """
+    config = check_config(config, DistributedConfig)
+    prepared = prepare_data(data)
+    checkpoint = load_checkpoint(resume_from) if resume_from is not None else None
+    if checkpoint is not None:
+        check_resume_config(checkpoint, config)
+    world = world_from_env()
+    with process_group(world, config.backend) as device:
+        return _train_job(config, prepared, world, device, tracker, register_as, checkpoint,
+                          on_epoch)
+
+
+def _train_job(
+    config: DistributedConfig, data: PreparedData, world: World, device: Any, tracker: Any,
+    register_as: str | None, checkpoint: Checkpoint | None, on_epoch: EpochCallback | None,
+) -> TrainResult:
+    import torch
+    from torch.nn.parallel import DistributedDataParallel
+
+    seed_everything(config.seed)
+    spec = {"n_features": int(data.train.x.shape[1]), "hidden_sizes": list(config.hidden_sizes),
+            "n_classes": data.n_classes, "dropout": config.dropout}
+    module = build_model(spec).to(device)
+    optimizer = torch.optim.AdamW(module.parameters(), lr=config.lr,
+                                  weight_decay=config.weight_decay)
+    scheduler = make_scheduler(optimizer, config.scheduler, epochs=config.epochs)
+    stopper = EarlyStopping(patience=config.early_stopping_patience)
+    best_state, best_metrics, start_epoch, global_step = copy_state(module), {}, 1, 0
+    if checkpoint is not None:
+        module.load_state_dict(checkpoint.model_state)
+        optimizer.load_state_dict(checkpoint.optimizer_state)
+        scheduler.load_state_dict(checkpoint.scheduler_state)
+        stopper.load_state_dict(checkpoint.extra["stopper"])
+        best_state = checkpoint.extra["best_state"]
+        best_metrics = dict(checkpoint.extra["best_metrics"])
+        start_epoch, global_step = checkpoint.epoch + 1, checkpoint.global_step
+    model = DistributedDataParallel(module) if world.distributed else module
+    epoch = start_epoch - 1
+    resumed_run_id = checkpoint.run_id if checkpoint else None
+    with _rank_run(world, tracker, resumed_run_id) as (run, experiment_id):
+        saver = CheckpointManager(
+            checkpoint_dir(config.checkpoint_root, EXPERIMENT, run.run_id or "rank"),
+            config.keep_checkpoints,
+        )
+        if checkpoint is None:
+            run.log_params({**flatten_config(config), "world_size": world.size,
+                            "backend": _pick_backend(config.backend)})
+            log_data_params(run, data.params)
+        for epoch in range(start_epoch, config.epochs + 1):
+            torch.manual_seed(config.seed * 1_000_003 + epoch * 1_009 + world.rank)  # dropout
+            lr = current_lr(optimizer)
+            with EpochTimer(0) as timer:
+                train_sums, global_step = train_epoch(
+                    model, optimizer, data.train, config, world, device, epoch,
+                    run.log_metrics, global_step,
+                )
+            val_sums = evaluate(module, data.val, config, world, device)
+            if config.rank_metrics_dir:
+                _write_rank_sums(config.rank_metrics_dir, world, epoch, train_sums, val_sums)
+            metrics = {**reduce_epoch_metrics(train_sums, val_sums, timer.seconds, world, device),
+                       "lr": lr}
+            run.log_metrics(metrics, step=epoch)
+            step_scheduler(scheduler, metrics["val_loss"])
+            if stopper.update(metrics["val_loss"], epoch):
+                best_state, best_metrics = copy_state(module), dict(metrics)
+            if world.is_main:
+                saver.save(Checkpoint(
+                    config=config_dict(config), model_state=module.state_dict(),
+                    optimizer_state=optimizer.state_dict(), epoch=epoch,
+                    global_step=global_step, run_id=run.run_id,
+                    scheduler_state=scheduler.state_dict(),
+                    extra={"stopper": stopper.state_dict(), "best_state": best_state,
+                           "best_metrics": best_metrics},
+                ))
+            if on_epoch is not None and world.is_main:
+                on_epoch(epoch, metrics)
+            if stopper.should_stop:
+                break
+        module.load_state_dict(best_state)
+        test_sums = evaluate(module, data.test, config, world, device)
+        test_loss, test_correct, test_count = all_reduce_sums(test_sums.as_list(), world, device)
+        best_metrics.update(test_loss=test_loss / test_count, test_acc=test_correct / test_count)
+        if not world.is_main:
+            return TrainResult(run_id="", best_metrics=best_metrics, model_uri=None,
+                               epochs_run=epoch)
+        run.log_metrics({"test_loss": best_metrics["test_loss"],
+                         "test_acc": best_metrics["test_acc"]}, step=epoch)
+        model_uri, version = log_best_model(
+            module.cpu(), builder=BUILDER, config=spec,
+            input_example=data.val.x[:2].numpy(), register_as=register_as,
+            metadata={**data.metadata, "world_size": world.size},
+        )
+        return TrainResult(
+            run_id=run.run_id, best_metrics=best_metrics, model_uri=model_uri,
+            registered_version=version, epochs_run=epoch, experiment_id=experiment_id,
+            best_epoch=stopper.best_epoch, checkpoint_dir=str(saver.directory),
+            stopped_early=stopper.should_stop,
+        )
+
+
+# --- launching the job -------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A TCP port on the loopback interface that is free right now, for the rendezvous."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def load_source(data: str | None, dataset: str | None, seed: int) -> Any:
+    """The data set every rank loads for itself (same file, same seed, same split)."""
+    from agentnn.data import load_dataset
+
+    if (data is None) == (dataset is None):
+        raise TrainerConfigError("give exactly one of --data <log.jsonl> or --dataset <name>")
+    return load_dataset(data if data is not None else dataset, seed=seed)
+
+
+def launch(
+    nproc: int,
+    config: DistributedConfig | dict[str, Any] | None = None,
+    *,
+    data: str | os.PathLike[str] | None = None,
+    dataset: str | None = None,
+    tracking_uri: str | None = None,
+    register_as: str | None = None,
+    resume_from: str | os.PathLike[str] | None = None,
+    timeout: float = LAUNCH_TIMEOUT_S,
+) -> TrainResult:
+    """Run the job under ``torchrun`` with ``nproc`` processes on this machine; its result.
+
+    The config and the data are checked here first, so a bad value raises before any process
+    starts or any run exists. Rank 0 writes the result (run id, metrics, model URI) to a JSON
+    file that is read back once every process has exited.
+    """
+    check_positive("nproc", nproc)
+    config = check_config(config, DistributedConfig)
+    data_path = str(data) if data is not None else None
+    prepare_data(load_source(data_path, dataset, config.seed))
+    if resume_from is not None:
+        check_resume_config(load_checkpoint(resume_from), config)
+    with tempfile.TemporaryDirectory(prefix="agentnn-ddp-") as tmp:
+        config_file = Path(tmp) / "config.json"
+        result_file = Path(tmp) / "result.json"
+        config_file.write_text(json.dumps(config_dict(config)), encoding="utf-8")
+        command = [
+            sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={int(nproc)}",
+            "--nnodes=1", "--master_addr=127.0.0.1", f"--master_port={free_port()}",
+            "-m", __name__, "--config", str(config_file), "--result-file", str(result_file),
+        ]
+        command += ["--data", data_path] if data_path is not None else ["--dataset", dataset]
+        for flag, value in (("--tracking-uri", tracking_uri), ("--register-as", register_as),
+                            ("--resume-from", resume_from)):
+            if value is not None:
+                command += [flag, str(value)]
+        completed = subprocess.run(command, timeout=timeout, capture_output=True, text=True)
+        if completed.returncode != 0 or not result_file.is_file():
+            raise TrainerConfigError(
+                f"the distributed job failed (exit {completed.returncode}): "
+                f"{_first_error_line(completed.stderr or completed.stdout)}"
+            )
+        return TrainResult(**json.loads(result_file.read_text(encoding="utf-8")))
+
+
+def _first_error_line(output: str) -> str:
+    """The line a failing rank printed about its error, else the last line of the output."""
+    lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith("error:") or "Error:" in line:
+            return line
+    return lines[-1] if lines else "no output"
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m agentnn.nn_models.training_infrastructure",
+        description="One rank of a data-parallel training job; start it with torchrun.",
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help="an interaction log (JSON Lines)")
+    source.add_argument("--dataset", help="a named data set, e.g. digits")
+    parser.add_argument("--config", help="DistributedConfig as a JSON or YAML file")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: resolved settings)")
+    parser.add_argument("--register-as", help="register the best model under this name")
+    parser.add_argument("--resume-from", help="a checkpoint file or folder to continue from")
+    parser.add_argument("--result-file", help="rank 0 writes the TrainResult here as JSON")
+    return parser.parse_args(argv)
+
+
+def _read_config_file(path: str | None) -> DistributedConfig:
+    if path is None:
+        return DistributedConfig()
+    import yaml
+
+    values = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    return config_from_mapping(DistributedConfig, values)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The per-rank entry ``torchrun`` starts; exit code 1 with one line on bad input."""
+    from agentnn.errors import AgentNNError
+
+    args = _parse_args(argv)
+    try:
+        config = _read_config_file(args.config)
+        tracker = None
+        if world_from_env().is_main and args.tracking_uri:
+            from agentnn.mlflow_integration import ExperimentTracker
+
+            tracker = ExperimentTracker(EXPERIMENT, tracking_uri=args.tracking_uri)
+        result = train(config, load_source(args.data, args.dataset, config.seed), tracker=tracker,
+                       register_as=args.register_as, resume_from=args.resume_from)
+    except AgentNNError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    if world_from_env().is_main and args.result_file:
+        target = Path(args.result_file)
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.write_text(json.dumps(dataclasses.asdict(result)), encoding="utf-8")
+        os.replace(tmp, target)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""`training_infrastructure.train` in one process: accumulation, seeding, resume, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from agentnn.data import build_interaction_dataset, synthesize_interactions
+from agentnn.errors import TrainerConfigError
+from agentnn.mlflow_integration import ExperimentTracker
+from agentnn.nn_models import training_infrastructure as ti
+
+EXPERIMENT = "distributed_training"
+
+
+@pytest.fixture(scope="module")
+def routing_data():
+    return build_interaction_dataset(synthesize_interactions(240, n_agents=4, seed=3), seed=3)
+
+
+def _history(client: mlflow.MlflowClient, run_id: str, key: str) -> dict[int, float]:
+    return {m.step: m.value for m in client.get_metric_history(run_id, key)}
+
+
+def test_accumulating_two_half_batches_matches_one_full_batch(store_uri: str, routing_data):
+    tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
+    common = {"epochs": 2, "dropout": 0.0, "scheduler": "constant", "seed": 5}
+    accumulated = ti.train({**common, "batch_size": 8, "grad_accum_steps": 2}, routing_data,
+                           tracker=tracker)
+    full = ti.train({**common, "batch_size": 16, "grad_accum_steps": 1}, routing_data,
+                    tracker=tracker)
+    stepped = ti.train({**common, "batch_size": 8, "grad_accum_steps": 1}, routing_data,
+                       tracker=tracker)
+
+    client = mlflow.MlflowClient(store_uri)
+    acc_val = _history(client, accumulated.run_id, "val_loss")
+    full_val = _history(client, full.run_id, "val_loss")
+    assert acc_val == pytest.approx(full_val, rel=1e-5)
+    assert _history(client, stepped.run_id, "val_loss") != pytest.approx(full_val, rel=1e-5)
+    # one optimiser step (and one step_loss point) per two micro-batches
+    assert max(_history(client, accumulated.run_id, "step_loss")) == max(
+        _history(client, full.run_id, "step_loss")
+    )
+
+
+def test_same_seed_and_data_give_the_same_metrics(store_uri: str, routing_data):
+    tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
+    config = {"epochs": 2, "seed": 11}
+    first = ti.train(config, routing_data, tracker=tracker)
+    second = ti.train(config, routing_data, tracker=tracker)
+
+    client = mlflow.MlflowClient(store_uri)
+    for key in ("train_loss", "val_loss", "val_acc", "step_loss"):
+        assert _history(client, first.run_id, key) == _history(client, second.run_id, key), key
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_resume_continues_the_same_run_from_its_last_checkpoint(
+    workdir: Path, store_uri: str, routing_data
+):
+    tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
+    config = ti.DistributedConfig(epochs=3, keep_checkpoints=1, seed=2)
+
+    def stop_after_first_epoch(epoch: int, metrics: dict[str, float]) -> None:
+        if epoch == 1:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        ti.train(config, routing_data, tracker=tracker, on_epoch=stop_after_first_epoch)
+    client = mlflow.MlflowClient(store_uri)
+    (interrupted,) = client.search_runs([tracker.experiment_id])
+    folder = workdir / "checkpoints" / EXPERIMENT / interrupted.info.run_id
+    assert [path.name for path in folder.iterdir()] == ["epoch-0001.pt"]
+
+    result = ti.train(config, routing_data, tracker=tracker, resume_from=folder)
+
+    assert result.run_id == interrupted.info.run_id
+    assert len(client.search_runs([tracker.experiment_id])) == 1
+    assert sorted(_history(client, result.run_id, "val_loss")) == [1, 2, 3]
+    steps = sorted(_history(client, result.run_id, "step_loss"))
+    assert steps == list(range(1, len(steps) + 1))
+    assert client.get_run(result.run_id).info.status == "FINISHED"
+    assert [path.name for path in folder.iterdir()] == ["epoch-0003.pt"]  # keeps the last 1
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"grad_accum_steps": 0}, "grad_accum_steps"),
+        ({"hidden_sizes": []}, "hidden_sizes"),
+        ({"backend": "mpi"}, "backend"),
+        ({"learning_rate": 0.1}, "unknown DistributedConfig key"),
+    ],
+)
+def test_bad_config_raises_before_any_run_exists(store_uri: str, routing_data, config, message):
+    tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
+    with pytest.raises(TrainerConfigError, match=message):
+        ti.train(config, routing_data, tracker=tracker)
+    assert mlflow.MlflowClient(store_uri).search_runs([tracker.experiment_id]) == []
+
+
+def test_too_small_data_raises_before_any_run_exists(store_uri: str):
+    tiny = build_interaction_dataset(synthesize_interactions(12, n_agents=2, seed=0), seed=0)
+    tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
+    with pytest.raises(TrainerConfigError, match="needs at least"):
+        ti.train({}, tiny, tracker=tracker)
+    assert mlflow.MlflowClient(store_uri).search_runs([tracker.experiment_id]) == []
