@@ -60,10 +60,11 @@ ConfigT = TypeVar("ConfigT")
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch, and make CPU kernels deterministic.
+    """Seed Python, NumPy and torch.
 
-    Why: the trainers promise the same metrics for the same seed and data on CPU. Log the
-    seed as a param (it is a config field, so ``flatten_config`` already does).
+    Why: the trainers promise the same metrics for the same seed and data on CPU (CPU kernels
+    are deterministic for a given thread count). Log the seed as a param (it is a config
+    field, so ``flatten_config`` already does).
     """
     import numpy as np
     import torch
@@ -71,7 +72,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def batch_order(n_samples: int, *, seed: int, epoch: int, shuffle: bool = True) -> Any:
@@ -528,3 +528,171 @@ def open_tracker(tracker: Any, experiment: str) -> Any:
     from agentnn.mlflow_integration import ExperimentTracker
 
     return ExperimentTracker(experiment)
+
+
+# --- the standard supervised loop --------------------------------------------------------------
+
+
+@dataclass
+class SupervisedTask:
+    """What one trainer plugs into :func:`fit`: its model, its loss and its metrics.
+
+    The config must carry the shared optimisation fields (``seed``, ``epochs``, ``batch_size``,
+    ``learning_rate``, ``weight_decay``, ``grad_clip``, ``scheduler``, ``min_learning_rate``,
+    ``early_stopping_patience``, ``log_every_steps``, ``checkpoint_dir``, ``keep_checkpoints``;
+    optionally ``scheduler_step_size``, ``scheduler_gamma``, ``early_stopping_min_delta``).
+    """
+
+    experiment: str
+    """The trainer's own MLflow experiment."""
+    builder: str
+    """``agentnn.nn_models.<module>:build_model``, called with ``spec`` on load."""
+    spec: dict[str, Any]
+    """The JSON-able architecture config handed to the builder."""
+    splits: dict[str, dict[str, Any]]
+    """``train``/``val``/``test`` -> tensors; ``x`` is the float32 model input."""
+    loss: Callable[[Any, dict[str, Any]], Any]
+    """``loss(model, batch) -> scalar tensor`` minimised per step."""
+    evaluate: Callable[[Any, dict[str, Any]], dict[str, float]]
+    """``evaluate(model, split) -> {"loss": ..., <task metrics>}`` without gradients."""
+    data_params: dict[str, Any]
+    metadata: dict[str, Any] = field(default_factory=dict)
+    """Stored with the logged model (agents, featuriser, target scaling, tasks)."""
+    epoch_extras: Callable[[Any], dict[str, float]] | None = None
+    """Extra per-epoch metrics read off the model (e.g. learned task weights)."""
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def fit(
+    task: SupervisedTask,
+    config: Any,
+    build_model: Callable[[dict[str, Any]], Any],
+    *,
+    tracker: Any = None,
+    register_as: str | None = None,
+    resume_from: str | os.PathLike[str] | None = None,
+    on_epoch: EpochCallback | None = None,
+) -> TrainResult:
+    """Train with AdamW, a per-epoch LR schedule, gradient clipping and early stopping on
+    ``val_loss``; track everything; log and optionally register the best epoch's model.
+
+    Resume (``resume_from``) reopens the checkpoint's run and continues epochs and steps;
+    a different config or data shape raises :class:`TrainerConfigError` before the run opens.
+    """
+    import torch
+
+    checkpoint = load_checkpoint(resume_from) if resume_from is not None else None
+    if checkpoint is not None:
+        check_resume_config(checkpoint, config)
+        if checkpoint.epoch >= config.epochs:
+            raise TrainerConfigError(
+                f"run {checkpoint.run_id} already finished all {config.epochs} epochs at its "
+                "last checkpoint; there is nothing to resume"
+            )
+        if checkpoint.extra.get("model_spec") != task.spec:
+            raise TrainerConfigError(
+                f"checkpoint of run {checkpoint.run_id} was trained on data of another shape "
+                f"({checkpoint.extra.get('model_spec')} vs {task.spec})"
+            )
+    train_split, val_split = task.splits["train"], task.splits["val"]
+    n_train = len(train_split["x"])
+
+    seed_everything(config.seed)
+    model = build_model(task.spec)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    scheduler = make_scheduler(
+        optimizer, config.scheduler, epochs=config.epochs, min_lr=config.min_learning_rate,
+        step_size=getattr(config, "scheduler_step_size", 10),
+        gamma=getattr(config, "scheduler_gamma", 0.5),
+    )
+    stopper = EarlyStopping(
+        config.early_stopping_patience, getattr(config, "early_stopping_min_delta", 0.0)
+    )
+    start_epoch, global_step = 1, 0
+    best_state, best_metrics = copy_state(model), {}
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint.model_state)
+        optimizer.load_state_dict(checkpoint.optimizer_state)
+        scheduler.load_state_dict(checkpoint.scheduler_state)
+        stopper.load_state_dict(checkpoint.extra["early_stopping"])
+        best_state = checkpoint.extra["best_state"]
+        best_metrics = dict(checkpoint.extra["best_metrics"])
+        torch.set_rng_state(checkpoint.extra["torch_rng_state"])
+        start_epoch, global_step = checkpoint.epoch + 1, checkpoint.global_step
+
+    tracker = open_tracker(tracker, task.experiment)
+    epoch = start_epoch - 1
+    run_id = checkpoint.run_id if checkpoint is not None else None
+    with tracker.start_run(run_id=run_id, tags={"trainer": task.experiment, **task.tags}) as run:
+        if checkpoint is None:
+            run.log_params(flatten_config(config))
+            run.log_params(flatten_config(task.spec, prefix="model."))
+            log_data_params(run, task.data_params)
+        checkpoints = CheckpointManager(
+            checkpoint_dir(config.checkpoint_dir, task.experiment, run.run_id),
+            config.keep_checkpoints,
+        )
+        for epoch in range(start_epoch, config.epochs + 1):
+            model.train()
+            order = batch_order(n_train, seed=config.seed, epoch=epoch)
+            loss_sum = 0.0
+            with EpochTimer(n_train) as timer:
+                for index in iterate_batches(order, config.batch_size):
+                    batch = {key: value[index] for key, value in train_split.items()}
+                    loss = task.loss(model, batch)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if config.grad_clip > 0:
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                    optimizer.step()
+                    global_step += 1
+                    step_loss = loss.item()
+                    loss_sum += step_loss * len(index)
+                    if global_step % config.log_every_steps == 0:
+                        run.log_metrics({"step_loss": step_loss}, step=global_step)
+            metrics = {f"train_{key}": value for key, value in task.evaluate(
+                model, train_split).items()}
+            metrics["train_loss"] = loss_sum / n_train  # the loss optimised, averaged in-epoch
+            metrics.update({f"val_{key}": value for key, value in task.evaluate(
+                model, val_split).items()})
+            if task.epoch_extras is not None:
+                metrics.update(task.epoch_extras(model))
+            metrics.update(timer.metrics(), lr=current_lr(optimizer))
+            run.log_metrics(metrics, step=epoch)
+            if stopper.update(metrics["val_loss"], epoch):
+                best_state, best_metrics = copy_state(model), dict(metrics)
+            step_scheduler(scheduler, metrics["val_loss"])
+            checkpoints.save(Checkpoint(
+                config=config_dict(config), model_state=model.state_dict(),
+                optimizer_state=optimizer.state_dict(), epoch=epoch, global_step=global_step,
+                run_id=run.run_id, scheduler_state=scheduler.state_dict(),
+                extra={"early_stopping": stopper.state_dict(), "best_state": best_state,
+                       "best_metrics": best_metrics, "model_spec": task.spec,
+                       "torch_rng_state": torch.get_rng_state()},
+            ))
+            if on_epoch is not None:
+                on_epoch(epoch, metrics)
+            if stopper.should_stop:
+                run.set_tags({"stopped_early_at_epoch": str(epoch)})
+                break
+
+        model.load_state_dict(best_state)
+        final = {"best_epoch": float(stopper.best_epoch), "best_val_loss": float(stopper.best)}
+        test_split = task.splits.get("test")
+        if test_split is not None and len(test_split["x"]):
+            final.update({f"test_{key}": value for key, value in task.evaluate(
+                model, test_split).items()})
+        run.log_metrics(final)
+        model_uri, version = log_best_model(
+            model, builder=task.builder, config=task.spec,
+            input_example=val_split["x"][:5].numpy(), register_as=register_as,
+            metadata=task.metadata,
+        )
+    return TrainResult(
+        run_id=run.run_id, best_metrics={**best_metrics, **final}, model_uri=model_uri,
+        registered_version=version, epochs_run=epoch, experiment_id=tracker.experiment_id,
+        best_epoch=stopper.best_epoch, checkpoint_dir=str(checkpoints.directory),
+        stopped_early=stopper.should_stop,
+    )
