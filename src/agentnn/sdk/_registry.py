@@ -1,13 +1,11 @@
 """The model registry through ``MlflowClient``: register, move and remove aliases, list versions.
 
-Promotion is by alias (``agent-router@champion``); MLflow has deprecated stages. A legacy
-``models:/name/Production`` URI is still resolved to a version where the store keeps stages.
+Promotion is by alias (``agent-router@champion``); MLflow has deprecated stages, which are
+shown in version listings only where a store still uses them.
 """
 
 from __future__ import annotations
 
-import re
-import warnings
 from typing import Any
 
 from agentnn.errors import InputError, NotFoundError, RunHasNoModelError
@@ -15,13 +13,15 @@ from agentnn.sdk._mlflow_reader import logged_models_of_run
 from agentnn.sdk._records import ModelVersionInfo
 
 MLMODEL_FILE = "MLmodel"
-LEGACY_STAGES = ("production", "staging", "archived", "none")
+MODEL_ID_TAG = "agentnn.model_id"  # on a version: SQL registries do not keep MLflow's model_id
 REGISTRATION_WAIT_SECONDS = 300  # MLflow's own default wait for a version to become READY
-_STAGE_URI = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<stage>[A-Za-z]+)$")
 
 
 def _is_missing(error: Exception) -> bool:
-    return getattr(error, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND")
+    """MLflow's codes for an unknown name, version or alias (SQLite stores say INVALID_…)."""
+    return getattr(error, "error_code", "") in (
+        "RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"
+    )
 
 
 def require_registered_model(client: Any, name: str) -> Any:
@@ -38,7 +38,7 @@ def require_registered_model(client: Any, name: str) -> Any:
 
 
 def find_model_source(client: Any, run_id: str) -> tuple[str, str | None]:
-    """(source URI, model id) of the model a run logged, newest first.
+    """(source URI, model id) of the newest model a run logged.
 
     MLflow 3 runs log LoggedModels (found by ``source_run_id``); older runs and other tools
     put an ``MLmodel`` folder among the run's artifacts, usually ``model/``.
@@ -46,8 +46,10 @@ def find_model_source(client: Any, run_id: str) -> tuple[str, str | None]:
     run = client.get_run(run_id)
     models = logged_models_of_run(client, run.info.experiment_id, run_id)
     if models:
+        # The model's storage location rather than ``models:/<id>``: MLflow's SQL registry
+        # resolves that URI against the process-global tracking URI, not this client's.
         model = models[-1]
-        return f"models:/{model.model_id}", model.model_id
+        return model.artifact_location, model.model_id
     for path in _mlmodel_folders(client, run_id):
         return f"{run.info.artifact_uri.rstrip('/')}/{path}", None
     raise RunHasNoModelError(run_id)
@@ -84,6 +86,7 @@ def register(client: Any, run_id: str, name: str, alias: str | None) -> ModelVer
             raise
     version = client.create_model_version(
         name, source, run_id=run_id, model_id=model_id,
+        tags={MODEL_ID_TAG: model_id} if model_id else None,
         await_creation_for=REGISTRATION_WAIT_SECONDS,
     )
     if alias:
@@ -95,6 +98,8 @@ def set_alias(client: Any, name: str, alias: str, version: int) -> ModelVersionI
     """Point ``alias`` at ``version``, moving it from wherever it pointed before."""
     from mlflow.exceptions import MlflowException
 
+    if alias.isdigit() or alias.lower() == "latest" or not alias.strip():
+        raise InputError(f"alias {alias!r} is reserved or ambiguous; use a name like 'champion'")
     require_registered_model(client, name)
     try:
         model_version = client.get_model_version(name, str(version))
@@ -103,8 +108,6 @@ def set_alias(client: Any, name: str, alias: str, version: int) -> ModelVersionI
             raise NotFoundError("model version", f"{name}/{version}",
                                 f"see: agentnn model versions {name}") from None
         raise
-    if alias.isdigit() or alias.lower() == "latest" or not alias.strip():
-        raise InputError(f"alias {alias!r} is reserved or ambiguous; use a name like 'champion'")
     client.set_registered_model_alias(name, alias, model_version.version)
     return version_info(client, client.get_model_version(name, str(version)))
 
@@ -125,7 +128,10 @@ def delete_alias(client: Any, name: str, alias: str) -> None:
 
 def list_versions(client: Any, name: str, page_size: int) -> list[ModelVersionInfo]:
     """Every version of ``name``, newest first, with aliases and the metrics of its run."""
-    require_registered_model(client, name)
+    model = require_registered_model(client, name)
+    aliases_by_version: dict[int, list[str]] = {}
+    for alias, version in (getattr(model, "aliases", None) or {}).items():
+        aliases_by_version.setdefault(int(version), []).append(alias)
     versions: list[Any] = []
     token = None
     while True:
@@ -136,11 +142,17 @@ def list_versions(client: Any, name: str, page_size: int) -> list[ModelVersionIn
         token = getattr(page, "token", None)
         if not token:
             break
-    infos = [version_info(client, version) for version in versions]
+    # Searches do not fill in aliases on every store; the registered model knows them all.
+    infos = [
+        version_info(client, version, aliases_by_version.get(int(version.version), []))
+        for version in versions
+    ]
     return sorted(infos, key=lambda info: info.version, reverse=True)
 
 
-def version_info(client: Any, version: Any) -> ModelVersionInfo:
+def version_info(
+    client: Any, version: Any, aliases: list[str] | None = None
+) -> ModelVersionInfo:
     """A registry ModelVersion as plain data, with the latest metrics of the run behind it."""
     metrics: dict[str, float] = {}
     if version.run_id:
@@ -152,40 +164,29 @@ def version_info(client: Any, version: Any) -> ModelVersionInfo:
     return ModelVersionInfo(
         name=version.name,
         version=int(version.version),
-        aliases=sorted(getattr(version, "aliases", None) or []),
+        aliases=sorted(aliases if aliases is not None else getattr(version, "aliases", None)
+                       or []),
         run_id=version.run_id or None,
         source=version.source,
         status=version.status,
         created_ms=version.creation_timestamp,
-        model_id=getattr(version, "model_id", None),
+        model_id=_model_id_of(version),
         run_metrics=metrics,
         stage=stage if stage and stage != "None" else None,
     )
 
 
-def resolve_legacy_stage_uri(client: Any, uri: str) -> str:
-    """``models:/name/Production`` -> ``name/<version>``, with a deprecation warning.
-
-    Other URIs come back unchanged. Stages are deprecated in MLflow; aliases replace them.
-    """
-    match = _STAGE_URI.match(uri)
-    if match is None or match.group("stage").lower() not in LEGACY_STAGES:
-        return uri
-    name, stage = match.group("name"), match.group("stage")
-    require_registered_model(client, name)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        latest = client.get_latest_versions(name, stages=[stage])
-    if not latest:
-        raise NotFoundError("model stage", f"{name}/{stage}",
-                            "stages are deprecated; promote with an alias instead")
-    version = max(int(v.version) for v in latest)
-    warnings.warn(
-        f"models:/{name}/{stage} uses a deprecated registry stage; it resolved to version "
-        f"{version}. Promote with an alias and load {name}@<alias> instead.",
-        DeprecationWarning, stacklevel=3,
-    )
-    return f"{name}/{version}"
+def _model_id_of(version: Any) -> str | None:
+    """The LoggedModel behind a version: MLflow's field, our tag, or a ``models:/m-…`` source."""
+    if getattr(version, "model_id", None):
+        return version.model_id
+    tags = getattr(version, "tags", None) or {}
+    if tags.get(MODEL_ID_TAG):
+        return tags[MODEL_ID_TAG]
+    source = version.source or ""
+    if source.startswith("models:/m-"):
+        return source[len("models:/"):]
+    return None
 
 
 def _escape(value: str) -> str:

@@ -271,16 +271,14 @@ class ModelManager:
     def load_model(self, uri: str, *, trust: bool = False) -> Any:
         """Load a model: ``name@alias``, ``name/3``, ``runs:/<id>/model``, a model id or a path.
 
-        Delegates to the one loader, ``agentnn.mlflow_integration.model_loading``; a legacy
-        ``models:/name/Production`` is first resolved to its version, with a
-        DeprecationWarning. A pickled ``mlflow.pytorch`` model needs ``trust=True``.
+        Delegates to the one loader, ``agentnn.mlflow_integration.model_loading``, which also
+        resolves a legacy ``models:/name/Production`` (with a DeprecationWarning). A pickled
+        ``mlflow.pytorch`` model needs ``trust=True``: unpickling runs code from the file.
         """
         from agentnn.mlflow_integration.model_loading import load_model
-        from agentnn.sdk import _registry
 
-        if uri.startswith("models:/") and uri.count("/") == 2 and "@" not in uri:
-            with self._errors("model", uri):
-                uri = _registry.resolve_legacy_stage_uri(self._client, uri)
+        if self._legacy_store is not None:
+            raise self._legacy_store
         return load_model(uri, tracking_uri=self.tracking_uri, trust=trust)
 
     # --- store ---------------------------------------------------------------------------
