@@ -43,3 +43,17 @@ def test_a_failed_load_leaves_a_failed_run_and_raises(store_uri, client, router_
     (run,) = _load_runs(client)
     assert run.info.status == "FAILED"
     assert run.data.params["source"] == "agent-router@nobody"
+
+
+def test_loading_inside_a_users_run_records_a_child_and_keeps_the_users_run(
+    store_uri, client, router_version
+):
+    import mlflow
+
+    mlflow.set_tracking_uri(store_uri)
+    with mlflow.start_run() as outer:
+        ModelManager(store_uri).load("agent-router/1")
+        assert mlflow.active_run().info.run_id == outer.info.run_id
+    (load_run,) = _load_runs(client)
+    assert load_run.data.tags["mlflow.parentRunId"] == outer.info.run_id
+    assert client.get_run(outer.info.run_id).info.status == "FINISHED"
