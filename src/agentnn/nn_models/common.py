@@ -229,15 +229,12 @@ def config_dict(config: Any) -> dict[str, Any]:
 
 
 def log_data_params(run: Any, data_params: Mapping[str, Any]) -> None:
-    """Log the data set's params (size, content hash, featuriser settings) under ``data.``.
+    """Log the data set's params (size, content hash, split, featuriser settings).
 
-    ``data_params`` is what the data layer's ``dataset_params`` returns; keys that already
-    start with ``data`` are kept as they are.
+    ``data_params`` is the data set's ``params`` (``data.*`` and ``featurizer.*`` keys, named
+    by the data layer); nested mappings are flattened to dotted keys.
     """
-    flat = flatten_config(data_params)
-    run.log_params({
-        (key if key.startswith("data") else f"data.{key}"): value for key, value in flat.items()
-    })
+    run.log_params(flatten_config(data_params))
 
 
 # --- timing, early stopping, learning rates ----------------------------------------------------
