@@ -10,7 +10,12 @@ import mlflow
 import pytest
 from model_helpers import assert_same_outputs, log_mlp, make_mlp
 
-from agentnn.errors import ModelIntegrityError, NotFoundError, UnsafeModelError
+from agentnn.errors import (
+    ModelIntegrityError,
+    NotFoundError,
+    TrackingURIError,
+    UnsafeModelError,
+)
 from agentnn.mlflow_integration.model_format import DATA_DIR_NAME, WEIGHTS_FILE
 from agentnn.mlflow_integration.model_loading import ModelLoader, load_model
 
@@ -138,3 +143,8 @@ def test_legacy_stage_uri_resolves_with_a_deprecation_warning(logged, loader, cl
     assert loaded.version == "1"
     with pytest.warns(DeprecationWarning), pytest.raises(NotFoundError, match="no version"):
         loader.load("models:/router/Staging")
+
+
+def test_a_malformed_tracking_uri_is_refused_before_any_lookup(cache_dir):
+    with pytest.raises(TrackingURIError, match="ftp"):
+        load_model("router@champion", tracking_uri="ftp://example.org/store")

@@ -121,6 +121,7 @@ class ModelLoader:
 
     def __init__(self, tracking_uri: str | None = None, *, cache_dir: str | Path | None = None):
         settings = config.resolve(tracking_uri)
+        config.check_tracking_uri(settings.tracking_uri)  # a malformed URI fails here, in one line
         self.tracking_uri = settings.tracking_uri.value
         store_key = hashlib.sha256(self.tracking_uri.encode()).hexdigest()[:STORE_KEY_LENGTH]
         self.cache_dir = Path(cache_dir or settings.cache_dir.value).expanduser() / store_key
