@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
+import sys
 import tempfile
 import threading
 import warnings
@@ -220,7 +221,7 @@ class ModelLoader:
             f"an alias instead (agentnn model alias {name} champion <version>) and load "
             f"{name}@champion",
             DeprecationWarning,
-            stacklevel=2,
+            stacklevel=_stacklevel_outside_agentnn(),
         )
         self._require_registered_model(name)
         try:
@@ -397,6 +398,16 @@ class ModelLoader:
         return LoadedModel(module=module, safe=True, spec=spec,
                            metadata=dict(spec.get("metadata") or {}), sha256=spec["sha256"],
                            **described)
+
+
+def _stacklevel_outside_agentnn() -> int:
+    """The stacklevel of the first caller outside agentnn, so Python's default filters show
+    the warning in the user's code rather than hide it as agentnn's own business."""
+    package_dir = str(Path(__file__).resolve().parents[1])
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(package_dir):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _unsafe_error(source: str, serialization: str) -> UnsafeModelError:
