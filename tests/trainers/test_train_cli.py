@@ -1,0 +1,95 @@
+"""`agentnn train …` and `agentnn quickstart`, driven in-process against a real SQLite store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from agentnn.cli.main import app
+
+
+@pytest.fixture
+def cli(store_uri: str, model_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Runs `agentnn …` with the test's store as MLFLOW_TRACKING_URI."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store_uri)
+    runner = CliRunner()
+    return lambda *args: runner.invoke(app, list(args))
+
+
+def run_count(client: Any) -> int:
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    return len(client.search_runs(experiments)) if experiments else 0
+
+
+def test_train_advanced_prints_the_run_id_and_final_metrics(cli, client):
+    result = cli("train", "advanced", "--dataset", "synthetic", "--epochs", "2",
+                 "--mode", "classifier", "--register-as", "agent-router", "--seed", "3")
+
+    assert result.exit_code == 0, result.output
+    (run,) = client.search_runs([client.get_experiment_by_name("advanced_training").experiment_id])
+    assert f"run id:      {run.info.run_id}" in result.output
+    assert "test_acc" in result.output and "2/2" in result.output
+    assert run.data.params["epochs"] == "2" and run.data.params["seed"] == "3"
+    assert client.get_model_version("agent-router", "1").run_id == run.info.run_id
+
+
+def test_config_file_sets_keys_and_options_override_it(cli, client, workdir):
+    (workdir / "cfg.yaml").write_text("hidden_dim: 16\nattention_heads: 2\nepochs: 5\n")
+
+    result = cli("train", "advanced", "--dataset", "digits", "--config", "cfg.yaml",
+                 "--epochs", "1")
+
+    assert result.exit_code == 0, result.output
+    (run,) = client.search_runs([client.get_experiment_by_name("advanced_training").experiment_id])
+    params = run.data.params
+    assert (params["hidden_dim"], params["epochs"], params["mode"]) == ("16", "1", "classifier")
+    assert params["data.source"] == "sklearn.digits"
+
+
+def test_train_multi_task_on_a_log_file(cli, client, workdir):
+    from agentnn.data import synthesize_interactions, write_interactions
+
+    write_interactions(synthesize_interactions(200, 4, seed=0), workdir / "logs.jsonl")
+
+    result = cli("train", "multi-task", "--data", "logs.jsonl", "--epochs", "1")
+
+    assert result.exit_code == 0, result.output
+    experiment = client.get_experiment_by_name("multi_task_learning")
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.data.params["data.source"] == "logs.jsonl"
+    assert "val_agent_acc" in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (("train", "advanced", "--dataset", "synthetic", "--data", "x.jsonl"), "exactly one of"),
+    (("train", "advanced", "--dataset", "imagenet"), "--dataset must be one of"),
+    (("train", "advanced", "--dataset", "synthetic", "--config", "bad.yaml"), "learning_rte"),
+    (("train", "advanced", "--dataset", "synthetic", "--config", "broken.yaml"), "not valid YAML"),
+    (("train", "advanced", "--dataset", "synthetic", "--config", "none.yaml"), "does not exist"),
+    (("train", "multi-task", "--dataset", "digits"), "interaction log"),
+    (("train", "advanced", "--data", "missing.jsonl"), "no such file"),
+])
+def test_bad_input_is_one_line_and_creates_no_run(args, message, cli, client, workdir):
+    (workdir / "bad.yaml").write_text("learning_rte: 0.1\n")
+    (workdir / "broken.yaml").write_text("epochs: [1,\n")
+
+    result = cli(*args)
+
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0]
+    assert run_count(client) == 0
+
+
+def test_quickstart_registers_agent_router_and_moves_champion(cli, client):
+    first = cli("quickstart", "--epochs", "1")
+    second = cli("quickstart", "--epochs", "1", "--seed", "1")
+
+    assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
+    champion = client.get_model_version_by_alias("agent-router", "champion")
+    assert str(champion.version) == "2"
+    assert f"run id:        {champion.run_id}" in second.output
+    assert "mlflow ui --backend-store-uri sqlite:///" in second.output
