@@ -1,0 +1,545 @@
+"""Continual learning of the router from a stream of interaction records, experiment
+``online_learning``.
+
+Why: agents change (a new model behind the legal agent, a tech agent that got worse), and a
+router retrained once a month learns it a month late. The online learner updates the router a
+little with every batch of new records, replays a sample of older records so it does not forget
+what still holds, lowers its learning rate as it settles and raises it again when a drift signal
+fires. A learner session is one MLflow run whose step is the update count (never one run per
+update); every ``snapshot_every`` updates it writes an atomic checkpoint that ``resume_from``
+continues from, in the same run.
+
+What it learns: for a task text, one logit per agent, the chance that agent succeeds. A record
+teaches the logit of the agent that handled it (binary cross-entropy on ``success``); routing
+picks the agent with the highest logit. Each update is first scored on the new records before
+learning from them (prequential evaluation), which is the honest validation of a stream:
+``val_loss`` and ``val_acc`` per update come from records the model had not seen.
+
+Drift: the mean prequential loss of the last ``drift_window`` updates against the mean of the
+``drift_reference`` updates before them; when it rose by more than ``drift_threshold``
+(relative; the ``drift_score`` metric every update) the ``drift`` metric is 1 at that
+step, the run gets the tags ``agentnn.drift_detected`` and ``agentnn.last_drift_update``, and
+the learning rate returns to its base value.
+
+Run example::
+
+    from agentnn.nn_models.online_learning import OnlineConfig, OnlineLearner, train
+
+    result = train(OnlineConfig(batch_size=32), "logs.jsonl")      # streams the file
+
+    with OnlineLearner(OnlineConfig(agents=["finance_agent", "tech_agent"])) as learner:
+        for records in incoming_batches():                           # InteractionRecord or dict
+            learner.update(records)
+        learner.route(["Audit the quarterly tax filing"])             # ["finance_agent"]
+    learner.result.model_uri
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agentnn.errors import DataError, TrainerConfigError
+from agentnn.nn_models.common import (
+    DEFAULT_KEEP_CHECKPOINTS,
+    Checkpoint,
+    CheckpointManager,
+    TrainResult,
+    check_config,
+    check_positive,
+    check_range,
+    check_resume_config,
+    checkpoint_dir,
+    config_dict,
+    flatten_config,
+    load_checkpoint,
+    log_best_model,
+    log_data_params,
+    open_tracker,
+    seed_everything,
+)
+
+EXPERIMENT = "online_learning"
+BUILDER = "agentnn.nn_models.online_learning:build_model"
+DRIFT_TAG = "agentnn.drift_detected"
+LAST_DRIFT_TAG = "agentnn.last_drift_update"
+DRIFT_COUNT_TAG = "agentnn.drift_count"
+
+
+@dataclass
+class OnlineConfig:
+    """Settings of one learner session; every field is logged as a param."""
+
+    # --- routing vocabulary and inputs ------------------------------------------------------
+    agents: list[str] = field(default_factory=list)
+    """Agent names, one logit each; ``train()`` reads them from the log when empty."""
+    featurizer_dim: int = 256  # hashing buckets of the task text
+    featurizer_ngram: int = 2
+    # --- model ------------------------------------------------------------------------------
+    hidden_sizes: list[int] = field(default_factory=lambda: [64])
+    dropout: float = 0.0  # 0..0.9
+    # --- updates ----------------------------------------------------------------------------
+    batch_size: int = 32  # records per update when train() streams a file
+    updates_per_batch: int = 1  # gradient steps on each batch (new records plus replay)
+    replay_capacity: int = 2000  # records the reservoir keeps
+    replay_ratio: float = 1.0  # replayed records per new record in an update
+    lr: float = 0.01  # base learning rate (Adam); where it returns after a drift
+    lr_decay: float = 0.995  # per update since the last drift
+    min_lr: float = 5e-4  # the decay stops here
+    # --- drift ------------------------------------------------------------------------------
+    drift_window: int = 5  # recent updates whose mean prequential loss is watched
+    drift_reference: int = 20  # updates before those: the level it is compared with
+    drift_threshold: float = 0.2  # relative rise of the prequential loss that fires drift
+    # --- snapshots and reproducibility -------------------------------------------------------
+    snapshot_every: int = 50  # updates between checkpoints
+    keep_checkpoints: int = DEFAULT_KEEP_CHECKPOINTS
+    checkpoint_root: str | None = None  # default ./checkpoints/online_learning/<run id>
+    seed: int = 0
+
+    def validate(self) -> None:
+        if any(not isinstance(name, str) or not name.strip() for name in self.agents):
+            raise TrainerConfigError(f"agents must be non-empty names, got {self.agents!r}")
+        if len(set(self.agents)) != len(self.agents):
+            raise TrainerConfigError(f"agents must not repeat a name, got {self.agents!r}")
+        if self.agents and len(self.agents) < 2:
+            raise TrainerConfigError("agents must name at least two agents to route between")
+        if any(isinstance(w, bool) or not isinstance(w, int) or w <= 0 for w in self.hidden_sizes):
+            raise TrainerConfigError(
+                f"hidden_sizes must be positive integers, got {self.hidden_sizes!r}"
+            )
+        for name in ("featurizer_dim", "featurizer_ngram", "batch_size", "updates_per_batch",
+                     "replay_capacity", "drift_window", "drift_reference", "snapshot_every",
+                     "keep_checkpoints"):
+            check_positive(name, getattr(self, name))
+        check_range("dropout", self.dropout, 0.0, 0.9)
+        check_positive("replay_ratio", self.replay_ratio, allow_zero=True)
+        check_positive("lr", self.lr)
+        check_range("lr_decay", self.lr_decay, 0.5, 1.0)
+        check_range("min_lr", self.min_lr, 0.0, self.lr)
+        check_positive("drift_threshold", self.drift_threshold)
+
+    def featurizer(self) -> Any:
+        from agentnn.data import HashingFeaturizer
+
+        return HashingFeaturizer(dim=self.featurizer_dim, ngram=self.featurizer_ngram)
+
+
+def build_model(config: dict[str, Any]) -> Any:
+    """The router MLP: featurised task text in, one success logit per agent out."""
+    from torch import nn
+
+    sizes = [int(config["n_features"]), *(int(width) for width in config["hidden_sizes"])]
+    layers: list[nn.Module] = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        layers += [nn.Linear(fan_in, fan_out), nn.ReLU(), nn.Dropout(float(config["dropout"]))]
+    layers.append(nn.Linear(sizes[-1], int(config["n_agents"])))
+    return nn.Sequential(*layers)
+
+
+# --- replay buffer -----------------------------------------------------------------------------
+
+
+class ReplayBuffer:
+    """A reservoir of past records (features, agent, success), a uniform sample of the stream.
+
+    Reservoir sampling keeps every record seen so far with equal chance, so old regimes fade
+    only as fast as new records arrive. The random draws come from the buffer's own seeded
+    generator, whose state travels in checkpoints.
+    """
+
+    def __init__(self, capacity: int, n_features: int, seed: int) -> None:
+        import torch
+
+        self.capacity = capacity
+        self.features = torch.zeros(capacity, n_features)
+        self.agents = torch.zeros(capacity, dtype=torch.long)
+        self.success = torch.zeros(capacity)
+        self.size = 0
+        self.seen = 0
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def add(self, features: Any, agents: Any, success: Any) -> None:
+        """Offer each record to the reservoir."""
+        import torch
+
+        for row in range(len(agents)):
+            if self.size < self.capacity:
+                slot = self.size
+                self.size += 1
+            else:
+                slot = int(torch.randint(0, self.seen + 1, (1,), generator=self.generator))
+            self.seen += 1
+            if slot < self.capacity:
+                self.features[slot] = features[row]
+                self.agents[slot] = agents[row]
+                self.success[slot] = success[row]
+
+    def sample(self, count: int) -> tuple[Any, Any, Any]:
+        """``count`` stored records drawn uniformly (with replacement); empty when empty."""
+        import torch
+
+        count = min(count, self.size * 4) if self.size else 0
+        index = torch.randint(0, max(self.size, 1), (count,), generator=self.generator)
+        return self.features[index], self.agents[index], self.success[index]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"features": self.features[:self.size].clone(),
+                "agents": self.agents[:self.size].clone(),
+                "success": self.success[:self.size].clone(), "seen": self.seen,
+                "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.size = int(len(state["agents"]))
+        self.features[:self.size] = state["features"]
+        self.agents[:self.size] = state["agents"]
+        self.success[:self.size] = state["success"]
+        self.seen = int(state["seen"])
+        self.generator.set_state(state["generator"])
+
+
+# --- drift signal and learning rate -------------------------------------------------------------
+
+
+@dataclass
+class DriftMonitor:
+    """Compares the recent prequential losses with the level of the updates before them.
+
+    After a drift fires it stays quiet for a full reference period, so one change in the
+    stream is reported once, not at every update while the model catches up.
+    """
+
+    window: int
+    reference: int
+    threshold: float
+    losses: list[float] = field(default_factory=list)
+    updates_since_drift: int = 0
+    drift_count: int = 0
+
+    def observe(self, loss: float) -> tuple[float, bool]:
+        """Record one update's prequential loss; (drift score, whether drift fired now)."""
+        span = self.window + self.reference
+        self.losses = (self.losses + [loss])[-span:]
+        self.updates_since_drift += 1
+        if len(self.losses) < span:
+            return 0.0, False
+        level = sum(self.losses[:self.reference]) / self.reference
+        recent = sum(self.losses[self.reference:]) / self.window
+        score = (recent - level) / max(level, 1e-8)
+        fired = score > self.threshold and self.updates_since_drift >= span
+        if fired:
+            self.updates_since_drift = 0
+            self.drift_count += 1
+        return score, fired
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"losses": list(self.losses), "updates_since_drift": self.updates_since_drift,
+                "drift_count": self.drift_count}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.losses = [float(value) for value in state["losses"]]
+        self.updates_since_drift = int(state["updates_since_drift"])
+        self.drift_count = int(state["drift_count"])
+
+
+def adaptive_lr(config: OnlineConfig, updates_since_drift: int) -> float:
+    """Decays from the base rate with every update and starts over after a drift."""
+    return max(config.min_lr, config.lr * config.lr_decay ** updates_since_drift)
+
+
+# --- the learner -------------------------------------------------------------------------------
+
+
+class OnlineLearner:
+    """One learner session: a tracked run, updated batch by batch; use it as a context manager.
+
+    Args:
+        config: an :class:`OnlineConfig` (or a mapping); ``agents`` must be set.
+        tracker: an ``ExperimentTracker``; default: one on experiment ``online_learning``.
+        register_as: register the final model under this name when the session ends.
+        resume_from: a checkpoint (file or folder) of an earlier session to continue, in its run.
+        data_params: params describing the stream (``dataset_params``), logged at the start.
+
+    Raises:
+        TrainerConfigError: a bad config value or checkpoint, before any run is created.
+    """
+
+    def __init__(
+        self,
+        config: OnlineConfig | dict[str, Any] | None = None,
+        *,
+        tracker: Any = None,
+        register_as: str | None = None,
+        resume_from: str | os.PathLike[str] | None = None,
+        data_params: dict[str, Any] | None = None,
+    ) -> None:
+        import torch
+
+        self.config = check_config(config, OnlineConfig)
+        if not self.config.agents:
+            raise TrainerConfigError("config.agents must name the agents to route between")
+        self._checkpoint = load_checkpoint(resume_from) if resume_from is not None else None
+        if self._checkpoint is not None:
+            check_resume_config(self._checkpoint, self.config)
+        self._tracker = tracker
+        self._register_as = register_as
+        self._data_params = dict(data_params or {})
+        self.featurizer = self.config.featurizer()
+        self.agent_index = {name: index for index, name in enumerate(self.config.agents)}
+        seed_everything(self.config.seed)
+        self.spec = {"n_features": self.featurizer.dim, "n_agents": len(self.config.agents),
+                     "hidden_sizes": list(self.config.hidden_sizes),
+                     "dropout": self.config.dropout}
+        self.model = build_model(self.spec)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.config.lr)
+        self.buffer = ReplayBuffer(self.config.replay_capacity, self.featurizer.dim,
+                                   self.config.seed)
+        self.drift = DriftMonitor(self.config.drift_window, self.config.drift_reference,
+                                  self.config.drift_threshold)
+        self.updates = 0
+        self.records_seen = 0
+        self.result: TrainResult | None = None
+        self._run: Any = None
+        self._saver: CheckpointManager | None = None
+        self._last_metrics: dict[str, float] = {}
+        if self._checkpoint is not None:
+            self._restore(self._checkpoint)
+
+    # --- session ----------------------------------------------------------------------------
+
+    def __enter__(self) -> OnlineLearner:
+        tracker = open_tracker(self._tracker, EXPERIMENT)
+        self._tracker = tracker
+        run_id = self._checkpoint.run_id if self._checkpoint is not None else None
+        self._run_context = tracker.start_run(run_id=run_id)
+        self._run = self._run_context.__enter__()
+        self._saver = CheckpointManager(
+            checkpoint_dir(self.config.checkpoint_root, EXPERIMENT, self._run.run_id),
+            self.config.keep_checkpoints,
+        )
+        if self._checkpoint is None:
+            self._run.log_params(flatten_config(self.config))
+            if self._data_params:
+                log_data_params(self._run, self._data_params)
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> bool | None:
+        try:
+            if exc_type is None:
+                self._finish()
+        except BaseException:
+            self._run_context.__exit__(*_current_exception())
+            raise
+        return self._run_context.__exit__(exc_type, exc, traceback)
+
+    @property
+    def run_id(self) -> str:
+        """The session's MLflow run id (inside the ``with`` block)."""
+        self._require_open()
+        return str(self._run.run_id)
+
+    # --- learning ---------------------------------------------------------------------------
+
+    def update(self, records: Iterable[Any]) -> dict[str, float]:
+        """Score the new records, then learn from them (plus a replayed sample); its metrics.
+
+        ``records`` are :class:`~agentnn.data.InteractionRecord` objects or dicts in the log
+        format. Raises :class:`DataError` for an invalid record or an agent the learner does
+        not know, before the model changes.
+        """
+        import torch
+        import torch.nn.functional as F
+
+        self._require_open()
+        features, agents, success = self._encode(list(records))
+        started = time.perf_counter()
+        val_loss, val_acc = self._score(features, agents, success)
+        score, fired = self.drift.observe(val_loss)
+        lr = adaptive_lr(self.config, self.drift.updates_since_drift)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        replay_x, replay_a, replay_s = self.buffer.sample(
+            int(round(self.config.replay_ratio * len(agents)))
+        )
+        x = torch.cat([features, replay_x])
+        a = torch.cat([agents, replay_a])
+        s = torch.cat([success, replay_s])
+        self.model.train()
+        for _ in range(self.config.updates_per_batch):
+            logits = self.model(x).gather(1, a.unsqueeze(1)).squeeze(1)
+            loss = F.binary_cross_entropy_with_logits(logits, s)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+        self.buffer.add(features, agents, success)
+        self.updates += 1
+        self.records_seen += len(agents)
+        seconds = max(time.perf_counter() - started, 1e-9)
+        metrics = {
+            "train_loss": float(loss.detach()), "val_loss": val_loss, "val_acc": val_acc,
+            "lr": lr, "drift_score": score, "drift": 1.0 if fired else 0.0,
+            "buffer_size": float(self.buffer.size), "records_seen": float(self.records_seen),
+            "update_time_s": seconds, "samples_per_s": len(a) * self.config.updates_per_batch
+            / seconds,
+        }
+        self._run.log_metrics(metrics, step=self.updates)
+        if fired:
+            self._run.set_tags({DRIFT_TAG: "true", LAST_DRIFT_TAG: self.updates,
+                                DRIFT_COUNT_TAG: self.drift.drift_count})
+        if self.updates % self.config.snapshot_every == 0:
+            self.snapshot()
+        self._last_metrics = metrics
+        return metrics
+
+    def route(self, task_descriptions: Sequence[str]) -> list[str]:
+        """The agent with the highest predicted success for each task description."""
+        import torch
+
+        features = torch.from_numpy(self.featurizer.transform(list(task_descriptions)))
+        self.model.eval()
+        with torch.no_grad():
+            best = self.model(features).argmax(dim=1).tolist()
+        return [self.config.agents[index] for index in best]
+
+    def snapshot(self) -> Path:
+        """Write a checkpoint of the whole session now (atomic, keeps the last N)."""
+        self._require_open()
+        assert self._saver is not None
+        return self._saver.save(Checkpoint(
+            config=config_dict(self.config), model_state=self.model.state_dict(),
+            optimizer_state=self.optimizer.state_dict(), epoch=self.updates,
+            global_step=self.updates, run_id=self._run.run_id,
+            extra={"buffer": self.buffer.state_dict(), "drift": self.drift.state_dict(),
+                   "records_seen": self.records_seen},
+        ))
+
+    # --- internals --------------------------------------------------------------------------
+
+    def _encode(self, records: list[Any]) -> tuple[Any, Any, Any]:
+        import torch
+
+        from agentnn.data import InteractionRecord
+
+        if not records:
+            raise DataError("update() got no records; pass at least one interaction record")
+        parsed = []
+        for number, record in enumerate(records, start=1):
+            if isinstance(record, dict):
+                try:
+                    record = InteractionRecord.from_dict(record)
+                except DataError as error:
+                    raise DataError(f"record {number} of the update: {error}") from None
+            elif not isinstance(record, InteractionRecord):
+                raise DataError(f"record {number} of the update must be an InteractionRecord or "
+                                f"a dict, got {type(record).__name__}")
+            if record.chosen_agent not in self.agent_index:
+                raise DataError(
+                    f"record {number} of the update: agent {record.chosen_agent!r} is not one of "
+                    f"the learner's agents ({', '.join(self.config.agents)})"
+                )
+            parsed.append(record)
+        features = torch.from_numpy(
+            self.featurizer.transform([record.task_description for record in parsed])
+        )
+        agents = torch.tensor([self.agent_index[r.chosen_agent] for r in parsed])
+        success = torch.tensor([float(r.success) for r in parsed])
+        return features, agents, success
+
+    def _score(self, features: Any, agents: Any, success: Any) -> tuple[float, float]:
+        """Prequential loss and accuracy of the success prediction, before learning."""
+        import torch
+        import torch.nn.functional as F
+
+        self.model.eval()
+        with torch.no_grad():
+            logits = self.model(features).gather(1, agents.unsqueeze(1)).squeeze(1)
+            loss = float(F.binary_cross_entropy_with_logits(logits, success))
+            accuracy = float(((logits > 0).float() == success).float().mean())
+        return loss, accuracy
+
+    def _restore(self, checkpoint: Checkpoint) -> None:
+        self.model.load_state_dict(checkpoint.model_state)
+        self.optimizer.load_state_dict(checkpoint.optimizer_state)
+        self.buffer.load_state_dict(checkpoint.extra["buffer"])
+        self.drift.load_state_dict(checkpoint.extra["drift"])
+        self.records_seen = int(checkpoint.extra["records_seen"])
+        self.updates = int(checkpoint.global_step)
+
+    def _finish(self) -> None:
+        """Last checkpoint, the final model (registered when asked) and the result."""
+        from agentnn.data import routing_metadata
+
+        checkpoint = self.snapshot() if self.updates else None
+        model_uri = version = None
+        if self.updates:
+            model_uri, version = log_best_model(
+                self.model, builder=BUILDER, config=self.spec,
+                input_example=self.featurizer.transform(["example task"]),
+                register_as=self._register_as,
+                metadata={**routing_metadata(self.config.agents, self.featurizer),
+                          "updates": self.updates, "output": "success_logit_per_agent"},
+            )
+        self.result = TrainResult(
+            run_id=self._run.run_id, best_metrics=dict(self._last_metrics), model_uri=model_uri,
+            registered_version=version, epochs_run=self.updates,
+            experiment_id=self._tracker.experiment_id, best_epoch=self.updates,
+            checkpoint_dir=str(checkpoint.parent) if checkpoint else None,
+        )
+
+    def _require_open(self) -> None:
+        if self._run is None:
+            raise TrainerConfigError(
+                "the learner is not open; use `with OnlineLearner(config) as learner:`"
+            )
+
+
+def _current_exception() -> tuple[Any, Any, Any]:
+    import sys
+
+    return sys.exc_info()
+
+
+# --- streaming a log file ----------------------------------------------------------------------
+
+
+def train(
+    config: OnlineConfig | dict[str, Any] | None,
+    data: str | os.PathLike[str] | Sequence[Any],
+    *,
+    tracker: Any = None,
+    register_as: str | None = None,
+    resume_from: str | os.PathLike[str] | None = None,
+    on_epoch: Any = None,
+) -> TrainResult:
+    """Stream an interaction log (a JSON Lines path, or records) through one learner session.
+
+    The log is validated as a whole first (a bad line raises before any run exists), then fed
+    in ``batch_size`` chunks, one update each. With ``resume_from`` the records the earlier
+    session already learned from are skipped, and the session continues in its run.
+    ``on_epoch(update, metrics)`` is called after every update.
+    """
+    from agentnn.data import dataset_params, load_interactions
+
+    config = check_config(config, OnlineConfig)
+    if isinstance(data, (str, os.PathLike)):
+        records, source = load_interactions(data), str(data)
+    else:
+        records, source = list(data), "records"
+    if not records:
+        raise TrainerConfigError("the interaction log is empty; nothing to learn from")
+    if not config.agents:
+        names = sorted({record.chosen_agent for record in records})
+        config = check_config({**config_dict(config), "agents": names}, OnlineConfig)
+    params = dataset_params(records, config.featurizer(), source=source)
+    learner = OnlineLearner(config, tracker=tracker, register_as=register_as,
+                            resume_from=resume_from, data_params=params)
+    with learner:
+        for start in range(learner.records_seen, len(records), config.batch_size):
+            metrics = learner.update(records[start:start + config.batch_size])
+            if on_epoch is not None:
+                on_epoch(learner.updates, metrics)
+    assert learner.result is not None
+    return learner.result

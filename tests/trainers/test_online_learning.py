@@ -1,0 +1,179 @@
+"""`online_learning`: one run per learner session, step = update count, learning, drift, resume."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+
+from agentnn.data import BestAgentTable, synthesize_interactions, write_interactions
+from agentnn.errors import DataError, TrainerConfigError
+from agentnn.mlflow_integration import ExperimentTracker
+from agentnn.nn_models import online_learning as ol
+
+EXPERIMENT = "online_learning"
+BATCH = 32
+
+
+@pytest.fixture(scope="module")
+def records():
+    return synthesize_interactions(640, n_agents=4, seed=1)
+
+
+@pytest.fixture
+def log_file(workdir: Path, records) -> Path:
+    return write_interactions(records, workdir / "logs.jsonl")
+
+
+def _history(client: mlflow.MlflowClient, run_id: str, key: str) -> list[tuple[int, float]]:
+    return [(m.step, m.value) for m in client.get_metric_history(run_id, key)]
+
+
+def test_streaming_a_log_yields_one_run_with_increasing_update_steps(
+    store_uri: str, log_file: Path, records
+):
+    tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
+    result = ol.train({"batch_size": BATCH}, log_file, tracker=tracker)
+
+    client = mlflow.MlflowClient(store_uri)
+    runs = client.search_runs([tracker.experiment_id])
+    assert [run.info.run_id for run in runs] == [result.run_id]
+    updates = len(records) // BATCH
+    assert [step for step, _ in _history(client, result.run_id, "val_loss")] == list(
+        range(1, updates + 1)
+    )
+    params = runs[0].data.params
+    assert params["agents"] == "finance_agent,legal_agent,marketing_agent,tech_agent"
+    assert params["replay_capacity"] == "2000"
+    assert params["data.records"] == str(len(records))
+    assert params["featurizer.dim"] == "256"
+    assert result.epochs_run == updates
+
+    mlflow.set_tracking_uri(store_uri)
+    model = mlflow.pyfunc.load_model(result.model_uri)
+    assert np.asarray(model.predict(np.zeros((2, 256), dtype=np.float32))).shape == (2, 4)
+
+
+def test_the_learner_learns_to_route_from_the_stream(store_uri: str):
+    stream = synthesize_interactions(1200, n_agents=4, seed=1)
+    agents = sorted({record.chosen_agent for record in stream})
+    tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
+    with ol.OnlineLearner({"agents": agents}, tracker=tracker) as learner:
+        for start in range(0, len(stream), BATCH):
+            learner.update(stream[start:start + BATCH])
+        held_out = synthesize_interactions(400, n_agents=4, seed=9)
+        routed = learner.route([record.task_description for record in held_out])
+
+    best = BestAgentTable(stream + held_out, agents)
+    accuracy = np.mean([agents.index(a) == best.best_for(r) for a, r in zip(routed, held_out)])
+    assert accuracy >= 0.5  # chance is 0.25 with four agents
+    client = mlflow.MlflowClient(store_uri)
+    val_acc = [value for _, value in _history(client, learner.result.run_id, "val_acc")]
+    assert np.mean(val_acc[-10:]) > np.mean(val_acc[:5])
+    assert "agentnn.drift_detected" not in client.get_run(learner.result.run_id).data.tags
+
+
+def test_drift_fires_a_metric_and_tags_when_outcomes_flip(store_uri: str, workdir: Path):
+    before = synthesize_interactions(960, n_agents=4, seed=1)
+    after = [dataclasses.replace(r, success=not r.success)
+             for r in synthesize_interactions(320, n_agents=4, seed=2)]
+    path = write_interactions(before + after, workdir / "drifting.jsonl")
+    tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
+
+    result = ol.train({"batch_size": BATCH}, path, tracker=tracker)
+
+    client = mlflow.MlflowClient(store_uri)
+    fired = [step for step, value in _history(client, result.run_id, "drift") if value == 1.0]
+    flip_update = len(before) // BATCH
+    assert fired and all(step > flip_update for step in fired)
+    tags = client.get_run(result.run_id).data.tags
+    assert tags["agentnn.drift_detected"] == "true"
+    assert int(tags["agentnn.last_drift_update"]) == fired[-1]
+    lr = dict(_history(client, result.run_id, "lr"))
+    assert lr[fired[0]] > lr[fired[0] - 1]  # the learning rate returns to its base value
+
+
+def test_same_seed_and_stream_give_the_same_metrics(store_uri: str, log_file: Path):
+    tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
+    first = ol.train({"seed": 4}, log_file, tracker=tracker)
+    second = ol.train({"seed": 4}, log_file, tracker=tracker)
+    client = mlflow.MlflowClient(store_uri)
+    for key in ("train_loss", "val_loss", "val_acc", "drift_score"):
+        assert _history(client, first.run_id, key) == _history(client, second.run_id, key)
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_resume_continues_the_same_run_after_the_last_snapshot(
+    store_uri: str, log_file: Path, workdir: Path, records
+):
+    tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
+    config = {"batch_size": BATCH, "snapshot_every": 5}
+
+    def crash_at_update_seven(update: int, metrics: dict[str, float]) -> None:
+        if update == 7:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        ol.train(config, log_file, tracker=tracker, on_epoch=crash_at_update_seven)
+    client = mlflow.MlflowClient(store_uri)
+    (crashed,) = client.search_runs([tracker.experiment_id])
+    folder = workdir / "checkpoints" / EXPERIMENT / crashed.info.run_id
+    assert [path.name for path in folder.iterdir()] == ["epoch-0005.pt"]
+
+    result = ol.train(config, log_file, tracker=tracker, resume_from=folder)
+
+    assert result.run_id == crashed.info.run_id
+    assert len(client.search_runs([tracker.experiment_id])) == 1
+    steps = {step for step, _ in _history(client, result.run_id, "val_loss")}
+    assert steps == set(range(1, len(records) // BATCH + 1))
+    records_seen = dict(_history(client, result.run_id, "records_seen"))
+    assert records_seen[len(records) // BATCH] == len(records)  # no record learned twice
+    assert client.get_run(result.run_id).info.status == "FINISHED"
+
+
+def test_the_learner_is_a_context_manager_taking_plain_dicts(store_uri: str, records):
+    tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
+    agents = sorted({record.chosen_agent for record in records})
+    with ol.OnlineLearner({"agents": agents}, tracker=tracker, register_as="online-router") as lrn:
+        metrics = lrn.update([record.to_dict() for record in records[:BATCH]])
+        assert metrics["records_seen"] == BATCH
+        with pytest.raises(DataError, match="agent 'sales_agent' is not one of"):
+            lrn.update([{**records[0].to_dict(), "chosen_agent": "sales_agent"}])
+        assert set(lrn.route(["Review the merger contract"])) <= set(agents)
+    assert lrn.result.registered_version == "1"
+    assert mlflow.MlflowClient(store_uri).get_run(lrn.result.run_id).info.status == "FINISHED"
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"agents": ["only_agent"]}, "at least two agents"),
+        ({"replay_ratio": -1.0}, "replay_ratio"),
+        ({"lr_decay": 2.0}, "lr_decay"),
+        ({"batchsize": 8}, "unknown OnlineConfig key"),
+    ],
+)
+def test_bad_config_raises_before_any_run_exists(store_uri, log_file, config, message):
+    tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
+    with pytest.raises(TrainerConfigError, match=message):
+        ol.train(config, log_file, tracker=tracker)
+    assert mlflow.MlflowClient(store_uri).search_runs([tracker.experiment_id]) == []
+
+
+def test_a_bad_or_empty_log_raises_before_any_run_exists(store_uri: str, workdir: Path):
+    tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
+    bad = workdir / "bad.jsonl"
+    bad.write_text('{"task_description": "x"}\n')
+    with pytest.raises(DataError, match="line 1"):
+        ol.train({}, bad, tracker=tracker)
+    empty = workdir / "empty.jsonl"
+    empty.write_text("")
+    with pytest.raises(TrainerConfigError, match="empty"):
+        ol.train({}, empty, tracker=tracker)
+    assert mlflow.MlflowClient(store_uri).search_runs([tracker.experiment_id]) == []
