@@ -90,6 +90,40 @@ def stop_process_group(process: subprocess.Popen) -> None:
         process.wait(timeout=15)
 
 
+def start_mlflow_server(root: Path, port: int) -> subprocess.Popen:
+    """Start `mlflow server` on 127.0.0.1:port with its store under ``root``; waits until up."""
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "mlflow", "server",
+            "--backend-store-uri", f"sqlite:///{root / 'server.db'}",
+            "--artifacts-destination", str(root / "artifacts"),
+            "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        ],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/health", process, SERVER_START_TIMEOUT)
+    except BaseException:
+        stop_process_group(process)
+        raise
+    return process
+
+
+@pytest.fixture
+def server_control():
+    """(start, stop) for tests that need a server of their own, e.g. to take it down."""
+    started: list[subprocess.Popen] = []
+
+    def start(root: Path, port: int) -> subprocess.Popen:
+        process = start_mlflow_server(root, port)
+        started.append(process)
+        return process
+
+    yield start, stop_process_group, free_port
+    for process in started:
+        stop_process_group(process)
+
+
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One real `mlflow server` on a free loopback port for the whole session; yields its URL."""

@@ -233,9 +233,7 @@ class TrackedRun:
             self._journal.close()
         finally:
             drained = self._tracker._drain(self._journal.path, self.run_id)
-            self._tracker._end_active_run(self.run_id, status)
-            if drained:
-                self._tracker._remove_journal(self._journal.path)
+            self._tracker._end_active_run(self.run_id, status, drained)
 
     def _check_open(self) -> None:
         if self._ended:
@@ -467,10 +465,19 @@ class ExperimentTracker:
                   f"{rejected}", file=sys.stderr)
         return True
 
-    def _end_active_run(self, run_id: str, status: str) -> None:
+    def _end_active_run(self, run_id: str, status: str, drained: bool) -> None:
         import mlflow
 
         active = mlflow.active_run()
+        if not drained:
+            # The store is not answering: asking it to end the run would block on MLflow's
+            # HTTP retries for minutes. The journal's end record sets the status later, so
+            # only release MLflow's active run here.
+            if active is not None and active.info.run_id == run_id:
+                from mlflow.tracking import fluent
+
+                fluent._active_run_stack.get().pop()
+            return
         try:
             if active is not None and active.info.run_id == run_id:
                 mlflow.end_run(status)
@@ -479,11 +486,6 @@ class ExperimentTracker:
         except Exception as error:  # the store is down; the writer sets the status later
             print(f"agentnn: could not set the status of run {run_id} yet ({error}); "
                   "it is set when the journal reaches the store", file=sys.stderr)
-
-    @staticmethod
-    def _remove_journal(journal: Path) -> None:
-        for path in (journal, journal_io.cursor_path(journal)):
-            path.unlink(missing_ok=True)
 
 
 def _progress(run_id: str, percent: int, first: bool) -> None:

@@ -342,7 +342,7 @@ class ModelLoader:
         try:
             try:
                 downloaded = Path(mlflow.artifacts.download_artifacts(
-                    artifact_uri=reference.resolved_uri, dst_path=str(scratch),
+                    artifact_uri=self._artifact_location(reference), dst_path=str(scratch),
                     tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri,
                 ))
             except (MlflowException, OSError) as error:
@@ -356,6 +356,37 @@ class ModelLoader:
             return replace(loaded, path=folder)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+
+    def _artifact_location(self, reference: ModelReference) -> str:
+        """The concrete artifact URI (file:, mlflow-artifacts:, s3: …) of a resolved model.
+
+        MLflow resolves ``models:/`` and ``runs:/`` URIs partly through its process-wide
+        tracking URI, whatever store is named; resolving them here keeps every lookup on this
+        loader's store.
+        """
+        if reference.model_id:
+            return self.client.get_logged_model(reference.model_id).artifact_location
+        if reference.name and reference.version:
+            source = self.client.get_model_version(reference.name, reference.version).source
+            if str(source).startswith("runs:/"):
+                return self._run_model_location(source)
+            return self.client.get_model_version_download_uri(reference.name, reference.version)
+        return self._run_model_location(reference.resolved_uri)
+
+    def _run_model_location(self, runs_uri: str) -> str:
+        """Where ``runs:/<run_id>/<path>`` lives: the model the run logged under that name
+        (MLflow 3 keeps logged models outside the run's folder), else the run's own artifacts."""
+        run_id, _, path = runs_uri[len("runs:/"):].strip("/").partition("/")
+        run = self.client.get_run(run_id)
+        if "/" not in path:
+            models = self.client.search_logged_models(
+                experiment_ids=[run.info.experiment_id],
+                filter_string=f"source_run_id = '{run_id}' AND name = '{path}'",
+            )
+            if models:
+                latest = max(models, key=lambda model: model.creation_timestamp or 0)
+                return latest.artifact_location
+        return f"{run.info.artifact_uri.rstrip('/')}/{path}"
 
     def _open(
         self, folder: Path, reference: ModelReference, cache: str, trust: bool, device: str

@@ -125,6 +125,7 @@ class JournalForwarder:
         self.run_id: str = header["run_id"]
         self.tracking_uri: str = header["tracking_uri"]
         self.cursor = Cursor.load(self.cursor_file) or Cursor(first_chunk, 0)
+        self.ended = False
         self._client_for = client_for
 
     def pending(self) -> bool:
@@ -168,9 +169,13 @@ class JournalForwarder:
                 index = stop
                 self.cursor = Cursor(start, index) if index < len(records) else Cursor(end, 0)
                 self.cursor.save(self.cursor_file)
+        if self.ended and self.cursor.offset == self.journal.stat().st_size:
+            self.journal.unlink()  # the run ended and the store has all of it
+            self.cursor_file.unlink(missing_ok=True)
         return sent
 
     def _terminate(self, client: Any, terminal: list[Any]) -> None:
+        self.ended = True
         try:
             client.set_terminated(self.run_id, terminal[1], end_time=terminal[2])
         except Exception as error:
@@ -202,8 +207,9 @@ class JournalForwarder:
 class Writer:
     """Scans a journal folder and forwards every journal that has unsent records."""
 
-    def __init__(self, journal_dir: Path) -> None:
+    def __init__(self, journal_dir: Path, retry_limit: float = ORPHAN_RETRY_LIMIT) -> None:
         self.journal_dir = journal_dir
+        self.retry_limit = retry_limit
         self._forwarders: dict[Path, JournalForwarder] = {}
         self._clients: dict[str, Any] = {}
         self._broken: set[Path] = set()
@@ -261,7 +267,7 @@ class Writer:
                 failing_since = failing_since or time.monotonic()
                 print(f"store did not answer ({error}); retrying in {backoff:.1f}s", flush=True)
                 orphan = parent_pid is not None and not _alive(parent_pid)
-                if (once or orphan) and time.monotonic() - failing_since > ORPHAN_RETRY_LIMIT:
+                if (once or orphan) and time.monotonic() - failing_since > self.retry_limit:
                     return total
                 time.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
@@ -286,9 +292,19 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def forward_all(journal_dir: Path, *, parent_pid: int | None = None, once: bool = False) -> int:
+def forward_all(
+    journal_dir: Path,
+    *,
+    parent_pid: int | None = None,
+    once: bool = False,
+    retry_limit: float = ORPHAN_RETRY_LIMIT,
+) -> int:
     """Be the folder's writer until done; returns records sent, or -1 when another writer is."""
     journal_dir.mkdir(parents=True, exist_ok=True)
+    # The writer retries with its own back-off; MLflow's HTTP retries would block one call for
+    # minutes while a server is down.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
     with open(journal_dir / LOCK_NAME, "a+") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -298,7 +314,7 @@ def forward_all(journal_dir: Path, *, parent_pid: int | None = None, once: bool 
         lock.truncate()
         lock.write(str(os.getpid()))
         lock.flush()
-        return Writer(journal_dir).run(parent_pid, once=once)
+        return Writer(journal_dir, retry_limit).run(parent_pid, once=once)
 
 
 def main(argv: list[str] | None = None) -> int:
