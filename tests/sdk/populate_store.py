@@ -17,14 +17,20 @@ UNICODE = "Übung ✓ 路由"
 MODEL_PIP_REQUIREMENTS = ["mlflow"]  # explicit, so MLflow does not infer them (about 10 s)
 
 
-def build(uri: str, artifact_dir: Path) -> dict[str, str]:
+def build(uri: str, artifact_dir: Path, prefix: str = "") -> dict[str, str]:
+    """Fill the store; ``prefix`` keeps experiment names apart on a shared server."""
     import mlflow
     from mlflow.tracking import MlflowClient
 
     mlflow.set_tracking_uri(uri)
     client = MlflowClient(uri)
-    routing_id = client.create_experiment(ROUTING, artifact_location=str(artifact_dir / "routing"))
-    unicode_id = client.create_experiment(UNICODE, artifact_location=str(artifact_dir / "unicode"))
+    remote = uri.startswith("http")  # a server keeps artifacts itself
+
+    def location(name: str) -> str | None:
+        return None if remote else str(artifact_dir / name)
+
+    routing_id = client.create_experiment(prefix + ROUTING, artifact_location=location("routing"))
+    unicode_id = client.create_experiment(prefix + UNICODE, artifact_location=location("unicode"))
     ids: dict[str, str] = {"routing_experiment": routing_id, "unicode_experiment": unicode_id}
 
     mlflow.set_experiment(experiment_id=routing_id)
@@ -94,25 +100,30 @@ def _doubler_class():
 
 if __name__ == "__main__":
     Doubler = _doubler_class()
-    print(json.dumps(build(sys.argv[1], Path(sys.argv[2]))))
+    print(json.dumps(build(sys.argv[1], Path(sys.argv[2]), *sys.argv[3:4])))
 
 
 def build_once(base: Path) -> dict[str, str]:
     """Build the store under ``base`` in a subprocess, or reuse it; adds ``uri`` and ``db``."""
-    import subprocess
-
     folder = base / "populated-store"
     ids_file = folder / "ids.json"
     if not ids_file.exists():
         folder.mkdir(parents=True, exist_ok=True)
         db = folder / "store.db"
-        result = subprocess.run(
-            [sys.executable, __file__, f"sqlite:///{db}", str(folder / "artifacts")],
-            capture_output=True, text=True, timeout=300, cwd=folder,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"populating the store failed:\n{result.stderr[-3000:]}")
-        ids = json.loads(result.stdout.strip().splitlines()[-1])
+        ids = build_in_subprocess(f"sqlite:///{db}", folder)
         ids.update(uri=f"sqlite:///{db}", db=str(db))
         ids_file.write_text(json.dumps(ids))
     return json.loads(ids_file.read_text())
+
+
+def build_in_subprocess(uri: str, folder: Path, prefix: str = "") -> dict[str, str]:
+    """Run :func:`build` in a fresh interpreter; returns the run ids it printed."""
+    import subprocess
+
+    result = subprocess.run(
+        [sys.executable, __file__, uri, str(folder / "artifacts"), prefix],
+        capture_output=True, text=True, timeout=300, cwd=folder,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"populating the store failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
