@@ -19,6 +19,7 @@ expect (``TypeError``/``ValueError``), so code written against plain MLflow keep
     │   └── InvalidQueryError       (also ValueError) a run filter or order-by the store rejects
     ├── TrackingError               the logging path failed
     │   └── JournalError            the local journal cannot be written or read
+    ├── TrainingJobError            the processes of a training job failed (a torchrun rank)
     ├── NotFoundError               (also LookupError) a run, experiment, model or alias is unknown
     │   └── RunHasNoModelError      a run to register has no logged model
     └── ModelError                  a model cannot be logged or loaded
@@ -162,6 +163,22 @@ class TrackingError(AgentNNError):
 
 class JournalError(TrackingError):
     """The local journal of a run cannot be written or read."""
+
+
+# --- training jobs -------------------------------------------------------------------------
+
+
+class TrainingJobError(AgentNNError):
+    """A training job's processes failed, e.g. a rank of a ``torchrun`` job exited with an error.
+
+    Keeps the exit code and the failing process's error line, which the message repeats.
+    """
+
+    def __init__(self, exit_code: int | None, detail: str) -> None:
+        self.exit_code = exit_code
+        self.detail = detail
+        status = "timed out" if exit_code is None else f"exit {exit_code}"
+        super().__init__(f"the distributed training job failed ({status}): {detail}")
 
 
 # --- lookups -------------------------------------------------------------------------------
