@@ -40,7 +40,7 @@ def cli(workdir: Path):
 
     runner = CliRunner()
 
-    def run(*args: str):
-        return runner.invoke(app, list(args))
+    def run(*args: str, columns: int = 200):
+        return runner.invoke(app, list(args), env={"COLUMNS": str(columns)})
 
     return run
