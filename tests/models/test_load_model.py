@@ -148,3 +148,12 @@ def test_legacy_stage_uri_resolves_with_a_deprecation_warning(logged, loader, cl
 def test_a_malformed_tracking_uri_is_refused_before_any_lookup(cache_dir):
     with pytest.raises(TrackingURIError, match="ftp"):
         load_model("router@champion", tracking_uri="ftp://example.org/store")
+
+
+def test_loading_ignores_mlflows_process_wide_tracking_uri(logged, loader, workdir, template_db):
+    shutil.copy(template_db, workdir / "other.db")
+    mlflow.set_tracking_uri(f"sqlite:///{workdir / 'other.db'}")  # another, empty store
+    for uri in ("router/1", f"runs:/{logged.info.run_id}/model", logged.info.model_id):
+        loaded = loader.load(uri)
+        assert loaded.cache == "download", uri
+        assert_same_outputs(loaded.module, logged.module, logged.inputs)
