@@ -11,7 +11,6 @@ import os
 import sys
 from typing import Annotated, Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -29,7 +28,7 @@ EXIT_USER_ERROR = 1
 class ErrorsAsOneLine(TyperGroup):
     """Turns agentnn's own errors into one line and exit code 1: the one place that does so."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: typer.Context) -> Any:
         from agentnn.errors import AgentNNError
 
         try:
