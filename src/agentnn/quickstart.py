@@ -21,6 +21,7 @@ CHAMPION_ALIAS = "champion"
 N_RECORDS = 2000  # synthetic interactions; enough for routing accuracy well above 0.8
 N_AGENTS = 4
 HEADLINE_METRIC = "val_acc"
+LEARNING_RATE = 1e-2  # higher than the trainer's default: the quickstart runs only a few epochs
 
 
 def run_quickstart(epochs: int = 5, seed: int = 0) -> dict[str, Any]:
@@ -34,7 +35,7 @@ def run_quickstart(epochs: int = 5, seed: int = 0) -> dict[str, Any]:
     records = synthesize_interactions(N_RECORDS, N_AGENTS, seed=seed)
     data = build_interaction_dataset(records, seed=seed, source="synthetic")
     train_config = advanced_training.AdvancedTrainingConfig(
-        mode="classifier", epochs=epochs, seed=seed
+        mode="classifier", epochs=epochs, seed=seed, learning_rate=LEARNING_RATE
     )
 
     def report(epoch: int, metrics: dict[str, float]) -> None:
