@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import mlflow
 import numpy as np
 import pytest
 
-from agentnn.errors import TrainerConfigError
+from agentnn.errors import TrainerConfigError, TrainingJobError
 from agentnn.nn_models import training_infrastructure as ti
 
 EPOCHS = 2
@@ -76,4 +77,15 @@ def test_launch_refuses_a_bad_config_before_starting_any_process(
     assert mlflow.MlflowClient(store_uri).search_experiments(
         filter_string="name = 'distributed_training'"
     ) == []
+    assert not (workdir / "checkpoints").exists()
+
+
+def test_a_failing_rank_fails_the_launch_with_its_error_line(workdir: Path) -> None:
+    with socket.socket() as sock:  # a port nobody listens on once the socket is closed
+        sock.bind(("127.0.0.1", 0))
+        dead_server = f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+    with pytest.raises(TrainingJobError, match="does not answer") as caught:
+        ti.launch(2, {"epochs": 1}, dataset="digits", tracking_uri=dead_server)
+    assert caught.value.exit_code not in (0, None)
     assert not (workdir / "checkpoints").exists()

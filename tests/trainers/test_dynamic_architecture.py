@@ -20,7 +20,7 @@ SMALL_SEARCH = {"n_candidates": 3, "epochs": 3, "seed": 1}
 
 
 @pytest.fixture(scope="module")
-def routing_data():
+def search_data():
     return build_interaction_dataset(synthesize_interactions(400, n_agents=4, seed=2), seed=2)
 
 
@@ -37,10 +37,10 @@ def _artifact_json(client: mlflow.MlflowClient, run_id: str, name: str, workdir:
 
 
 def test_search_logs_each_candidate_as_a_child_and_the_leaderboard_on_the_parent(
-    workdir: Path, store_uri: str, routing_data
+    workdir: Path, store_uri: str, search_data
 ):
     tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
-    result = da.train(SMALL_SEARCH, routing_data, tracker=tracker)
+    result = da.train(SMALL_SEARCH, search_data, tracker=tracker)
 
     client = mlflow.MlflowClient(store_uri)
     parent, children = _runs(client, tracker.experiment_id)
@@ -68,7 +68,7 @@ def test_search_logs_each_candidate_as_a_child_and_the_leaderboard_on_the_parent
 
     mlflow.set_tracking_uri(store_uri)
     model = mlflow.pyfunc.load_model(result.model_uri)
-    scores = np.asarray(model.predict(routing_data.test.features[:5]))
+    scores = np.asarray(model.predict(search_data.test.features[:5]))
     assert scores.shape == (5, 4)
 
 
@@ -102,11 +102,11 @@ def test_growing_keeps_the_function_and_the_optimiser_state():
     assert shrunk_optimizer.state[shrunk.head.weight]["exp_avg"].shape == (3, 3)
 
 
-def test_a_stalled_candidate_is_reshaped_during_training(store_uri: str, routing_data):
+def test_a_stalled_candidate_is_reshaped_during_training(store_uri: str, search_data):
     tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
     always_stalled = {**SMALL_SEARCH, "n_candidates": 1, "stall_patience": 1,
                       "min_delta": 100.0, "max_reshapes": 1}
-    da.train(always_stalled, routing_data, tracker=tracker)
+    da.train(always_stalled, search_data, tracker=tracker)
 
     client = mlflow.MlflowClient(store_uri)
     _, (child,) = _runs(client, tracker.experiment_id)
@@ -115,10 +115,10 @@ def test_a_stalled_candidate_is_reshaped_during_training(store_uri: str, routing
     assert units[0] == units[1] != units[2]
 
 
-def test_same_seed_and_data_give_the_same_leaderboard(store_uri: str, routing_data):
+def test_same_seed_and_data_give_the_same_leaderboard(store_uri: str, search_data):
     tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
-    first = da.train(SMALL_SEARCH, routing_data, tracker=tracker)
-    second = da.train(SMALL_SEARCH, routing_data, tracker=tracker)
+    first = da.train(SMALL_SEARCH, search_data, tracker=tracker)
+    second = da.train(SMALL_SEARCH, search_data, tracker=tracker)
     assert first.best_metrics["val_loss"] == second.best_metrics["val_loss"]
     assert first.best_metrics["test_acc"] == second.best_metrics["test_acc"]
 
@@ -128,7 +128,7 @@ class Interrupted(Exception):
 
 
 def test_resume_trains_only_the_unfinished_candidates_in_the_same_parent_run(
-    workdir: Path, store_uri: str, routing_data
+    workdir: Path, store_uri: str, search_data
 ):
     tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
 
@@ -137,12 +137,12 @@ def test_resume_trains_only_the_unfinished_candidates_in_the_same_parent_run(
             raise Interrupted
 
     with pytest.raises(Interrupted):
-        da.train(SMALL_SEARCH, routing_data, tracker=tracker, on_epoch=stop_in_second_candidate)
+        da.train(SMALL_SEARCH, search_data, tracker=tracker, on_epoch=stop_in_second_candidate)
     client = mlflow.MlflowClient(store_uri)
     parent, _ = _runs(client, tracker.experiment_id)
     folder = workdir / "checkpoints" / EXPERIMENT / parent.info.run_id
 
-    result = da.train(SMALL_SEARCH, routing_data, tracker=tracker, resume_from=folder)
+    result = da.train(SMALL_SEARCH, search_data, tracker=tracker, resume_from=folder)
 
     assert result.run_id == parent.info.run_id
     _, children = _runs(client, tracker.experiment_id)
@@ -164,10 +164,10 @@ def test_resume_trains_only_the_unfinished_candidates_in_the_same_parent_run(
         ({"n_candidates": 0}, "n_candidates"),
     ],
 )
-def test_bad_config_raises_before_any_run_exists(store_uri, routing_data, config, message):
+def test_bad_config_raises_before_any_run_exists(store_uri, search_data, config, message):
     tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
     with pytest.raises(TrainerConfigError, match=message):
-        da.train(config, routing_data, tracker=tracker)
+        da.train(config, search_data, tracker=tracker)
     assert mlflow.MlflowClient(store_uri).search_runs([tracker.experiment_id]) == []
 
 

@@ -335,19 +335,21 @@ def _make_optimizer(config: ArchitectureSearchConfig) -> Callable[[Any], Any]:
 def _fit_epoch(model: Any, optimizer: Any, x: Any, y: Any, config: ArchitectureSearchConfig,
                seed: int, epoch: int) -> tuple[float, float]:
     """One pass over the training split; (mean loss, accuracy)."""
+    import torch
     import torch.nn.functional as F
 
     model.train()
-    loss_sum = correct = 0.0
+    loss_sum = torch.zeros(())
+    correct = torch.zeros((), dtype=torch.long)
     for batch in iterate_batches(batch_order(len(y), seed=seed, epoch=epoch), config.batch_size):
         logits = model(x[batch])
         loss = F.cross_entropy(logits, y[batch])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        loss_sum += float(loss.detach()) * len(batch)
-        correct += float((logits.detach().argmax(dim=1) == y[batch]).sum())
-    return loss_sum / len(y), correct / len(y)
+        loss_sum += loss.detach() * len(batch)
+        correct += (logits.detach().argmax(dim=1) == y[batch]).sum()
+    return float(loss_sum) / len(y), float(correct) / len(y)
 
 
 def _score(model: Any, x: Any, y: Any) -> tuple[float, float]:

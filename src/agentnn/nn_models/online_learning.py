@@ -163,20 +163,27 @@ class ReplayBuffer:
         self.generator = torch.Generator().manual_seed(seed)
 
     def add(self, features: Any, agents: Any, success: Any) -> None:
-        """Offer each record to the reservoir."""
+        """Offer each record to the reservoir: kept while there is room, then with chance
+        ``capacity / records seen``, replacing a random stored one."""
         import torch
 
-        for row in range(len(agents)):
-            if self.size < self.capacity:
-                slot = self.size
-                self.size += 1
-            else:
-                slot = int(torch.randint(0, self.seen + 1, (1,), generator=self.generator))
-            self.seen += 1
-            if slot < self.capacity:
-                self.features[slot] = features[row]
-                self.agents[slot] = agents[row]
-                self.success[slot] = success[row]
+        count = len(agents)
+        room = min(self.capacity - self.size, count)
+        slots = list(range(self.size, self.size + room))
+        if room < count:
+            stream_positions = torch.arange(self.seen + room + 1, self.seen + count + 1,
+                                            dtype=torch.float64)
+            draws = torch.rand(count - room, generator=self.generator, dtype=torch.float64)
+            slots += (draws * stream_positions).long().tolist()
+        last_row_per_slot = {slot: row for row, slot in enumerate(slots) if slot < self.capacity}
+        if last_row_per_slot:  # a later record wins a slot two records drew
+            target = torch.tensor(list(last_row_per_slot))
+            source = torch.tensor(list(last_row_per_slot.values()))
+            self.features[target] = features[source]
+            self.agents[target] = agents[source]
+            self.success[target] = success[source]
+        self.size += room
+        self.seen += count
 
     def sample(self, count: int) -> tuple[Any, Any, Any]:
         """``count`` stored records drawn uniformly (with replacement); empty when empty."""

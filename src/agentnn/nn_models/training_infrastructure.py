@@ -32,6 +32,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -42,7 +43,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from agentnn.errors import TrainerConfigError
+from agentnn.errors import TrainerConfigError, TrainingJobError
 from agentnn.nn_models.common import (
     DEFAULT_KEEP_CHECKPOINTS,
     SCHEDULERS,
@@ -81,6 +82,7 @@ BUILDER = "agentnn.nn_models.training_infrastructure:build_model"
 MIN_TRAIN_SAMPLES = 16  # below this a shard per rank is a handful of samples
 BACKENDS = ("auto", "gloo", "nccl")
 LAUNCH_TIMEOUT_S = 1800.0  # a hung rank must not hang the caller for ever
+JOB_STOP_GRACE_S = 15.0  # after SIGTERM, seconds before the job's processes are killed
 PROCESS_GROUP_TIMEOUT_S = 300  # a rank waiting this long in a collective gives up
 
 
@@ -320,10 +322,11 @@ def train_epoch(
     batches = list(iterate_batches(indices, config.batch_size))
     windows = [batches[i:i + config.grad_accum_steps]
                for i in range(0, len(batches), config.grad_accum_steps)]
+    correct = torch.zeros((), dtype=torch.long, device=device)
     optimizer.zero_grad(set_to_none=True)
     for window in windows:
         window_samples = sum(len(batch) for batch in window)
-        window_loss = 0.0
+        window_loss = torch.zeros((), device=device)  # summed on the device: no sync per batch
         for number, batch in enumerate(window, start=1):
             x, y = data.x[batch].to(device), data.y[batch].to(device)
             syncs = number == len(window) or not world.distributed
@@ -332,18 +335,19 @@ def train_epoch(
                 loss = F.cross_entropy(logits, y)
                 # weighted by the micro-batch's share, the summed gradient is the window's mean
                 (loss * (len(y) / window_samples)).backward()
-            batch_loss = float(loss.detach()) * len(y)
-            window_loss += batch_loss
-            sums.loss += batch_loss
-            sums.correct += float((logits.detach().argmax(dim=1) == y).sum())
+            window_loss += loss.detach() * len(y)
+            correct += (logits.detach().argmax(dim=1) == y).sum()
             sums.count += len(y)
         if config.max_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         global_step += 1
-        loss_sum, count = all_reduce_sums([window_loss, window_samples], world, device)
+        window_total = float(window_loss)
+        sums.loss += window_total
+        loss_sum, count = all_reduce_sums([window_total, window_samples], world, device)
         log_step({"step_loss": loss_sum / count}, global_step)
+    sums.correct = float(correct)
     return sums, global_step
 
 
@@ -520,14 +524,12 @@ def _train_job(
             if stopper.should_stop:
                 break
         module.load_state_dict(best_state)
-        test_sums = evaluate(module, data.test, config, world, device)
-        test_loss, test_correct, test_count = all_reduce_sums(test_sums.as_list(), world, device)
-        best_metrics.update(test_loss=test_loss / test_count, test_acc=test_correct / test_count)
+        best_metrics.update(_test_metrics(module, data, config, world, device))
         if not world.is_main:
             return TrainResult(run_id="", best_metrics=best_metrics, model_uri=None,
                                epochs_run=epoch)
-        run.log_metrics({"test_loss": best_metrics["test_loss"],
-                         "test_acc": best_metrics["test_acc"]}, step=epoch)
+        run.log_metrics({key: best_metrics[key] for key in ("test_loss", "test_acc")},
+                        step=epoch)
         model_uri, version = log_best_model(
             module.cpu(), builder=BUILDER, config=spec,
             input_example=data.val.x[:2].numpy(), register_as=register_as,
@@ -539,6 +541,15 @@ def _train_job(
             best_epoch=stopper.best_epoch, checkpoint_dir=str(saver.directory),
             stopped_early=stopper.should_stop,
         )
+
+
+def _test_metrics(module: Any, data: PreparedData, config: DistributedConfig, world: World,
+                  device: Any) -> dict[str, float]:
+    """The best model's loss and accuracy on the test split, summed over every rank's shard."""
+    loss, correct, count = all_reduce_sums(
+        evaluate(module, data.test, config, world, device).as_list(), world, device
+    )
+    return {"test_loss": loss / count, "test_acc": correct / count}
 
 
 # --- launching the job -------------------------------------------------------------------------
@@ -573,9 +584,10 @@ def launch(
 ) -> TrainResult:
     """Run the job under ``torchrun`` with ``nproc`` processes on this machine; its result.
 
-    The config and the data are checked here first, so a bad value raises before any process
-    starts or any run exists. Rank 0 writes the result (run id, metrics, model URI) to a JSON
-    file that is read back once every process has exited.
+    The config and the data are checked here first, so a bad value raises
+    :class:`TrainerConfigError` before any process starts or any run exists. Rank 0 writes the
+    result (run id, metrics, model URI) to a JSON file that is read back once every process has
+    exited; a failing or hung job raises :class:`TrainingJobError` with the rank's error line.
     """
     check_positive("nproc", nproc)
     config = check_config(config, DistributedConfig)
@@ -597,13 +609,31 @@ def launch(
                             ("--resume-from", resume_from)):
             if value is not None:
                 command += [flag, str(value)]
-        completed = subprocess.run(command, timeout=timeout, capture_output=True, text=True)
-        if completed.returncode != 0 or not result_file.is_file():
-            raise TrainerConfigError(
-                f"the distributed job failed (exit {completed.returncode}): "
-                f"{_first_error_line(completed.stderr or completed.stdout)}"
-            )
+        exit_code, output = _run_job(command, timeout)
+        if exit_code != 0 or not result_file.is_file():
+            raise TrainingJobError(exit_code, _first_error_line(output))
         return TrainResult(**json.loads(result_file.read_text(encoding="utf-8")))
+
+
+def _run_job(command: list[str], timeout: float) -> tuple[int | None, str]:
+    """Run ``torchrun`` in its own process group; (exit code or None on timeout, its output).
+
+    On a timeout the whole group (``torchrun`` and every rank) is stopped by the group's id,
+    so no rank outlives the call.
+    """
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, start_new_session=True)
+    try:
+        output, _ = process.communicate(timeout=timeout)
+        return process.returncode, output
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            output, _ = process.communicate(timeout=JOB_STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            output, _ = process.communicate()
+        return None, f"no result within {timeout:.0f} s; " + _first_error_line(output or "")
 
 
 def _first_error_line(output: str) -> str:
