@@ -91,3 +91,11 @@ def test_a_bad_filter_is_an_invalid_query_error_naming_it(populated, direct_read
         ModelManager(populated["uri"], direct_reads=direct_reads).list_runs(
             "routing", filter="metrics.val_loss >>> 1"
         )
+
+
+@BOTH_READERS
+def test_a_bad_order_by_is_named_as_such_even_with_a_good_filter(populated, direct_reads):
+    with pytest.raises(InvalidQueryError, match="bad order-by 'metrics.val_loss SIDEWAYS'"):
+        ModelManager(populated["uri"], direct_reads=direct_reads).list_runs(
+            "routing", filter="params.lr = '0.01'", order_by="metrics.val_loss SIDEWAYS"
+        )

@@ -24,23 +24,32 @@ ARTIFACT_LISTING_LIMIT = 10_000
 
 
 @contextmanager
-def mlflow_errors(uri: str, source: str, *, kind: str = "", name: str = "") -> Iterator[None]:
-    """Turn MLflow's exceptions into agentnn's: unknown things, bad queries, dead stores."""
+def mlflow_errors(
+    uri: str, source: str, *, kind: str = "", name: str = "", order_by: str = ""
+) -> Iterator[None]:
+    """Turn MLflow's exceptions into agentnn's: unknown things, bad queries, dead stores.
+
+    ``kind``/``name`` say what was asked for; for a search, ``kind="filter"`` with the filter
+    as ``name`` and the order-by clauses in ``order_by``, so a rejection names the right one.
+    """
     from mlflow.exceptions import MlflowException
+    from requests.exceptions import ConnectionError as RequestsConnectionError
 
     try:
         yield
     except MlflowException as error:
         code = getattr(error, "error_code", "")
         message = str(getattr(error, "message", error)).splitlines()[0][:300]
+        if code == "INVALID_PARAMETER_VALUE" and kind == "filter":
+            if order_by and ("order" in message.lower() or not name):
+                raise InvalidQueryError("order-by", order_by, message) from None
+            raise InvalidQueryError("filter", name, message) from None
         if code == "RESOURCE_DOES_NOT_EXIST" or "not found" in message.lower():
             raise NotFoundError(kind or "resource", name or message) from None
-        if code == "INVALID_PARAMETER_VALUE" and kind in ("filter", "order-by"):
-            raise InvalidQueryError(kind, name, message) from None
-        if "API request" in message or "Max retries" in message or "Connection" in message:
+        if "API request" in message or "Max retries" in message:
             raise TrackingURIError(uri, source, f"the store does not answer ({message})") from None
         raise
-    except OSError as error:  # requests' ConnectionError derives from OSError
+    except (ConnectionError, RequestsConnectionError) as error:
         raise TrackingURIError(uri, source, f"the store does not answer ({error})") from None
 
 
@@ -76,8 +85,8 @@ class MlflowReader:
     def client(self) -> Any:
         return self._client_factory()
 
-    def _errors(self, kind: str = "", name: str = ""):
-        return mlflow_errors(self.uri, self.source, kind=kind, name=name)
+    def _errors(self, kind: str = "", name: str = "", order_by: str = ""):
+        return mlflow_errors(self.uri, self.source, kind=kind, name=name, order_by=order_by)
 
     def _pages(self, fetch: Callable[[str | None], Any], limit: int | None = None) -> list[Any]:
         """Every item of a paged MLflow search, following ``page_token`` until done."""
@@ -163,10 +172,7 @@ class MlflowReader:
     ) -> list[RunInfo]:
         if not experiment_ids:
             return []
-        kind, clause = ("filter", filter_string or "") if filter_string else (
-            "order-by", ", ".join(order_by or [])
-        )
-        with self._errors(kind, clause):
+        with self._errors("filter", filter_string or "", ", ".join(order_by or [])):
             runs = self._run_pages(experiment_ids, filter_string, order_by, limit, include_deleted)
         return [run_info(run) for run in runs]
 
