@@ -95,7 +95,7 @@ class OnlineConfig:
     drift_reference: int = 20  # updates before those: the level it is compared with
     drift_threshold: float = 0.2  # relative rise of the prequential loss that fires drift
     # --- snapshots and reproducibility -------------------------------------------------------
-    snapshot_every: int = 50  # updates between checkpoints
+    snapshot_every: int = 200  # updates between checkpoints (each writes the whole reservoir)
     keep_checkpoints: int = DEFAULT_KEEP_CHECKPOINTS
     checkpoint_root: str | None = None  # default ./checkpoints/online_learning/<run id>
     seed: int = 0
@@ -169,6 +169,13 @@ class ReplayBuffer:
 
         count = len(agents)
         room = min(self.capacity - self.size, count)
+        if room == count:  # still filling up: append in one slice
+            end = self.size + count
+            self.features[self.size:end] = features
+            self.agents[self.size:end] = agents
+            self.success[self.size:end] = success
+            self.size, self.seen = end, self.seen + count
+            return
         slots = list(range(self.size, self.size + room))
         if room < count:
             stream_positions = torch.arange(self.seen + room + 1, self.seen + count + 1,
