@@ -39,6 +39,7 @@ from agentnn.errors import (
 )
 from agentnn.mlflow_integration import journal as journal_io
 from agentnn.mlflow_integration import writer as writer_process
+from agentnn.mlflow_integration.queries import best_run_query
 from agentnn.mlflow_integration.redaction import REDACTED_KEYS_TAG, redact
 from agentnn.mlflow_integration.run_context import automatic_tags, generate_run_name
 from agentnn.mlflow_integration.validation import (
@@ -401,16 +402,13 @@ class ExperimentTracker:
 
         Runs without the metric, and NaN values, are ignored; None when no run qualifies.
         """
-        if mode not in ("min", "max"):
-            raise InvalidArgumentError(f"mode must be 'min' or 'max', got {mode!r}")
-        check_key(metric)
-        order = "ASC" if mode == "min" else "DESC"
+        filter_string, order_by = best_run_query(metric, mode)
         page_token = None
         while True:
             page = self.client.search_runs(
                 [self.experiment_id],
-                filter_string="attributes.status = 'FINISHED'",
-                order_by=[f"metrics.`{metric}` {order}"],
+                filter_string=filter_string,
+                order_by=[order_by],
                 max_results=20,
                 page_token=page_token,
             )
@@ -418,8 +416,6 @@ class ExperimentTracker:
                 value = run.data.metrics.get(metric)
                 if value is not None and not math.isnan(value):
                     return RunSummary.from_mlflow(run)
-                if value is None:
-                    return None  # runs lacking the metric sort last: no later run has it
             page_token = page.token
             if not page_token:
                 return None

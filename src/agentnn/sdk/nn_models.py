@@ -18,14 +18,15 @@ answered straight from the database (see ``_sqlite_reader``), which skips the se
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from agentnn import config
-from agentnn.errors import InputError, LegacyFileStoreError, NotFoundError
-from agentnn.sdk import _search
+from agentnn.errors import InvalidArgumentError, LegacyFileStoreError, NotFoundError
+from agentnn.mlflow_integration.queries import best_run_query
 from agentnn.sdk._mlflow_reader import DEFAULT_PAGE_SIZE, MlflowReader, mlflow_errors
 from agentnn.sdk._records import (
     ExperimentInfo,
@@ -50,8 +51,7 @@ __all__ = [
     "RunInfo",
 ]
 
-MODES = ("min", "max")
-FINISHED_FILTER = "attributes.status = 'FINISHED'"
+BEST_RUN_PAGE = 20  # runs fetched to find the best one not NaN
 HEALTH_TIMEOUT = 5.0  # seconds an HTTP store gets to answer before it counts as unreachable
 
 
@@ -104,7 +104,7 @@ class ModelManager:
             self._legacy_store = error
         self.tracking_uri = self.settings.tracking_uri.value
         if page_size < 1:
-            raise InputError(f"page_size must be at least 1, got {page_size}")
+            raise InvalidArgumentError(f"page_size must be at least 1, got {page_size}")
         self._client_instance: Any = None
         self._mlflow = MlflowReader(
             lambda: self._client, self.tracking_uri, self.settings.tracking_uri.source, page_size
@@ -194,7 +194,7 @@ class ModelManager:
             InvalidQueryError: MLflow rejects the filter or order-by.
         """
         if limit is not None and limit < 1:
-            raise InputError(f"limit must be at least 1 (or None for all), got {limit}")
+            raise InvalidArgumentError(f"limit must be at least 1 (or None for all), got {limit}")
         ids = (
             [self._read("find_experiment", experiment)[0]] if experiment is not None
             else self._read("active_experiment_ids")
@@ -223,25 +223,25 @@ class ModelManager:
     ) -> RunInfo | None:
         """The finished run with the lowest (``min``) or highest (``max``) final ``metric``.
 
-        One sorted query with ``max_results=1``; None when no finished run logged the metric
-        as a number.
+        One sorted query (see :func:`best_run_query`); NaN values are skipped; None when no
+        finished run logged the metric as a number.
         """
-        if mode not in MODES:
-            raise InputError(f"mode must be 'min' or 'max', got {mode!r}")
-        direction = "ASC" if mode == "min" else "DESC"
-        runs = self.list_runs(
-            experiment, filter=FINISHED_FILTER,
-            order_by=f"metrics.{_search.quote_key(metric)} {direction}", limit=1,
-        )
-        if not runs or metric not in runs[0].metrics or runs[0].metrics[metric] != runs[0].metrics[
-                metric]:
-            return None
-        return runs[0]
+        filter_string, order_by = best_run_query(metric, mode)
+        for limit in (BEST_RUN_PAGE, None):  # a second, full look only if the page was all NaN
+            runs = self.list_runs(experiment, filter=filter_string, order_by=order_by,
+                                  limit=limit)
+            for run in runs:
+                value = run.metrics.get(metric)
+                if value is not None and not math.isnan(value):
+                    return run
+            if limit is None or len(runs) < limit:
+                return None
+        return None
 
     def compare_runs(self, run_ids: list[str]) -> RunComparison:
         """Params and final metrics of the runs side by side, and the keys whose values differ."""
         if len(run_ids) < 2:
-            raise InputError("compare needs at least two run ids")
+            raise InvalidArgumentError("compare needs at least two run ids")
         runs = [self._read("get_run", run_id) for run_id in run_ids]
         param_keys = sorted({key for run in runs for key in run.params})
         metric_keys = sorted({key for run in runs for key in run.metrics})
