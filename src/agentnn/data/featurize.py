@@ -44,15 +44,25 @@ class HashingFeaturizer:
             raise TrainerConfigError(
                 "transform() takes a list of texts, got one string; wrap it in a list"
             )
-        matrix = np.zeros((len(texts), self.dim), dtype=np.float32)
+        rows: list[int] = []
+        buckets: list[int] = []
+        signs: list[float] = []
         for row, text in enumerate(texts):
             if not isinstance(text, str):
                 raise TrainerConfigError(
                     f"text {row} must be a string, got {type(text).__name__}"
                 )
-            for gram in self._ngrams(text):
+            grams = self._ngrams(text)
+            rows.extend([row] * len(grams))
+            for gram in grams:
                 bucket, sign = self._bucket(gram)
-                matrix[row, bucket] += sign
+                buckets.append(bucket)
+                signs.append(sign)
+        matrix = np.zeros((len(texts), self.dim), dtype=np.float32)
+        # One scatter-add instead of a numpy item update per n-gram: the same sums, in the
+        # same order, several times faster for the small batches an online learner sends.
+        np.add.at(matrix, (np.asarray(rows, dtype=np.intp), np.asarray(buckets, dtype=np.intp)),
+                  np.asarray(signs, dtype=np.float32))
         norms = np.linalg.norm(matrix, axis=1, keepdims=True)
         np.divide(matrix, norms, out=matrix, where=norms > 0)
         return matrix
