@@ -5,9 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pytest
 
-from agentnn.data import build_interaction_dataset, synthesize_interactions
+from agentnn.data import (
+    LabelledDataset,
+    Split,
+    build_interaction_dataset,
+    synthesize_interactions,
+)
 from agentnn.errors import TrainerConfigError
 from agentnn.mlflow_integration import ExperimentTracker
 from agentnn.nn_models import training_infrastructure as ti
@@ -110,4 +116,18 @@ def test_too_small_data_raises_before_any_run_exists(store_uri: str):
     tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
     with pytest.raises(TrainerConfigError, match="needs at least"):
         ti.train({}, tiny, tracker=tracker)
+    assert mlflow.MlflowClient(store_uri).search_runs([tracker.experiment_id]) == []
+
+
+def test_splits_with_different_feature_counts_raise_before_any_run_exists(store_uri: str):
+    rng = np.random.default_rng(0)
+
+    def split(n: int, features: int) -> Split:
+        return Split(rng.random((n, features), dtype=np.float32), rng.integers(0, 3, n))
+
+    mismatched = LabelledDataset(train=split(40, 8), val=split(10, 6), test=split(10, 8),
+                                 class_names=("a", "b", "c"), params={"data.source": "test"})
+    tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
+    with pytest.raises(TrainerConfigError, match="validation split: the data has 6, the model"):
+        ti.train({}, mismatched, tracker=tracker)
     assert mlflow.MlflowClient(store_uri).search_runs([tracker.experiment_id]) == []
