@@ -1,36 +1,40 @@
 """Each trainer's epoch time against a plain PyTorch loop with the same model, data and batch size.
 
-Run it by hand (not in CI); it takes a minute or two on two CPU cores::
+Run it by hand (not in CI); it takes about two minutes on two CPU cores::
 
     .venv/bin/python bench/trainer_overhead.py                 # every trainer that exists
     .venv/bin/python bench/trainer_overhead.py --records 4000 --epochs 4 --repeats 2
     .venv/bin/python bench/trainer_overhead.py --only advanced_training
 
-For every trainer it runs, in one process, alternating which side goes first:
+Each trainer runs tracked, into a throwaway SQLite store in a temporary folder, with per-step
+loss logging on where it has a knob for it (``log_every_steps=1``, the worst case) and early
+stopping off. Its plain twin is the trainer's own model (same builder, spec and seed) trained
+on the same tensors with the same batch size, loss, optimiser settings and gradient clipping,
+with no tracking at all.
 
-- the trainer itself, tracked into a throwaway SQLite store in a temporary folder, with
-  per-step loss logging on (``log_every_steps=1``, the worst case) and early stopping off;
-- a plain loop: the trainer's own model (same builder, spec and seed), the same tensors, the
-  same batch size, loss, AdamW settings and gradient clipping, with no tracking at all.
+The two sides run interleaved, epoch by epoch: after each of the trainer's epochs, its
+``on_epoch`` callback runs one epoch of the plain twin. Both sides of a pair therefore run
+under the same machine load, which on a shared machine swings epoch times by 10-20% from one
+minute to the next, far more than the 5% we want to resolve. The time spent in the callback
+is excluded from the trainer's side.
 
-It prints two measures per trainer, each as tracked / plain seconds and ratios of the medians
-and of the minimums over epochs 2..N of every repeat (the verdict uses the minimums, the
-least disturbed epochs, since other processes on a shared machine add noise to the medians):
+Per trainer it prints, for each measure, the median tracked and plain seconds and the median
+of the per-pair ratios (tracked / plain):
 
 - **train pass**: the ``epoch_time_s`` the trainer logs (its optimiser loop, per-step logging
-  included) against the plain loop's optimiser pass. Target: within 1.05x.
-- **whole epoch**: time between the trainer's ``on_epoch`` callbacks against a plain epoch of
-  optimiser pass plus one validation pass: what the user waits for, including the trainer's
-  extra bookkeeping (train-split metrics, checkpoints, schedulers).
+  included) against the plain twin's optimiser pass. Target: within 1.05x.
+- **whole epoch**: the trainer's time from one ``on_epoch`` to the next against the plain
+  twin's optimiser pass plus one validation pass: what the user waits for, including the
+  trainer's extra bookkeeping (train-split metrics, checkpoints, schedulers, tracking).
 
 The architecture search is narrowed to one fixed candidate without reshapes, so both sides
-train the same network. The online learner has no epochs: its measure is one pass over the
-stream, from its first update to its last, against a plain loop doing the same per-batch work
-(featurise, score without gradients, one Adam step on the batch plus as many replayed rows).
+train the same network. The online learner has no epochs: its callback comes after every
+update, and its twin makes one plain update on the same records (featurise, score without
+gradients, one Adam step on them plus as many replayed rows); the measure sums the updates of
+one pass over the stream, and "train pass" and "whole epoch" are the same number.
 
-The first epoch of every run is dropped (allocator and thread-pool warm-up). Torch runs on one
-thread by default (``--threads``). Other processes on the machine add noise (the load average
-is printed at the start and the end); compare ratios from the same run only.
+The first epoch (or update) of every run is dropped on both sides (warm-up). Torch runs on one
+thread by default (``--threads``); the load average is printed at the start and the end.
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ AGENTS = 4
 FEATURE_DIM = 256
 BATCH_SIZE = 32  # small batches make per-step overhead visible, the case that matters
 EPOCHS = 5  # per run; the first is dropped as warm-up
-REPEATS = 3  # interleaved plain/tracked pairs per trainer
+REPEATS = 3  # tracked runs per trainer, each with its interleaved plain twin
 SEED = 0
 TARGET_RATIO = 1.05
 THREADS = 1  # torch intra-op threads; tiny models gain nothing from more, and on a shared
@@ -62,15 +66,25 @@ THREADS = 1  # torch intra-op threads; tiny models gain nothing from more, and o
 
 
 @dataclass
-class Timings:
-    """Seconds per epoch, warm-up epochs already dropped."""
+class Pairs:
+    """Seconds per epoch of both sides, pair by pair, warm-up epochs already dropped."""
 
-    train_pass: list[float] = field(default_factory=list)
-    whole_epoch: list[float] = field(default_factory=list)
+    tracked_pass: list[float] = field(default_factory=list)
+    plain_pass: list[float] = field(default_factory=list)
+    tracked_epoch: list[float] = field(default_factory=list)
+    plain_epoch: list[float] = field(default_factory=list)
 
-    def extend(self, other: Timings) -> None:
-        self.train_pass.extend(other.train_pass)
-        self.whole_epoch.extend(other.whole_epoch)
+    def extend(self, other: Pairs) -> None:
+        for name in ("tracked_pass", "plain_pass", "tracked_epoch", "plain_epoch"):
+            getattr(self, name).extend(getattr(other, name))
+
+
+@dataclass
+class BenchData:
+    """The same synthetic log as records (for the stream learner) and as a data set."""
+
+    records: list[Any]
+    dataset: Any
 
 
 @dataclass
@@ -78,7 +92,7 @@ class PlainSetup:
     """What a plain loop needs to train exactly the trainer's model on the trainer's data."""
 
     build: Callable[[], Any]
-    """A fresh model, seeded as the trainer seeds it."""
+    """A fresh model with the trainer's architecture."""
     train_split: dict[str, Any]
     """Name -> tensor, all indexed by sample; the loss reads what it needs."""
     val_split: dict[str, Any]
@@ -90,47 +104,47 @@ class PlainSetup:
     grad_accum_steps: int = 1
 
 
-@dataclass
-class BenchData:
-    """The same synthetic log as records (for the stream learner) and as a data set."""
-
-    records: list[Any]
-    dataset: Any
-
-
-PlainTwin = Callable[[], Timings]
-"""Runs the plain loop once and returns its timings."""
-Runner = Callable[[Any, BenchData, Path, int], tuple[Timings, PlainTwin]]
-"""``run(module, data, run_folder, epochs)``: run the trainer tracked; its timings and twin."""
+Runner = Callable[[Any, BenchData, Path, int], Pairs]
+"""``run(module, data, run_folder, epochs)``: one tracked run with its interleaved twin."""
 
 
 @dataclass
 class TrainerBench:
-    """One trainer: how to run it tracked, and how to set up its plain twin."""
+    """One trainer: how to run it tracked alongside its plain twin."""
 
     name: str
     module: str
-    run_tracked: Runner
+    run: Runner
 
 
-# --- the plain loop ----------------------------------------------------------------------------
+# --- the plain twins ---------------------------------------------------------------------------
 
 
-def plain_loop(setup: PlainSetup, epochs: int, seed: int) -> Timings:
-    """AdamW over shuffled mini-batches, then one no-grad validation pass; nothing else."""
-    import torch
+class PlainLoop:
+    """AdamW over shuffled mini-batches, then one no-grad validation pass; nothing else.
 
-    torch.manual_seed(seed)
-    model = setup.build()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=setup.learning_rate,
-                                  weight_decay=setup.weight_decay)
-    n_train = len(next(iter(setup.train_split.values())))
-    generator = torch.Generator().manual_seed(seed)
-    timings = Timings()
-    for epoch in range(1, epochs + 1):
+    One :meth:`epoch` at a time, so its epochs can interleave with the trainer's.
+    """
+
+    def __init__(self, setup: PlainSetup, seed: int) -> None:
+        import torch
+
+        torch.manual_seed(seed)
+        self.setup = setup
+        self.model = setup.build()
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=setup.learning_rate,
+                                           weight_decay=setup.weight_decay)
+        self.n_train = len(next(iter(setup.train_split.values())))
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def epoch(self) -> tuple[float, float]:
+        """(optimiser pass seconds, whole epoch seconds)."""
+        import torch
+
+        setup, model, optimizer = self.setup, self.model, self.optimizer
         started = time.perf_counter()
         model.train()
-        order = torch.randperm(n_train, generator=generator)
+        order = torch.randperm(self.n_train, generator=self.generator)
         batches = list(torch.split(order, setup.batch_size))
         running_loss = 0.0
         for start in range(0, len(batches), setup.grad_accum_steps):
@@ -149,32 +163,94 @@ def plain_loop(setup: PlainSetup, epochs: int, seed: int) -> Timings:
         model.eval()
         with torch.no_grad():
             float(setup.loss(model, setup.val_split))
-        finished = time.perf_counter()
-        if epoch > 1:
-            timings.train_pass.append(trained - started)
-            timings.whole_epoch.append(finished - started)
-    return timings
+        return trained - started, time.perf_counter() - started
 
 
-# --- running a trainer tracked -----------------------------------------------------------------
+class PlainStream:
+    """The online learner's per-batch work as plain code, one :meth:`update` at a time:
+    featurise the batch, score it without gradients, one Adam step on it plus as many rows
+    replayed from a plain ring buffer. Same model, records and batch size; no tracking,
+    drift signal or snapshots."""
+
+    def __init__(self, module: Any, config: Any) -> None:
+        import torch
+
+        torch.manual_seed(config.seed)
+        self.config = config
+        self.featurizer = config.featurizer()
+        self.agent_index = {name: index for index, name in enumerate(config.agents)}
+        self.model = module.build_model({
+            "n_features": self.featurizer.dim, "n_agents": len(config.agents),
+            "hidden_sizes": list(config.hidden_sizes), "dropout": config.dropout,
+        })
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.memory_x = torch.zeros(config.replay_capacity, self.featurizer.dim)
+        self.memory_a = torch.zeros(config.replay_capacity, dtype=torch.long)
+        self.memory_s = torch.zeros(config.replay_capacity)
+        self.stored = 0
+
+    def update(self, chunk: list[Any]) -> float:
+        """Seconds one update on ``chunk`` takes."""
+        import torch
+        import torch.nn.functional as F
+
+        started = time.perf_counter()
+        x = torch.from_numpy(self.featurizer.transform([r.task_description for r in chunk]))
+        a = torch.tensor([self.agent_index[r.chosen_agent] for r in chunk])
+        s = torch.tensor([float(r.success) for r in chunk])
+        self.model.eval()
+        with torch.no_grad():
+            logits = self.model(x).gather(1, a[:, None])[:, 0]
+            float(F.binary_cross_entropy_with_logits(logits, s))
+        size = min(self.stored, self.config.replay_capacity)
+        replay = torch.randint(0, max(size, 1), (len(chunk) if size else 0,))
+        batch_x = torch.cat([x, self.memory_x[replay]])
+        batch_a = torch.cat([a, self.memory_a[replay]])
+        batch_s = torch.cat([s, self.memory_s[replay]])
+        self.model.train()
+        logits = self.model(batch_x).gather(1, batch_a[:, None])[:, 0]
+        loss = F.binary_cross_entropy_with_logits(logits, batch_s)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        float(loss.detach())
+        slots = torch.arange(self.stored, self.stored + len(chunk)) % self.config.replay_capacity
+        self.memory_x[slots], self.memory_a[slots], self.memory_s[slots] = x, a, s
+        self.stored += len(chunk)
+        return time.perf_counter() - started
 
 
-class EpochClock:
-    """``on_epoch`` callback: wall time between epochs and the ``epoch_time_s`` each reports."""
+# --- running a trainer with its twin in between its epochs -------------------------------------
 
-    def __init__(self) -> None:
-        self.marks: list[float] = []
+
+class InterleavedClock:
+    """The ``on_epoch`` callback: times the trainer's epochs and runs a twin epoch after each.
+
+    ``twin(epoch)`` runs one plain epoch (made lazily, since some twins need what the trainer
+    prepared) and returns (pass seconds, whole seconds). The callback's own time is excluded
+    from the trainer's whole-epoch time.
+    """
+
+    def __init__(self, twin: Callable[[int], tuple[float, float]]) -> None:
+        self.twin = twin
+        self.entries: list[float] = []
+        self.exits: list[float] = []
         self.logged: list[float] = []
+        self.plain: list[tuple[float, float]] = []
 
     def __call__(self, epoch: int, metrics: dict[str, float]) -> None:
-        self.marks.append(time.perf_counter())
+        self.entries.append(time.perf_counter())
         if "epoch_time_s" in metrics:
             self.logged.append(float(metrics["epoch_time_s"]))
+        self.plain.append(self.twin(epoch))
+        self.exits.append(time.perf_counter())
 
-    def timings(self) -> Timings:
-        """Epoch 1 dropped: its logged time is warm-up, its wall time includes run set-up."""
-        whole = [later - earlier for earlier, later in zip(self.marks, self.marks[1:])]
-        return Timings(self.logged[1:], whole)
+    def pairs(self) -> Pairs:
+        """Epoch 1 of both sides dropped: warm-up, and the trainer's includes run set-up."""
+        whole = [entry - previous_exit
+                 for previous_exit, entry in zip(self.exits, self.entries[1:])]
+        return Pairs(tracked_pass=self.logged[1:], plain_pass=[p for p, _ in self.plain[1:]],
+                     tracked_epoch=whole, plain_epoch=[w for _, w in self.plain[1:]])
 
 
 def make_tracker(experiment: str, run_folder: Path) -> Any:
@@ -208,26 +284,42 @@ def captured_supervised_task() -> Iterator[dict[str, Any]]:
         common.fit = original
 
 
+def lazy_twin(make: Callable[[], PlainLoop]) -> Callable[[int], tuple[float, float]]:
+    """A twin callback that builds its plain loop on first use."""
+    loop: list[PlainLoop] = []
+
+    def epoch(_: int) -> tuple[float, float]:
+        if not loop:
+            loop.append(make())
+        return loop[0].epoch()
+
+    return epoch
+
+
 def fit_trainer(config_class: str) -> Runner:
     """Runner for a trainer built on ``common.fit`` (advanced, multi-task)."""
 
-    def run(module: Any, data: BenchData, folder: Path, epochs: int) -> tuple[Timings, PlainTwin]:
+    def run(module: Any, data: BenchData, folder: Path, epochs: int) -> Pairs:
         config = getattr(module, config_class)(
             epochs=epochs, batch_size=BATCH_SIZE, seed=SEED, early_stopping_patience=0,
             log_every_steps=1, checkpoint_dir=str(folder / "checkpoints"),
         )
-        clock = EpochClock()
         with captured_supervised_task() as captured:
+
+            def make() -> PlainLoop:
+                task, used = captured["task"], captured["config"]
+                return PlainLoop(PlainSetup(
+                    build=lambda: captured["build_model"](task.spec),
+                    train_split=task.splits["train"], val_split=task.splits["val"],
+                    loss=task.loss, learning_rate=used.learning_rate,
+                    weight_decay=used.weight_decay, grad_clip=used.grad_clip,
+                    batch_size=used.batch_size,
+                ), SEED)
+
+            clock = InterleavedClock(lazy_twin(make))
             module.train(config, data.dataset, tracker=make_tracker(module.EXPERIMENT, folder),
                          on_epoch=clock)
-        task, used = captured["task"], captured["config"]
-        setup = PlainSetup(
-            build=lambda: captured["build_model"](task.spec),
-            train_split=task.splits["train"], val_split=task.splits["val"], loss=task.loss,
-            learning_rate=used.learning_rate, weight_decay=used.weight_decay,
-            grad_clip=used.grad_clip, batch_size=used.batch_size,
-        )
-        return clock.timings(), lambda: plain_loop(setup, epochs, SEED)
+        return clock.pairs()
 
     return run
 
@@ -248,16 +340,12 @@ def classifier_setup(module: Any, prepared: Any, spec: dict[str, Any], *, learni
     )
 
 
-def distributed_trainer(module: Any, data: BenchData, folder: Path,
-                        epochs: int) -> tuple[Timings, PlainTwin]:
+def distributed_trainer(module: Any, data: BenchData, folder: Path, epochs: int) -> Pairs:
     """The DDP trainer as a world of one (no ``torchrun``): its loop, minus the collectives."""
     config = module.DistributedConfig(
         epochs=epochs, batch_size=BATCH_SIZE, seed=SEED, early_stopping_patience=0,
         checkpoint_root=str(folder / "checkpoints"),
     )
-    clock = EpochClock()
-    module.train(config, data.dataset, tracker=make_tracker(module.EXPERIMENT, folder),
-                 on_epoch=clock)
     prepared = module.prepare_data(data.dataset)
     spec = {"n_features": int(prepared.train.x.shape[1]), "hidden_sizes": config.hidden_sizes,
             "n_classes": prepared.n_classes, "dropout": config.dropout}
@@ -266,14 +354,16 @@ def distributed_trainer(module: Any, data: BenchData, folder: Path,
         grad_clip=config.max_grad_norm, batch_size=config.batch_size,
         grad_accum_steps=config.grad_accum_steps,
     )
-    return clock.timings(), lambda: plain_loop(setup, epochs, SEED)
+    clock = InterleavedClock(lazy_twin(lambda: PlainLoop(setup, SEED)))
+    module.train(config, data.dataset, tracker=make_tracker(module.EXPERIMENT, folder),
+                 on_epoch=clock)
+    return clock.pairs()
 
 
 SEARCH_ARCHITECTURE = {"hidden_sizes": [64, 64], "dropout": 0.1, "activation": "relu"}
 
 
-def architecture_trainer(module: Any, data: BenchData, folder: Path,
-                         epochs: int) -> tuple[Timings, PlainTwin]:
+def architecture_trainer(module: Any, data: BenchData, folder: Path, epochs: int) -> Pairs:
     """The search narrowed to one fixed candidate without reshapes, so both sides train the
     same network; the candidate's epochs (in its child run) are what is timed."""
     config = module.ArchitectureSearchConfig(
@@ -284,80 +374,38 @@ def architecture_trainer(module: Any, data: BenchData, folder: Path,
         batch_size=BATCH_SIZE, max_reshapes=0, seed=SEED,
         checkpoint_root=str(folder / "checkpoints"),
     )
-    clock = EpochClock()
-    module.train(config, data.dataset, tracker=make_tracker(module.EXPERIMENT, folder),
-                 on_epoch=clock)
     prepared = module.prepare_data(data.dataset)
     spec = {"n_features": int(prepared.train.x.shape[1]), "n_classes": prepared.n_classes,
             **SEARCH_ARCHITECTURE}
     setup = classifier_setup(module, prepared, spec, learning_rate=config.lr,
                              weight_decay=config.weight_decay, grad_clip=0.0,
                              batch_size=config.batch_size)
-    return clock.timings(), lambda: plain_loop(setup, epochs, SEED)
+    clock = InterleavedClock(lazy_twin(lambda: PlainLoop(setup, SEED)))
+    module.train(config, data.dataset, tracker=make_tracker(module.EXPERIMENT, folder),
+                 on_epoch=clock)
+    return clock.pairs()
 
 
-def online_trainer(module: Any, data: BenchData, folder: Path,
-                   epochs: int) -> tuple[Timings, PlainTwin]:
-    """One pass of the stream learner over the log (its "epoch"), timed from the first update
-    to the last, against :func:`plain_stream`."""
+def online_trainer(module: Any, data: BenchData, folder: Path, epochs: int) -> Pairs:
+    """One pass of the stream learner over the log, each update paired with a plain one."""
     config = module.OnlineConfig(
         agents=list(data.dataset.agents), featurizer_dim=FEATURE_DIM, batch_size=BATCH_SIZE,
         seed=SEED, checkpoint_root=str(folder / "checkpoints"),
     )
-    clock = EpochClock()
+    twin = PlainStream(module, config)
+
+    def plain_update(update: int) -> tuple[float, float]:
+        start = (update - 1) * config.batch_size
+        seconds = twin.update(data.records[start:start + config.batch_size])
+        return seconds, seconds
+
+    clock = InterleavedClock(plain_update)
     module.train(config, data.records, tracker=make_tracker(module.EXPERIMENT, folder),
                  on_epoch=clock)
-    stream = clock.marks[-1] - clock.marks[0]
-    return Timings([stream], [stream]), lambda: plain_stream(module, config, data.records)
-
-
-def plain_stream(module: Any, config: Any, records: list[Any]) -> Timings:
-    """The online learner's per-batch work as a plain loop: featurise the batch, score it
-    without gradients, one Adam step on it plus as many rows replayed from a plain ring
-    buffer. Same model, same records, same batch size; no tracking, drift or snapshots."""
-    import torch
-    import torch.nn.functional as F
-
-    torch.manual_seed(config.seed)
-    featurizer = config.featurizer()
-    agent_index = {name: index for index, name in enumerate(config.agents)}
-    model = module.build_model({"n_features": featurizer.dim, "n_agents": len(config.agents),
-                                "hidden_sizes": list(config.hidden_sizes),
-                                "dropout": config.dropout})
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    memory_x = torch.zeros(config.replay_capacity, featurizer.dim)
-    memory_a = torch.zeros(config.replay_capacity, dtype=torch.long)
-    memory_s = torch.zeros(config.replay_capacity)
-    stored = 0
-    started: float | None = None
-    for start in range(0, len(records), config.batch_size):
-        chunk = records[start:start + config.batch_size]
-        x = torch.from_numpy(featurizer.transform([r.task_description for r in chunk]))
-        a = torch.tensor([agent_index[r.chosen_agent] for r in chunk])
-        s = torch.tensor([float(r.success) for r in chunk])
-        model.eval()
-        with torch.no_grad():
-            float(F.binary_cross_entropy_with_logits(model(x).gather(1, a[:, None])[:, 0], s))
-        size = min(stored, config.replay_capacity)
-        replay = torch.randint(0, max(size, 1), (len(chunk) if size else 0,))
-        batch_x = torch.cat([x, memory_x[replay]])
-        batch_a = torch.cat([a, memory_a[replay]])
-        batch_s = torch.cat([s, memory_s[replay]])
-        model.train()
-        logits = model(batch_x).gather(1, batch_a[:, None])[:, 0]
-        loss = F.binary_cross_entropy_with_logits(logits, batch_s)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        float(loss.detach())
-        slots = torch.arange(stored, stored + len(chunk)) % config.replay_capacity
-        memory_x[slots], memory_a[slots], memory_s[slots] = x, a, s
-        stored += len(chunk)
-        if started is None:
-            started = time.perf_counter()  # as on the tracked side: from the first update on
-    assert started is not None
-    stream = time.perf_counter() - started
-    return Timings([stream], [stream])
+    per_update = clock.pairs()
+    tracked = sum(per_update.tracked_epoch)
+    plain = sum(per_update.plain_epoch)
+    return Pairs([tracked], [plain], [tracked], [plain])
 
 
 TRAINERS = (
@@ -376,47 +424,31 @@ TRAINERS = (
 # --- the report --------------------------------------------------------------------------------
 
 
-def ratio_line(name: str, tracked: Timings, plain: Timings) -> str:
-    """Median and best (minimum) epoch times, tracked over plain, for both measures.
+def measure(tracked: list[float], plain: list[float]) -> tuple[str, float]:
+    """``"<tracked>/<plain> s = <ratio>x"`` with medians and the median per-pair ratio."""
+    ratio = statistics.median(t / p for t, p in zip(tracked, plain))
+    text = f"{statistics.median(tracked):.3f}/{statistics.median(plain):.3f} s = {ratio:.2f}x"
+    return text, ratio
 
-    The median is what a user sees on a busy machine; the minimum is the least disturbed
-    epoch of each side, which shows a systematic per-step cost even under noisy load.
-    """
-    def pair(tracked_values: list[float], plain_values: list[float]) -> str:
-        median = statistics.median(tracked_values) / statistics.median(plain_values)
-        best = min(tracked_values) / min(plain_values)
-        return (f"{statistics.median(tracked_values):.3f}/{statistics.median(plain_values):.3f}"
-                f" s = {median:.2f}x median, {best:.2f}x best")
 
-    verdict = "ok" if (
-        min(tracked.train_pass) / min(plain.train_pass) <= TARGET_RATIO
-    ) else "over target"
-    return (f"{name:<21} train pass {pair(tracked.train_pass, plain.train_pass)} "
-            f"({verdict}, target {TARGET_RATIO:.2f}x) | whole epoch "
-            f"{pair(tracked.whole_epoch, plain.whole_epoch)}")
+def ratio_line(name: str, pairs: Pairs) -> str:
+    train_pass, pass_ratio = measure(pairs.tracked_pass, pairs.plain_pass)
+    whole_epoch, _ = measure(pairs.tracked_epoch, pairs.plain_epoch)
+    verdict = "ok" if pass_ratio <= TARGET_RATIO else "over target"
+    return (f"{name:<21} train pass {train_pass} ({verdict}, target {TARGET_RATIO:.2f}x) | "
+            f"whole epoch {whole_epoch}")
 
 
 def bench_trainer(bench: TrainerBench, data: BenchData, epochs: int, repeats: int,
                   folder: Path) -> str:
-    """Alternate tracked and plain runs ``repeats`` times; one line of ratios.
-
-    The plain twin needs the trainer's prepared model and data, so the very first run is
-    tracked; after that the order flips every repeat so that drifting machine load falls on
-    both sides alike.
-    """
+    """``repeats`` tracked runs, each with its plain twin interleaved; one line of ratios."""
     module = importlib.import_module(bench.module)
-    tracked, plain = Timings(), Timings()
-    twin: PlainTwin | None = None
+    pairs = Pairs()
     for repeat in range(repeats):
-        if twin is not None and repeat % 2 == 1:
-            plain.extend(twin())
         run_folder = folder / f"{bench.name}-{repeat}"
         run_folder.mkdir()
-        tracked_run, twin = bench.run_tracked(module, data, run_folder, epochs)
-        tracked.extend(tracked_run)
-        if repeat % 2 == 0:
-            plain.extend(twin())
-    return ratio_line(bench.name, tracked, plain)
+        pairs.extend(bench.run(module, data, run_folder, epochs))
+    return ratio_line(bench.name, pairs)
 
 
 def available(bench: TrainerBench) -> bool:
