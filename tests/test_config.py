@@ -106,3 +106,17 @@ def test_an_unreachable_server_fails_with_one_line_naming_the_uri(workdir: Path,
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and uri in lines[0] and "(from .env)" in lines[0]
     assert "does not answer" in lines[0]
+
+
+def test_a_tracker_does_not_leave_its_uri_behind_as_if_the_user_had_set_it(workdir: Path):
+    from agentnn.mlflow_integration import ExperimentTracker
+
+    first = ExperimentTracker("one")
+    assert first.settings.tracking_uri.source == "default"
+    other = workdir / "elsewhere"
+    other.mkdir()
+    os.chdir(other)
+    second = ExperimentTracker("two")
+    assert second.settings.tracking_uri.source == "default"
+    assert second.tracking_uri == f"sqlite:///{other.resolve() / 'mlruns' / 'mlflow.db'}"
+    assert "MLFLOW_TRACKING_URI" not in os.environ

@@ -182,6 +182,25 @@ def _export_dotenv_credentials(dotenv: dict[str, str]) -> None:
             os.environ[name] = dotenv[name]
 
 
+def point_mlflow_at(uri: str) -> None:
+    """Make ``uri`` MLflow's process-wide tracking URI, so users' own ``mlflow.*`` calls land there.
+
+    ``mlflow.set_tracking_uri`` also writes ``MLFLOW_TRACKING_URI`` into ``os.environ``; that is
+    undone here, or every later :func:`resolve` in this process would take the URI for one the
+    user set and report it as coming from ``env``.
+    """
+    import mlflow
+
+    if mlflow.get_tracking_uri() == uri:
+        return
+    before = os.environ.get(MLFLOW_TRACKING_URI)
+    mlflow.set_tracking_uri(uri)
+    if before is None:
+        os.environ.pop(MLFLOW_TRACKING_URI, None)
+    else:
+        os.environ[MLFLOW_TRACKING_URI] = before
+
+
 def check_tracking_uri(setting: Setting) -> None:
     """Reject a malformed URI or a legacy file store with one clear line, before MLflow does."""
     uri = setting.value

@@ -302,8 +302,7 @@ class ExperimentTracker:
             Path(self.settings.artifact_location.value).mkdir(parents=True, exist_ok=True)
         import mlflow
 
-        if mlflow.get_tracking_uri() != self.tracking_uri:
-            mlflow.set_tracking_uri(self.tracking_uri)  # so the user's mlflow.* calls land here too
+        config.point_mlflow_at(self.tracking_uri)  # so the user's mlflow.* calls land here too
         self.client = mlflow.MlflowClient(tracking_uri=self.tracking_uri)
 
     def _get_or_create_experiment(self) -> str:

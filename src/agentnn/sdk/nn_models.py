@@ -19,8 +19,6 @@ answered straight from the database (see ``_sqlite_reader``), which skips the se
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -53,30 +51,6 @@ __all__ = [
 
 BEST_RUN_PAGE = 20  # runs fetched to find the best one not NaN
 HEALTH_TIMEOUT = 5.0  # seconds an HTTP store gets to answer before it counts as unreachable
-
-
-@contextmanager
-def _process_store(uri: str) -> Iterator[None]:
-    """Point MLflow's process-wide tracking and registry URIs at ``uri`` for one call.
-
-    MLflow resolves ``models:/…`` downloads (``ModelsArtifactRepository``) and the logged
-    models behind ``runs:/…`` against the process-wide URIs, whatever store the caller named;
-    without this, loading from any store but the global one fails. The previous values are
-    restored afterwards.
-    """
-    import mlflow
-
-    previous_tracking, previous_registry = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    if (previous_tracking, previous_registry) == (uri, uri):
-        yield
-        return
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri(previous_tracking)
-        mlflow.set_registry_uri(previous_registry)
 
 
 class ModelManager:
@@ -305,8 +279,7 @@ class ModelManager:
 
         if self._legacy_store is not None:
             raise self._legacy_store
-        with _process_store(self.tracking_uri):
-            return load_model(uri, tracking_uri=self.tracking_uri, trust=trust)
+        return load_model(uri, tracking_uri=self.tracking_uri, trust=trust)
 
     # --- store ---------------------------------------------------------------------------
 
