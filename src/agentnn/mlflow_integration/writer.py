@@ -36,7 +36,7 @@ from agentnn.mlflow_integration.journal import (
 
 LOCK_NAME = "writer.lock"
 LOG_NAME = "writer.log"
-WRITER_NICENESS = 10
+WRITER_NICENESS = 19  # the lowest priority: training always comes first
 POLL_INTERVAL = 0.2  # seconds between scans when there is nothing to send
 IDLE_EXIT = 600.0  # seconds without work after which a writer whose parent lives exits anyway
 ORPHAN_RETRY_LIMIT = 600.0  # seconds an orphaned writer keeps retrying an unanswering store
