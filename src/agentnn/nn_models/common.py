@@ -513,6 +513,21 @@ def log_best_model(
     return logged.model_uri, (str(version) if version is not None else None)
 
 
+def plain_mlp(n_features: int, hidden_sizes: list[int], n_outputs: int, dropout: float) -> Any:
+    """Linear, ReLU and dropout per hidden width, then a linear head: the routers' MLP.
+
+    Its layer names are part of saved weights; keep the layout as it is.
+    """
+    from torch import nn
+
+    sizes = [n_features, *hidden_sizes]
+    layers: list[nn.Module] = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        layers += [nn.Linear(fan_in, fan_out), nn.ReLU(), nn.Dropout(dropout)]
+    layers.append(nn.Linear(sizes[-1], n_outputs))
+    return nn.Sequential(*layers)
+
+
 def copy_state(module: Any) -> dict[str, Any]:
     """A detached copy of a module's weights (to keep the best epoch's model)."""
     return {key: value.detach().clone() for key, value in module.state_dict().items()}

@@ -60,6 +60,7 @@ from agentnn.nn_models.common import (
     log_best_model,
     log_data_params,
     open_tracker,
+    plain_mlp,
     seed_everything,
 )
 
@@ -130,14 +131,12 @@ class OnlineConfig:
 
 def build_model(config: dict[str, Any]) -> Any:
     """The router MLP: featurised task text in, one success logit per agent out."""
-    from torch import nn
-
-    sizes = [int(config["n_features"]), *(int(width) for width in config["hidden_sizes"])]
-    layers: list[nn.Module] = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-        layers += [nn.Linear(fan_in, fan_out), nn.ReLU(), nn.Dropout(float(config["dropout"]))]
-    layers.append(nn.Linear(sizes[-1], int(config["n_agents"])))
-    return nn.Sequential(*layers)
+    return plain_mlp(
+        int(config["n_features"]),
+        [int(width) for width in config["hidden_sizes"]],
+        int(config["n_agents"]),
+        float(config["dropout"]),
+    )
 
 
 # --- replay buffer -----------------------------------------------------------------------------

@@ -71,6 +71,7 @@ from agentnn.nn_models.common import (
     log_data_params,
     make_scheduler,
     open_tracker,
+    plain_mlp,
     require_features,
     require_samples,
     seed_everything,
@@ -137,14 +138,12 @@ class DistributedConfig:
 
 def build_model(config: dict[str, Any]) -> Any:
     """The router MLP from its JSON spec: ``n_features``, ``hidden_sizes``, ``n_classes``."""
-    from torch import nn
-
-    sizes = [int(config["n_features"]), *(int(width) for width in config["hidden_sizes"])]
-    layers: list[nn.Module] = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-        layers += [nn.Linear(fan_in, fan_out), nn.ReLU(), nn.Dropout(float(config["dropout"]))]
-    layers.append(nn.Linear(sizes[-1], int(config["n_classes"])))
-    return nn.Sequential(*layers)
+    return plain_mlp(
+        int(config["n_features"]),
+        [int(width) for width in config["hidden_sizes"]],
+        int(config["n_classes"]),
+        float(config["dropout"]),
+    )
 
 
 # --- the process group -------------------------------------------------------------------------
