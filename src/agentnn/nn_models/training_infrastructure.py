@@ -200,6 +200,10 @@ def process_group(world: World, backend: str) -> Iterator[Any]:
         dist.init_process_group(backend, timeout=timedelta(seconds=PROCESS_GROUP_TIMEOUT_S))
     try:
         yield device
+        if owns_group:
+            # Leave together: a rank that tears gloo down while its peer is still busy (rank 0
+            # logs the model after the last epoch) can be aborted by gloo's threads.
+            dist.barrier()
     finally:
         if owns_group:
             dist.destroy_process_group()
