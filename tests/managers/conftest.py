@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -15,24 +14,11 @@ PROTOTYPES = {  # one typical task per agent; the router scores a task by overla
 }
 
 
-@pytest.fixture(scope="session")
-def template_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An empty, fully migrated SQLite store; copying it is far cheaper than migrating anew."""
-    import mlflow
-
-    path = tmp_path_factory.mktemp("manager-template") / "store.db"
-    mlflow.MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
-    return path
-
-
 @pytest.fixture
-def store_uri(workdir: Path, template_store: Path, tmp_path_factory: pytest.TempPathFactory,
-              monkeypatch: pytest.MonkeyPatch) -> str:
-    """A fresh store, a private model cache, and journals in one folder for the session."""
-    shutil.copy(template_store, workdir / "store.db")
+def store_uri(store_uri: str, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The fresh store of the root fixture, with a private model cache."""
     monkeypatch.setenv("AGENTNN_CACHE_DIR", str(workdir / "model-cache"))
-    monkeypatch.setenv("AGENTNN_JOURNAL_DIR", str(tmp_path_factory.getbasetemp() / "journal"))
-    return f"sqlite:///{workdir / 'store.db'}"
+    return store_uri
 
 
 @pytest.fixture

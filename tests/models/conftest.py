@@ -2,36 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 from model_helpers import LoggedFixture, log_mlp
-
-
-@pytest.fixture(scope="session")
-def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An empty, fully migrated SQLite store; copying it is far cheaper than migrating anew."""
-    import mlflow
-
-    path = tmp_path_factory.mktemp("template-store") / "store.db"
-    mlflow.MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
-    return path
-
-
-@pytest.fixture(scope="session")
-def shared_journal_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One journal folder for the session, so one writer process serves every test's runs."""
-    return tmp_path_factory.mktemp("journal")
-
-
-@pytest.fixture
-def store_uri(workdir: Path, template_db: Path, shared_journal_dir: Path,
-              monkeypatch: pytest.MonkeyPatch) -> str:
-    """A fresh SQLite store in the working directory (a copy of the migrated template)."""
-    shutil.copy(template_db, workdir / "store.db")
-    monkeypatch.setenv("AGENTNN_JOURNAL_DIR", str(shared_journal_dir))
-    return f"sqlite:///{workdir / 'store.db'}"
 
 
 @pytest.fixture

@@ -150,8 +150,10 @@ def test_a_malformed_tracking_uri_is_refused_before_any_lookup(cache_dir):
         load_model("router@champion", tracking_uri="ftp://example.org/store")
 
 
-def test_loading_ignores_mlflows_process_wide_tracking_uri(logged, loader, workdir, template_db):
-    shutil.copy(template_db, workdir / "other.db")
+def test_loading_ignores_mlflows_process_wide_tracking_uri(
+    logged, loader, workdir, template_store
+):
+    shutil.copy(template_store, workdir / "other.db")
     mlflow.set_tracking_uri(f"sqlite:///{workdir / 'other.db'}")  # another, empty store
     for uri in ("router/1", f"runs:/{logged.info.run_id}/model", logged.info.model_id):
         loaded = loader.load(uri)

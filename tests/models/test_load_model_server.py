@@ -14,11 +14,11 @@ pytestmark = pytest.mark.server
 
 
 def test_registered_model_loads_from_a_tracking_server_and_is_cached(
-    mlflow_server, cache_dir, shared_journal_dir, monkeypatch
+    mlflow_server, cache_dir, session_journal_dir, monkeypatch
 ):
     import mlflow
 
-    monkeypatch.setenv("AGENTNN_JOURNAL_DIR", str(shared_journal_dir))
+    monkeypatch.setenv("AGENTNN_JOURNAL_DIR", str(session_journal_dir))
     name = f"router-{uuid.uuid4().hex[:8]}"
     logged = log_mlp(mlflow_server, register_as=name)
     mlflow.MlflowClient(mlflow_server).set_registered_model_alias(name, "champion", "1")
