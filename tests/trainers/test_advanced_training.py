@@ -3,30 +3,14 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 import pytest
+from trainer_helpers import TIMING_KEYS, Interrupted, history, run_count
 
 from agentnn.errors import TrainerConfigError
 from agentnn.nn_models import advanced_training as at
 from agentnn.nn_models.common import list_checkpoints
-
-TIMING_KEYS = {"epoch_time_s", "samples_per_s"}
-
-
-class Interrupted(Exception):
-    """Stands in for a crash in the middle of training."""
-
-
-def run_count(client: Any) -> int:
-    experiments = [e.experiment_id for e in client.search_experiments()]
-    return len(client.search_runs(experiments)) if experiments else 0
-
-
-def history(client: Any, run_id: str, key: str) -> list[tuple[int, float]]:
-    metrics = sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)
-    return [(m.step, m.value) for m in metrics]
 
 
 def test_router_learns_routing_and_logs_params_metrics_and_model(

@@ -7,6 +7,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
+from trainer_helpers import Interrupted
 
 from agentnn.data import (
     LabelledDataset,
@@ -61,10 +62,6 @@ def test_the_router_learns_to_route_well_above_chance(store_uri: str, routing_da
     result = ti.train({"epochs": 10, "seed": 0}, routing_data, tracker=tracker)
     assert result.best_metrics["test_acc"] >= 0.8  # chance is 0.25 with four agents
     assert result.best_metrics["val_acc"] >= 0.8
-
-
-class Interrupted(Exception):
-    pass
 
 
 def test_resume_continues_the_same_run_from_its_last_checkpoint(

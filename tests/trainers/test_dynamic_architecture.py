@@ -9,6 +9,7 @@ import mlflow
 import numpy as np
 import pytest
 import torch
+from trainer_helpers import Interrupted
 
 from agentnn.data import build_interaction_dataset, synthesize_interactions
 from agentnn.errors import TrainerConfigError
@@ -121,10 +122,6 @@ def test_same_seed_and_data_give_the_same_leaderboard(store_uri: str, search_dat
     second = da.train(SMALL_SEARCH, search_data, tracker=tracker)
     assert first.best_metrics["val_loss"] == second.best_metrics["val_loss"]
     assert first.best_metrics["test_acc"] == second.best_metrics["test_acc"]
-
-
-class Interrupted(Exception):
-    pass
 
 
 def test_resume_trains_only_the_unfinished_candidates_in_the_same_parent_run(

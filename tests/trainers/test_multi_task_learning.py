@@ -2,28 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
+from trainer_helpers import TIMING_KEYS, Interrupted, history, run_count
 
 from agentnn.errors import TrainerConfigError
 from agentnn.nn_models import multi_task_learning as mtl
-
-TIMING_KEYS = {"epoch_time_s", "samples_per_s"}
-
-
-class Interrupted(Exception):
-    """Stands in for a crash in the middle of training."""
-
-
-def run_count(client: Any) -> int:
-    experiments = [e.experiment_id for e in client.search_experiments()]
-    return len(client.search_runs(experiments)) if experiments else 0
-
-
-def history(client: Any, run_id: str, key: str) -> list[tuple[int, float]]:
-    metrics = sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)
-    return [(m.step, m.value) for m in metrics]
 
 
 def test_all_tasks_learn_and_the_model_rebuilds_from_the_artifact_alone(

@@ -8,6 +8,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
+from trainer_helpers import Interrupted
 
 from agentnn.data import BestAgentTable, synthesize_interactions, write_interactions
 from agentnn.errors import DataError, TrainerConfigError
@@ -103,10 +104,6 @@ def test_same_seed_and_stream_give_the_same_metrics(store_uri: str, log_file: Pa
     client = mlflow.MlflowClient(store_uri)
     for key in ("train_loss", "val_loss", "val_acc", "drift_score"):
         assert _history(client, first.run_id, key) == _history(client, second.run_id, key)
-
-
-class Interrupted(Exception):
-    pass
 
 
 def test_resume_continues_the_same_run_after_the_last_snapshot(

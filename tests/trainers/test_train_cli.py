@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from trainer_helpers import run_count
 from typer.testing import CliRunner
 
 from agentnn.cli.main import app
@@ -17,11 +18,6 @@ def cli(store_uri: str, model_cache: Path, monkeypatch: pytest.MonkeyPatch) -> A
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store_uri)
     runner = CliRunner()
     return lambda *args: runner.invoke(app, list(args))
-
-
-def run_count(client: Any) -> int:
-    experiments = [e.experiment_id for e in client.search_experiments()]
-    return len(client.search_runs(experiments)) if experiments else 0
 
 
 def test_train_advanced_prints_the_run_id_and_final_metrics(cli, client):
