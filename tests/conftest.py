@@ -146,3 +146,43 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         stop_process_group(process)
         log.close()
+
+
+@pytest.fixture
+def log_router_and_pickled(workdir: Path, monkeypatch: pytest.MonkeyPatch):
+    """``log(uri, experiment_id, mlp_config)``: a safe-format MLP registered as router@champion
+    and a pickled ``mlflow.pytorch`` model registered as pickled/1, both logged by plain MLflow.
+
+    Returns the store URI, an SDK ``manager`` on it, the MLP ``module`` and its ``safe_run``.
+    """
+    import mlflow
+    import torch
+
+    from agentnn.managers.builders import MLP_BUILDER, build_mlp
+    from agentnn.mlflow_integration.model_format import log_torch_model
+    from agentnn.sdk.nn_models import ModelManager
+
+    monkeypatch.setenv("AGENTNN_CACHE_DIR", str(workdir / "model-cache"))
+
+    def log(uri: str, experiment_id: str, mlp_config: dict) -> dict:
+        torch.manual_seed(0)
+        module = build_mlp(mlp_config)
+        previous = mlflow.get_tracking_uri()
+        mlflow.set_tracking_uri(uri)
+        try:
+            with mlflow.start_run(experiment_id=experiment_id) as safe:
+                log_torch_model(module, builder=MLP_BUILDER, config=mlp_config)
+            with mlflow.start_run(experiment_id=experiment_id) as pickled:
+                mlflow.pytorch.log_model(
+                    torch.nn.Linear(mlp_config["n_features"], 1), name="model",
+                    pip_requirements=["torch"], serialization_format="pickle",
+                )
+        finally:
+            mlflow.set_tracking_uri(previous)  # as in a fresh process: loading must not need it
+            os.environ.pop("MLFLOW_TRACKING_URI", None)  # which set_tracking_uri exported
+        manager = ModelManager(uri)
+        manager.register_model(safe.info.run_id, "router", alias="champion")
+        manager.register_model(pickled.info.run_id, "pickled")
+        return {"uri": uri, "manager": manager, "module": module, "safe_run": safe.info.run_id}
+
+    return log

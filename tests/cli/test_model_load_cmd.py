@@ -10,32 +10,11 @@ MLP_CONFIG = {"n_features": 3, "hidden": [4], "heads": {"agent_logits": 2}}
 
 
 @pytest.fixture
-def registered(populated_copy, workdir, monkeypatch):
+def registered(populated_copy, log_router_and_pickled):
     """A safe-format MLP (router@champion) and a pickled model (pickled/1) in the store."""
-    import mlflow
-    import torch
-
-    from agentnn.managers.builders import MLP_BUILDER, build_mlp
-    from agentnn.mlflow_integration.model_format import log_torch_model
-    from agentnn.sdk.nn_models import ModelManager
-
-    monkeypatch.setenv("AGENTNN_CACHE_DIR", str(workdir / "model-cache"))
-    torch.manual_seed(0)
-    module = build_mlp(MLP_CONFIG)
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(populated_copy["uri"])
-    try:
-        with mlflow.start_run(experiment_id=populated_copy["routing_experiment"]) as safe:
-            log_torch_model(module, builder=MLP_BUILDER, config=MLP_CONFIG)
-        with mlflow.start_run(experiment_id=populated_copy["routing_experiment"]) as pickled:
-            mlflow.pytorch.log_model(torch.nn.Linear(3, 1), name="model",
-                                     pip_requirements=["torch"], serialization_format="pickle")
-    finally:
-        mlflow.set_tracking_uri(previous)
-    manager = ModelManager(populated_copy["uri"])
-    manager.register_model(safe.info.run_id, "router", alias="champion")
-    manager.register_model(pickled.info.run_id, "pickled")
-    return {"uri": populated_copy["uri"], "module": module}
+    return log_router_and_pickled(
+        populated_copy["uri"], populated_copy["routing_experiment"], MLP_CONFIG
+    )
 
 
 def test_load_prints_the_signature_and_provenance_as_json(cli, registered):

@@ -7,39 +7,17 @@ import warnings
 import pytest
 
 from agentnn.errors import NotFoundError, UnsafeModelError
-from agentnn.sdk.nn_models import ModelManager
 
 MLP_CONFIG = {"n_features": 4, "hidden": [5], "heads": {"agent_logits": 3}}
 
 
 
 @pytest.fixture
-def store(populated_copy, workdir, monkeypatch):
+def store(populated_copy, log_router_and_pickled):
     """The populated store plus a safe-format MLP and a pickled one, logged by plain MLflow."""
-    import mlflow
-    import torch
-
-    from agentnn.managers.builders import MLP_BUILDER, build_mlp
-    from agentnn.mlflow_integration.model_format import log_torch_model
-
-    monkeypatch.setenv("AGENTNN_CACHE_DIR", str(workdir / "model-cache"))
-    torch.manual_seed(0)
-    safe_module = build_mlp(MLP_CONFIG)
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(populated_copy["uri"])
-    try:
-        with mlflow.start_run(experiment_id=populated_copy["routing_experiment"]) as safe_run:
-            log_torch_model(safe_module, builder=MLP_BUILDER, config=MLP_CONFIG)
-        with mlflow.start_run(experiment_id=populated_copy["routing_experiment"]) as pickled_run:
-            mlflow.pytorch.log_model(torch.nn.Linear(4, 2), name="model",
-                                     pip_requirements=["torch"], serialization_format="pickle")
-    finally:
-        mlflow.set_tracking_uri(previous)  # as in a fresh process: the SDK must not need it
-    manager = ModelManager(populated_copy["uri"])
-    manager.register_model(safe_run.info.run_id, "router", alias="champion")
-    manager.register_model(pickled_run.info.run_id, "pickled")
-    return {"manager": manager, "module": safe_module, "safe_run": safe_run.info.run_id,
-            "uri": populated_copy["uri"]}
+    return log_router_and_pickled(
+        populated_copy["uri"], populated_copy["routing_experiment"], MLP_CONFIG
+    )
 
 
 def test_a_model_loads_by_run_with_the_same_outputs_and_leaves_mlflow_globals_alone(store):
