@@ -4,6 +4,11 @@ A config handed whole to ``log_params`` often carries an API key or a database U
 Once in MLflow it is visible to everyone with access to the server and hard to remove, so it is
 masked before it leaves the training process. Keys are matched by whole words (``auth_token``,
 ``clientSecret``, ``db.password``), so ``max_tokens`` and ``author`` stay readable.
+
+Secrets also hide inside values: a list of service dicts stringified as
+``[{'name': 'db', 'password': …}]``, a connection string ``Server=x;User Id=sa;Password=…;``, an
+environment assignment ``PGPASSWORD=…`` on a command line. Every ``key: value`` or ``key=value``
+pair inside a value is judged by the same key rules, so such a value is masked whole.
 """
 
 from __future__ import annotations
@@ -14,11 +19,19 @@ REDACTED = "***"
 REDACTED_KEYS_TAG = "agentnn.redacted_keys"  # lists which keys were masked, never their values
 
 SECRET_WORDS = frozenset(
-    {"password", "passwd", "pwd", "secret", "token", "apikey", "credential", "credentials", "auth",
-     "authorization", "passphrase"}
+    {"password", "passwords", "passwd", "passwds", "pwd", "pwds", "pass", "secret", "secrets",
+     "token", "apikey", "apikeys", "credential", "credentials", "auth", "authorization",
+     "passphrase", "passphrases"}
 )
 SECRET_WORD_PAIRS = frozenset({("api", "key"), ("access", "key"), ("private", "key"),
-                               ("secret", "key"), ("client", "secret")})
+                               ("secret", "key"), ("client", "secret"), ("api", "keys"),
+                               ("access", "keys"), ("private", "keys")})
+# Words that mark a secret even glued inside a longer word, as in ``PGPASSWORD`` or
+# ``mysqlpasswd``: none of them occurs inside an ordinary hyper-parameter name.
+SECRET_SUBSTRINGS = ("password", "passwd", "secret", "apikey", "passphrase", "credential")
+# Short command-line flags whose next argument is a password (``mysql -p``, ``sshpass -p``).
+SECRET_SHORT_FLAGS = frozenset({"-p", "--pw"})
+
 SECRET_VALUE_PATTERNS = (
     re.compile(r"\bsk-[A-Za-z0-9_\-]{16,}"),  # OpenAI-style keys
     re.compile(r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{20,}"),  # GitHub tokens
@@ -26,6 +39,12 @@ SECRET_VALUE_PATTERNS = (
     re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),  # AWS access key ids
     re.compile(r"\beyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}"),  # JWTs
     re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^/\s:@]+:[^/\s@]+@"),  # user:password@ in URLs
+)
+# ``key: value`` / ``key=value`` pairs inside a value: dict reprs, JSON, connection strings,
+# ``NAME=VALUE`` assignments. The key may be quoted and may hold spaces (``User Id``).
+_PAIR = re.compile(
+    r"""(?P<key>[A-Za-z_][A-Za-z0-9_.\- ]{0,60}?)['"]?\s*[:=]\s*"""
+    r"""(?P<value>'[^']*'|"[^"]*"|[^\s'",;}\]&]+)"""
 )
 _WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
 
@@ -36,14 +55,29 @@ def key_words(key: str) -> list[str]:
 
 
 def is_secret_key(key: str) -> bool:
+    """True when a key names a credential: ``db_pass``, ``Passwords``, ``PGPASSWORD``."""
     words = key_words(key)
     if any(word in SECRET_WORDS for word in words):
         return True
-    return any(pair in SECRET_WORD_PAIRS for pair in zip(words, words[1:]))
+    if any(pair in SECRET_WORD_PAIRS for pair in zip(words, words[1:])):
+        return True
+    squashed = "".join(words)
+    return any(part in squashed for part in SECRET_SUBSTRINGS)
+
+
+def _has_secret_pair(value: str) -> bool:
+    for match in _PAIR.finditer(value):
+        secret = match.group("value").strip("'\"")
+        if secret and secret != REDACTED and is_secret_key(match.group("key").strip()):
+            return True
+    return False
 
 
 def is_secret_value(value: str) -> bool:
-    return any(pattern.search(value) for pattern in SECRET_VALUE_PATTERNS)
+    """True when a value carries a known token shape or a secret-named ``key=value`` pair."""
+    return any(pattern.search(value) for pattern in SECRET_VALUE_PATTERNS) or _has_secret_pair(
+        value
+    )
 
 
 def redact(items: dict[str, str]) -> tuple[dict[str, str], list[str]]:
@@ -62,6 +96,13 @@ def redact(items: dict[str, str]) -> tuple[dict[str, str], list[str]]:
     return masked, redacted
 
 
+def _redact_word(word: str) -> str:
+    name, equals, _ = word.partition("=")
+    if equals and name and not name.startswith("-") and is_secret_key(name):
+        return f"{name}={REDACTED}"  # keep ``PGPASSWORD=`` readable, hide what follows
+    return REDACTED if is_secret_value(word) else word
+
+
 def redact_text(text: str) -> str:
     """Mask secret-looking words inside free text, such as a command line."""
-    return " ".join(REDACTED if is_secret_value(word) else word for word in text.split(" "))
+    return " ".join(_redact_word(word) for word in text.split(" "))

@@ -11,7 +11,12 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from importlib import metadata
 
-from agentnn.mlflow_integration.redaction import REDACTED, is_secret_key, redact_text
+from agentnn.mlflow_integration.redaction import (
+    REDACTED,
+    SECRET_SHORT_FLAGS,
+    is_secret_key,
+    redact_text,
+)
 
 TAG_PREFIX = "agentnn."
 GIT_TIMEOUT = 5.0  # seconds; a slow or hung git must not hold up a run
@@ -45,7 +50,8 @@ def command_line(argv: list[str]) -> str:
     masked: list[str] = []
     for index, arg in enumerate(argv):
         previous = argv[index - 1] if index else ""
-        if previous.startswith("-") and "=" not in previous and is_secret_key(previous):
+        secret_flag = previous in SECRET_SHORT_FLAGS or is_secret_key(previous)
+        if previous.startswith("-") and "=" not in previous and secret_flag:
             masked.append(REDACTED)
         elif arg.startswith("-") and "=" in arg and is_secret_key(arg.split("=", 1)[0]):
             masked.append(arg.split("=", 1)[0] + "=" + REDACTED)
