@@ -1,0 +1,607 @@
+"""Copy runs from one MLflow store to another, whole, exactly once: ``agentnn model push``.
+
+A run that started while its tracking server did not answer lives in the embedded store
+(``./mlruns/mlflow.db``) with the tags ``agentnn.push=pending`` and
+``agentnn.intended_tracking_uri`` (masked). :func:`push_run` copies such a run, or any run,
+to another store: experiment (by name), run name, params, tags, every metric point with its step
+and timestamp, status, start and end time, artifacts, logged models (with their files, so the
+copy loads with agentnn's loader) and the registrations the run made.
+
+Why it compares instead of remembering: a push can be cut off anywhere (process killed, server
+down again). The target run is found by its ``agentnn.source_run_id`` tag, and each piece is
+sent only when the target lacks it (metric points are compared as ``(step, timestamp, value)``),
+so running a push again finishes an interrupted one and otherwise changes nothing.
+
+The writer process pushes pending runs by itself (:class:`AutoPusher`): it probes the intended
+store with back-off and, once it answers, pushes each pending run; a run still going is pushed
+again every few seconds until it ends, so the server's copy follows it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+import os
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agentnn.config import mask_uri
+from agentnn.errors import NotFoundError, TrackingError
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities import LoggedModel, Run
+
+# --- tags ----------------------------------------------------------------------------------
+PUSH_TAG = "agentnn.push"  # "pending" until the run is whole on its intended store, then "done"
+PUSH_PENDING, PUSH_DONE = "pending", "done"
+INTENDED_URI_TAG = "agentnn.intended_tracking_uri"  # masked; the real URI never enters a store
+PUSHED_TO_TAG = "agentnn.pushed_to"  # "<masked target URI> <target run id>"
+SOURCE_RUN_TAG = "agentnn.source_run_id"  # on the copy: the run it was copied from
+SOURCE_MODEL_TAG = "agentnn.source_model_id"  # on a copied LoggedModel
+RUN_MODEL_ID_TAG = "agentnn.model_id"  # set by log_torch_model; remapped to the copy's model
+RUN_MODEL_URI_TAG = "agentnn.model_uri"
+VERSION_MODEL_ID_TAG = "agentnn.model_id"  # on a version: SQL registries drop MLflow's model_id
+PARENT_RUN_TAG = "mlflow.parentRunId"
+NOT_COPIED_TAGS = frozenset({PUSH_TAG, PUSHED_TO_TAG, PARENT_RUN_TAG})
+NOT_COPIED_MODEL_TAGS = frozenset({"mlflow.modelVersions"})  # MLflow sets it on registering
+
+# --- limits and timing ---------------------------------------------------------------------
+MAX_METRICS, MAX_PARAMS, MAX_TAGS = 1000, 100, 100  # MLflow's log_batch limits per call
+TERMINAL_STATUSES = frozenset({"FINISHED", "FAILED", "KILLED"})
+PROBE_TIMEOUT = 2.0  # seconds one health probe of the intended store may take
+BACKOFF_START, BACKOFF_MAX = 1.0, 10.0  # seconds between probes of a store that is down
+LIVE_PUSH_INTERVAL = 2.0  # seconds between pushes of a run that is still going, at the least
+LIVE_PUSH_DUTY = 4.0  # ... and at least this many times the last push's duration
+MARKER_SUFFIX = ".push"  # <journal_dir>/<run_id>.push: a run the writer should push
+LOCK_SUFFIX = ".push.lock"
+REGISTRATION_WAIT_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """What one push did; counts are of what was sent this time (0 when already there)."""
+
+    source_run_id: str
+    target_run_id: str
+    target_uri: str
+    """Masked."""
+    status: str
+    """The run's status; a RUNNING run is pushed again until it ends."""
+    created: bool = False
+    """True when this push created the target run."""
+    metrics: int = 0
+    params: int = 0
+    tags: int = 0
+    artifacts: int = 0
+    models: int = 0
+    registered: list[str] = field(default_factory=list)
+    """``name/version`` created on the target this time."""
+
+    @property
+    def complete(self) -> bool:
+        """The run ended and the target has all of it."""
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.metrics or self.params or self.tags or self.artifacts
+                    or self.models or self.registered)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "complete": self.complete}
+
+
+# --- the push ------------------------------------------------------------------------------
+
+
+def push_run(
+    source: MlflowClient,
+    target: MlflowClient,
+    run_id: str,
+    *,
+    target_label: str,
+    lock_dir: Path | None = None,
+) -> PushResult:
+    """Copy run ``run_id`` from ``source`` to ``target``, or finish an earlier copy.
+
+    ``target_label`` is the target's masked URI, recorded on the source run. With ``lock_dir``
+    a file lock keeps two pushes of the same run (the writer and the command) from racing.
+
+    Raises:
+        NotFoundError: the run does not exist on the source.
+        TrackingError: the target's experiment of that name is deleted.
+    """
+    with _run_lock(lock_dir, run_id):
+        return _Push(source, target, run_id, target_label).run()
+
+
+@contextmanager
+def _run_lock(lock_dir: Path | None, run_id: str) -> Iterator[None]:
+    if lock_dir is None:
+        yield
+        return
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with open(lock_dir / f"{run_id}{LOCK_SUFFIX}", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class _Push:
+    """One push of one run; each step sends only what the target lacks."""
+
+    def __init__(self, source: MlflowClient, target: MlflowClient, run_id: str,
+                 target_label: str) -> None:
+        self.source, self.target = source, target
+        self.run_id = run_id
+        self.target_label = target_label
+        self.counts: dict[str, int] = {}
+        self.registered: list[str] = []
+        self.created = False
+        self.model_ids: dict[str, str] = {}  # source model id -> target model id
+        self.model_locations: dict[str, str] = {}  # target model id -> its artifact location
+
+    def run(self) -> PushResult:
+        # The status is read first: when it is terminal, everything else is already in.
+        run = _get_run(self.source, self.run_id)
+        status = run.info.status
+        experiment = self.source.get_experiment(run.info.experiment_id)
+        experiment_id = _target_experiment(self.target, experiment.name)
+        target_run = self._target_run(experiment_id, run)
+        target_id = target_run.info.run_id
+        self._params(run, target_run)
+        self._metrics(run, target_id)
+        self._artifacts(target_id)
+        self._models(run, experiment_id, target_id)
+        self._tags(run, target_run)
+        self._registrations(target_id)
+        if status in TERMINAL_STATUSES and (
+            target_run.info.status != status or target_run.info.end_time != run.info.end_time
+        ):
+            self.target.set_terminated(target_id, status, end_time=run.info.end_time)
+        done = {PUSHED_TO_TAG: f"{self.target_label} {target_id}"}
+        if status in TERMINAL_STATUSES:
+            done[PUSH_TAG] = PUSH_DONE
+        for key, value in done.items():
+            if run.data.tags.get(key) != value:
+                self.source.set_tag(self.run_id, key, value)
+        return PushResult(
+            source_run_id=self.run_id, target_run_id=target_id, target_uri=self.target_label,
+            status=status, created=self.created, metrics=self.counts.get("metrics", 0),
+            params=self.counts.get("params", 0), tags=self.counts.get("tags", 0),
+            artifacts=self.counts.get("artifacts", 0), models=self.counts.get("models", 0),
+            registered=self.registered,
+        )
+
+    # --- the run itself ----------------------------------------------------------------------
+
+    def _target_run(self, experiment_id: str, run: Run) -> Run:
+        """The copy made by an earlier push, or a new run with the source's name and start."""
+        from mlflow.entities import ViewType
+
+        found = self.target.search_runs(
+            [experiment_id], filter_string=f"tags.`{SOURCE_RUN_TAG}` = '{self.run_id}'",
+            run_view_type=ViewType.ALL, max_results=1,
+        )
+        if found:
+            return found[0]
+        self.created = True
+        return self.target.create_run(
+            experiment_id, start_time=run.info.start_time, run_name=run.info.run_name,
+            tags={SOURCE_RUN_TAG: self.run_id},
+        )
+
+    def _params(self, run: Run, target_run: Run) -> None:
+        from mlflow.entities import Param
+
+        have = target_run.data.params
+        missing = [Param(k, v) for k, v in sorted(run.data.params.items()) if k not in have]
+        for start in range(0, len(missing), MAX_PARAMS):
+            self.target.log_batch(target_run.info.run_id, params=missing[start:start + MAX_PARAMS])
+        self.counts["params"] = len(missing)
+
+    def _tags(self, run: Run, target_run: Run) -> None:
+        """Every tag but the push's own; model ids and the parent point at their copies."""
+        from mlflow.entities import RunTag
+
+        wanted = {k: v for k, v in run.data.tags.items() if k not in NOT_COPIED_TAGS}
+        source_model = wanted.get(RUN_MODEL_ID_TAG)
+        if source_model in self.model_ids:
+            wanted[RUN_MODEL_ID_TAG] = self.model_ids[source_model]
+            wanted[RUN_MODEL_URI_TAG] = f"models:/{self.model_ids[source_model]}"
+        parent = run.data.tags.get(PARENT_RUN_TAG)
+        if parent:
+            copied_parent = _find_copy(self.target, target_run.info.experiment_id, parent)
+            if copied_parent:
+                wanted[PARENT_RUN_TAG] = copied_parent
+        have = target_run.data.tags
+        missing = [RunTag(k, v) for k, v in sorted(wanted.items()) if have.get(k) != v]
+        for start in range(0, len(missing), MAX_TAGS):
+            self.target.log_batch(target_run.info.run_id, tags=missing[start:start + MAX_TAGS])
+        self.counts["tags"] = len(missing)
+
+    def _metrics(self, run: Run, target_id: str) -> None:
+        """Every point of every metric the target lacks, oldest first, in log_batch chunks."""
+        from mlflow.entities import Metric
+
+        sent = 0
+        pending: list[Metric] = []
+        for key in sorted(run.data.metrics):
+            points = self.source.get_metric_history(self.run_id, key)
+            have = set() if self.created else {
+                _point_key(p) for p in self.target.get_metric_history(target_id, key)
+            }
+            for point in sorted(points, key=lambda p: (p.timestamp, p.step)):
+                if _point_key(point) not in have:
+                    pending.append(Metric(key, point.value, point.timestamp, point.step))
+            while len(pending) >= MAX_METRICS:
+                self.target.log_batch(target_id, metrics=pending[:MAX_METRICS])
+                sent += MAX_METRICS
+                del pending[:MAX_METRICS]
+        if pending:
+            self.target.log_batch(target_id, metrics=pending)
+            sent += len(pending)
+        self.counts["metrics"] = sent
+
+    def _artifacts(self, target_id: str) -> None:
+        """Files the target lacks (or has with another size), one by one, so a cut-off push
+        resumes at the next file."""
+        have = dict(_walk(self.target.list_artifacts, target_id))
+        sent = 0
+        with tempfile.TemporaryDirectory(prefix="agentnn-push-") as tmp:
+            for path, size in _walk(self.source.list_artifacts, self.run_id):
+                if have.get(path) == size:
+                    continue
+                local = self.source.download_artifacts(self.run_id, path, tmp)
+                folder = os.path.dirname(path) or None
+                self.target.log_artifact(target_id, local, folder)
+                sent += 1
+        self.counts["artifacts"] = sent
+
+    # --- models and the registry -------------------------------------------------------------
+
+    def _models(self, run: Run, experiment_id: str, target_id: str) -> None:
+        """MLflow 3 LoggedModels of the run, with their files, params and tags."""
+        source_models = _logged_models(self.source, run.info.experiment_id, self.run_id)
+        if not source_models:
+            return
+        copies = {
+            model.tags.get(SOURCE_MODEL_TAG): model
+            for model in _logged_models(self.target, experiment_id, target_id)
+        }
+        sent = 0
+        for model in source_models:
+            copy = copies.get(model.model_id)
+            if copy is None:
+                tags = {k: v for k, v in model.tags.items() if k not in NOT_COPIED_MODEL_TAGS}
+                copy = self.target.create_logged_model(
+                    experiment_id, name=model.name, source_run_id=target_id,
+                    tags={**tags, SOURCE_MODEL_TAG: model.model_id},
+                    params=dict(model.params or {}), model_type=model.model_type,
+                )
+            self.model_ids[model.model_id] = copy.model_id
+            self.model_locations[copy.model_id] = copy.artifact_location
+            if str(copy.status) != "READY" and str(model.status) == "READY":
+                self._model_files(model, copy, target_id)
+                self.target.finalize_logged_model(copy.model_id, "READY")
+                sent += 1
+        self.counts["models"] = sent
+
+    def _model_files(self, model: LoggedModel, copy: LoggedModel, target_id: str) -> None:
+        """Download the model's folder and upload it with its MLmodel pointing at the copy."""
+        import mlflow.artifacts
+        from mlflow.models import Model
+
+        with tempfile.TemporaryDirectory(prefix="agentnn-push-model-") as tmp:
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=model.artifact_location, dst_path=tmp,
+                tracking_uri=self.source.tracking_uri,
+            )
+            mlmodel = Path(local) / "MLmodel"
+            if mlmodel.is_file():
+                description = Model.load(str(mlmodel))
+                description.model_id = copy.model_id
+                description.run_id = target_id
+                description.artifact_path = copy.artifact_location
+                if getattr(description, "model_uuid", None):
+                    description.model_uuid = copy.model_id
+                description.save(str(mlmodel))
+            self.target.log_model_artifacts(copy.model_id, local)
+
+    def _registrations(self, target_id: str) -> None:
+        """Versions the run registered (``register_as``) get a version on the target too."""
+        versions = _search_versions(self.source, f"run_id = '{self.run_id}'")
+        if not versions:
+            return
+        done = {v.name for v in _search_versions(self.target, f"run_id = '{target_id}'")}
+        from mlflow.exceptions import MlflowException
+
+        for version in sorted(versions, key=lambda v: int(v.version)):
+            if version.name in done:
+                continue
+            source_model = version.model_id or (version.tags or {}).get(VERSION_MODEL_ID_TAG) \
+                or _model_id_from_source(version.source)
+            model_id = self.model_ids.get(source_model or "")
+            if model_id is None:
+                continue  # a model this push could not copy; nothing to point the version at
+            try:
+                self.target.create_registered_model(version.name)
+            except MlflowException as error:
+                if error.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+                    raise
+            tags = {k: v for k, v in (version.tags or {}).items() if k != VERSION_MODEL_ID_TAG}
+            # The storage location, not models:/<id>: MLflow's SQL registry resolves that
+            # against the process-wide tracking URI rather than this client's.
+            created = self.target.create_model_version(
+                version.name, self.model_locations[model_id], run_id=target_id,
+                model_id=model_id,
+                tags={**tags, VERSION_MODEL_ID_TAG: model_id},
+                description=version.description,
+                await_creation_for=REGISTRATION_WAIT_SECONDS,
+            )
+            done.add(version.name)
+            self.registered.append(f"{version.name}/{created.version}")
+
+
+# --- small helpers -------------------------------------------------------------------------
+
+
+def _get_run(client: MlflowClient, run_id: str) -> Run:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_run(run_id)
+    except MlflowException as error:
+        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"):
+            raise NotFoundError("run", run_id) from None
+        raise
+
+
+def _target_experiment(client: MlflowClient, name: str) -> str:
+    """The target's experiment of that name, created when missing."""
+    from mlflow.exceptions import MlflowException
+
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        try:
+            return client.create_experiment(name)
+        except MlflowException as error:
+            if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            experiment = client.get_experiment_by_name(name)
+    if experiment.lifecycle_stage == "deleted":
+        raise TrackingError(
+            f"experiment {name!r} is deleted on the target store; restore it there "
+            f"(`mlflow experiments restore --experiment-id {experiment.experiment_id}`) to push"
+        )
+    return experiment.experiment_id
+
+
+def _find_copy(client: MlflowClient, experiment_id: str, source_run_id: str) -> str | None:
+    from mlflow.entities import ViewType
+
+    found = client.search_runs(
+        [experiment_id], filter_string=f"tags.`{SOURCE_RUN_TAG}` = '{source_run_id}'",
+        run_view_type=ViewType.ALL, max_results=1,
+    )
+    return found[0].info.run_id if found else None
+
+
+def _point_key(point: Any) -> tuple[int, int, str]:
+    """A metric point's identity; NaN compares equal to NaN here."""
+    value = point.value
+    text = "nan" if isinstance(value, float) and math.isnan(value) else repr(float(value))
+    return int(point.step), int(point.timestamp), text
+
+
+def _walk(lister: Callable[..., Any], run_id: str, path: str | None = None
+          ) -> Iterator[tuple[str, int | None]]:
+    """(path, size) of every artifact file of a run, recursively."""
+    for info in lister(run_id, path):
+        if info.is_dir:
+            yield from _walk(lister, run_id, info.path)
+        else:
+            yield info.path, info.file_size
+
+
+def _logged_models(client: MlflowClient, experiment_id: str, run_id: str) -> list[LoggedModel]:
+    """LoggedModels whose source run is ``run_id``; none on stores older than MLflow 3."""
+    models: list[Any] = []
+    token = None
+    try:
+        while True:
+            page = client.search_logged_models(
+                experiment_ids=[experiment_id], filter_string=f"source_run_id = '{run_id}'",
+                page_token=token,
+            )
+            models.extend(page)
+            token = page.token
+            if not token:
+                break
+    except Exception as error:
+        if getattr(error, "error_code", "") == "ENDPOINT_NOT_FOUND":
+            return []
+        raise
+    return sorted(models, key=lambda model: model.creation_timestamp or 0)
+
+
+def _search_versions(client: MlflowClient, filter_string: str) -> list[Any]:
+    versions: list[Any] = []
+    token = None
+    while True:
+        page = client.search_model_versions(filter_string, page_token=token)
+        versions.extend(page)
+        token = getattr(page, "token", None)
+        if not token:
+            return versions
+
+
+def _model_id_from_source(source: str | None) -> str | None:
+    if source and source.startswith("models:/m-"):
+        return source[len("models:/"):].split("/")[0]
+    return None
+
+
+def pending_run_ids(client: MlflowClient) -> list[tuple[str, str]]:
+    """(run id, masked intended URI) of every run of the store tagged ``agentnn.push=pending``."""
+    from mlflow.entities import ViewType
+
+    experiment_ids = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL)]
+    if not experiment_ids:
+        return []
+    found: list[tuple[str, str]] = []
+    token = None
+    while True:
+        page = client.search_runs(
+            experiment_ids, filter_string=f"tags.`{PUSH_TAG}` = '{PUSH_PENDING}'",
+            run_view_type=ViewType.ACTIVE_ONLY, order_by=["attributes.start_time ASC"],
+            page_token=token,
+        )
+        found.extend((run.info.run_id, run.data.tags.get(INTENDED_URI_TAG, "")) for run in page)
+        token = page.token
+        if not token:
+            return found
+
+
+# --- pending pushes the writer works on ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PendingPush:
+    """A run kept in a fallback store that should reach its intended store.
+
+    The marker file holds the real URIs (credentials included), like the journal header
+    does, so it is readable by its owner only and never enters a store.
+    """
+
+    run_id: str
+    source_uri: str
+    intended_uri: str
+    path: Path
+
+    @classmethod
+    def write(cls, journal_dir: Path, run_id: str, source_uri: str, intended_uri: str
+              ) -> PendingPush:
+        journal_dir.mkdir(parents=True, exist_ok=True)
+        path = journal_dir / f"{run_id}{MARKER_SUFFIX}"
+        tmp = path.with_suffix(".push-tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump({"run_id": run_id, "source_uri": source_uri,
+                       "intended_uri": intended_uri}, handle)
+        os.replace(tmp, path)
+        return cls(run_id, source_uri, intended_uri, path)
+
+    @classmethod
+    def all(cls, journal_dir: Path) -> list[PendingPush]:
+        found = []
+        for path in sorted(journal_dir.glob(f"*{MARKER_SUFFIX}")):
+            try:
+                data = json.loads(path.read_text())
+                found.append(cls(data["run_id"], data["source_uri"], data["intended_uri"], path))
+            except (OSError, ValueError, KeyError):
+                continue  # being written, or removed by a push that just finished
+        return found
+
+    @classmethod
+    def find(cls, journal_dir: Path, run_id: str) -> PendingPush | None:
+        return next((p for p in cls.all(journal_dir) if p.run_id == run_id), None)
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def store_answers(uri: str, timeout: float = PROBE_TIMEOUT) -> bool:
+    """One quick health probe; any HTTP answer counts (auth may guard /health)."""
+    if not uri.startswith(("http://", "https://")):
+        return True  # SQL stores are tried directly; a failure backs off the same way
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def _is_retryable(error: Exception) -> bool:
+    """"The store did not answer" rather than "the store said no"."""
+    from mlflow.exceptions import MlflowException
+
+    if isinstance(error, MlflowException):
+        code = error.get_http_status_code()
+        return code >= 500 or code == 429
+    return not isinstance(error, (NotFoundError, TrackingError))
+
+
+class AutoPusher:
+    """The writer's part: push each pending run once its intended store answers.
+
+    ``step()`` is cheap when there is nothing to do (one folder scan) and never blocks for long:
+    a store that does not answer is probed with back-off, and a run still going is pushed again
+    at most every :data:`LIVE_PUSH_INTERVAL` seconds (longer when a push takes long).
+    """
+
+    def __init__(self, journal_dir: Path, client_for: Callable[[str], MlflowClient],
+                 log: Callable[[str], None] | None = None) -> None:
+        self.journal_dir = journal_dir
+        self._client_for = client_for
+        self._log = log or (lambda text: print(text, flush=True))
+        self._next_try: dict[str, float] = {}  # run id -> monotonic time of the next attempt
+        self._backoff: dict[str, float] = {}
+        self._given_up: set[str] = set()
+
+    def step(self) -> bool:
+        """Push what is due; True while some pending run has not fully reached its store."""
+        for pending in PendingPush.all(self.journal_dir):
+            if pending.run_id in self._given_up:
+                continue
+            now = time.monotonic()
+            if now < self._next_try.get(pending.run_id, 0.0):
+                continue
+            if not store_answers(pending.intended_uri):
+                self._retry_later(pending, "does not answer")
+                continue
+            started = time.monotonic()
+            try:
+                result = push_run(
+                    self._client_for(pending.source_uri), self._client_for(pending.intended_uri),
+                    pending.run_id, target_label=mask_uri(pending.intended_uri),
+                    lock_dir=self.journal_dir,
+                )
+            except Exception as error:
+                if _is_retryable(error):
+                    self._retry_later(pending, f"failed ({str(error).splitlines()[0][:200]})")
+                else:
+                    self._given_up.add(pending.run_id)
+                    self._log(f"push of run {pending.run_id} refused: {error}; it stays pending "
+                              "(`agentnn model push --pending` retries)")
+                continue
+            self._backoff.pop(pending.run_id, None)
+            if result.complete:
+                pending.remove()
+                self._log(f"pushed run {pending.run_id} to {result.target_uri} "
+                          f"as {result.target_run_id}")
+            else:
+                took = time.monotonic() - started
+                self._next_try[pending.run_id] = time.monotonic() + max(
+                    LIVE_PUSH_INTERVAL, LIVE_PUSH_DUTY * took)
+        return any(p.run_id not in self._given_up for p in PendingPush.all(self.journal_dir))
+
+    def _retry_later(self, pending: PendingPush, why: str) -> None:
+        backoff = self._backoff.get(pending.run_id, BACKOFF_START)
+        self._log(f"push of run {pending.run_id}: {mask_uri(pending.intended_uri)} {why}; "
+                  f"next try in {backoff:.0f}s")
+        self._next_try[pending.run_id] = time.monotonic() + backoff
+        self._backoff[pending.run_id] = min(backoff * 2, BACKOFF_MAX)
