@@ -10,6 +10,10 @@ so that ``agentnn config`` and error messages can say which knob to turn:
 
 The default store is embedded: SQLite at ``<cwd>/mlruns/mlflow.db`` with artifacts in
 ``<cwd>/mlruns/artifacts``. It needs no server, and MLflow 3 refuses the old file store.
+
+Credentials (``MLFLOW_TRACKING_USERNAME``/``PASSWORD``/``TOKEN``) resolve like any setting and
+are only *read* here; :mod:`agentnn.mlflow_integration.store` hands them to MLflow, once, when
+it makes a client. Settings never show a secret: ``repr`` and ``as_rows`` mask them.
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from agentnn.errors import ConfigError, LegacyFileStoreError, TrackingURIError
+from agentnn.masking import MASK, mask_uri
+
+__all__ = ["Setting", "Settings", "check_tracking_uri", "mask_uri", "resolve"]
 
 # --- environment variable names ------------------------------------------------------------
 MLFLOW_TRACKING_URI = "MLFLOW_TRACKING_URI"
@@ -30,6 +37,15 @@ AGENTNN_JOURNAL_DIR = "AGENTNN_JOURNAL_DIR"
 AGENTNN_DRAIN_TIMEOUT = "AGENTNN_DRAIN_TIMEOUT"
 AGENTNN_FLUSH_INTERVAL = "AGENTNN_FLUSH_INTERVAL"
 AGENTNN_CACHE_DIR = "AGENTNN_CACHE_DIR"
+AGENTNN_OFFLINE = "AGENTNN_OFFLINE"
+# MLflow's own TLS settings for HTTPS stores; the store layer's probe honours them as MLflow does.
+MLFLOW_TRACKING_INSECURE_TLS = "MLFLOW_TRACKING_INSECURE_TLS"
+MLFLOW_TRACKING_SERVER_CERT_PATH = "MLFLOW_TRACKING_SERVER_CERT_PATH"
+# MLflow's HTTP client retry knobs (read by mlflow.utils.rest_utils on every request).
+MLFLOW_HTTP_REQUEST_MAX_RETRIES = "MLFLOW_HTTP_REQUEST_MAX_RETRIES"
+MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR = "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"
+MLFLOW_HTTP_REQUEST_BACKOFF_JITTER = "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER"
+MLFLOW_HTTP_REQUEST_TIMEOUT = "MLFLOW_HTTP_REQUEST_TIMEOUT"
 
 # Credentials MLflow reads from os.environ only; a .env file may carry them too.
 CREDENTIAL_VARIABLES = (MLFLOW_TRACKING_USERNAME, MLFLOW_TRACKING_PASSWORD, MLFLOW_TRACKING_TOKEN)
@@ -42,6 +58,19 @@ DEFAULT_JOURNAL_DIR = "journal"  # under the store dir; local disk even for a re
 DEFAULT_DRAIN_TIMEOUT = 60.0  # seconds a run's exit waits for the writer to empty its journal
 DEFAULT_FLUSH_INTERVAL = 1.0  # seconds between journal appends of buffered records
 DEFAULT_CACHE_DIR = "~/.cache/agentnn/models"  # downloaded model versions, by version
+OFFLINE_MODES = ("fallback", "fail")  # an unanswering server at run start: embedded store, or error
+DEFAULT_OFFLINE = "fallback"
+
+# MLflow's defaults retry a dead server for about four minutes (7 retries, back-off factor 2,
+# 120 s timeout). agentnn's clients fail in seconds instead: the writer has its own retry loop
+# with back-off, and a command should say "unreachable" at once. Applied by the store layer
+# with os.environ.setdefault when it makes a client, so a user's own values always win.
+HTTP_CLIENT_DEFAULTS = {
+    MLFLOW_HTTP_REQUEST_MAX_RETRIES: "2",  # 3 attempts in all
+    MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR: "1",  # sleeps 0 s, then 2 s, between attempts
+    MLFLOW_HTTP_REQUEST_BACKOFF_JITTER: "0.5",
+    MLFLOW_HTTP_REQUEST_TIMEOUT: "30",  # seconds per request; a log_batch of 1,000 takes < 1 s
+}
 
 SUPPORTED_SCHEMES = (
     "sqlite", "http", "https", "postgresql", "mysql", "mssql", "file", "databricks",
@@ -73,6 +102,28 @@ class Settings:
     cache_dir: Setting
     """Local cache of downloaded model versions."""
     cwd: Path = field(default_factory=Path.cwd)
+    offline: Setting = Setting(DEFAULT_OFFLINE, "default")
+    """What a run does when its server does not answer: ``fallback`` or ``fail``."""
+    username: Setting | None = None
+    """``MLFLOW_TRACKING_USERNAME`` for HTTP basic auth (env or ``.env``)."""
+    password: Setting | None = field(default=None, repr=False)
+    """``MLFLOW_TRACKING_PASSWORD``; never shown."""
+    token: Setting | None = field(default=None, repr=False)
+    """``MLFLOW_TRACKING_TOKEN`` (bearer); never shown."""
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret these settings carry, for masking texts that might quote them."""
+        from urllib.parse import unquote, urlsplit
+
+        found = [s.value for s in (self.password, self.token) if s is not None]
+        try:
+            password = urlsplit(self.tracking_uri.value).password
+        except ValueError:
+            password = None
+        if password:
+            found += [password, unquote(password)]
+        return tuple(found)
 
     @property
     def is_embedded(self) -> bool:
@@ -88,22 +139,20 @@ class Settings:
             rows.append(
                 ("artifact_location", self.artifact_location.value, self.artifact_location.source)
             )
-        for name in ("journal_dir", "drain_timeout", "flush_interval", "cache_dir"):
+        for name in ("journal_dir", "drain_timeout", "flush_interval", "cache_dir", "offline"):
             setting: Setting = getattr(self, name)
             rows.append((name, setting.value, setting.source))
+        if self.username is not None:
+            rows.append(("username", self.username.value, self.username.source))
+        for name in ("password", "token"):
+            secret: Setting | None = getattr(self, name)
+            if secret is not None:
+                rows.append((name, MASK, secret.source))
         return rows
 
     def __repr__(self) -> str:
         inner = ", ".join(f"{name}={value!r} ({source})" for name, value, source in self.as_rows())
         return f"Settings({inner})"
-
-
-def mask_uri(uri: str) -> str:
-    """Hide a password embedded in a URI (``postgresql://user:secret@host``)."""
-    parsed = urlparse(uri)
-    if parsed.password:
-        return uri.replace(f":{parsed.password}@", ":***@", 1)
-    return uri
 
 
 def read_dotenv(cwd: Path) -> dict[str, str]:
@@ -160,6 +209,10 @@ def resolve(
             AGENTNN_CACHE_DIR, None, dotenv, str(Path(DEFAULT_CACHE_DIR).expanduser())
         ),
         cwd=cwd,
+        offline=_pick(AGENTNN_OFFLINE, None, dotenv, DEFAULT_OFFLINE),
+        username=_pick_optional(MLFLOW_TRACKING_USERNAME, dotenv),
+        password=_pick_optional(MLFLOW_TRACKING_PASSWORD, dotenv),
+        token=_pick_optional(MLFLOW_TRACKING_TOKEN, dotenv),
     )
     for name in ("drain_timeout", "flush_interval"):
         setting: Setting = getattr(settings, name)
@@ -171,15 +224,18 @@ def resolve(
                 f"{name} must be a positive number of seconds, got {setting.value!r} "
                 f"(from {setting.source})"
             ) from None
-    _export_dotenv_credentials(dotenv)
+    if settings.offline.value not in OFFLINE_MODES:
+        raise ConfigError(
+            f"offline must be one of {', '.join(OFFLINE_MODES)}, got "
+            f"{settings.offline.value!r} (from {settings.offline.source})"
+        )
     return settings
 
 
-def _export_dotenv_credentials(dotenv: dict[str, str]) -> None:
-    """MLflow reads credentials from os.environ only; hand it those found in ``.env``."""
-    for name in CREDENTIAL_VARIABLES:
-        if name in dotenv and name not in os.environ:
-            os.environ[name] = dotenv[name]
+def _pick_optional(name: str, dotenv: dict[str, str]) -> Setting | None:
+    """A setting with no default (credentials): from the environment or ``.env``, else None."""
+    setting = _pick(name, None, dotenv, "")
+    return None if setting.source == "default" else setting
 
 
 def point_mlflow_at(uri: str) -> None:
@@ -221,6 +277,12 @@ def check_tracking_uri(setting: Setting) -> None:
         raise TrackingURIError(
             uri, setting.source, "plain folders are MLflow's retired file store; "
             f"use sqlite:///{path.resolve() / DEFAULT_DB_NAME} instead"
+        )
+    if scheme == "sqlite" and (uri.rstrip("/") == "sqlite:" or ":memory:" in uri
+                               or "mode=memory" in uri):
+        raise TrackingURIError(
+            uri, setting.source, "an in-memory SQLite store would lose every run: the writer "
+            "is another process; use sqlite:///path/mlflow.db"
         )
     if scheme == "sqlite":
         db_path = Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None

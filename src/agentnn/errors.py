@@ -6,7 +6,11 @@ expect (``TypeError``/``ValueError``), so code written against plain MLflow keep
 
     AgentNNError
     ├── ConfigError                 a setting is wrong
-    │   ├── TrackingURIError        the tracking URI is malformed or the store does not answer
+    │   ├── TrackingURIError        the tracking URI is malformed or its store cannot be used
+    │   │   ├── StoreUnreachableError   the store does not answer (refused, timed out, no host)
+    │   │   ├── StoreNotFoundError      a read found no MLflow store at a sqlite:/// path
+    │   │   ├── AuthenticationError     the store refused the credentials (HTTP 401)
+    │   │   └── PermissionDeniedError   the credentials lack a permission (HTTP 403)
     │   ├── LegacyFileStoreError    the target is an old MLflow file store
     │   └── MigrationError          a legacy file store cannot be moved into the SQLite store
     ├── InputError                  a value handed to agentnn is not usable
@@ -24,15 +28,27 @@ expect (``TypeError``/``ValueError``), so code written against plain MLflow keep
     │   └── RunHasNoModelError      a run to register has no logged model
     └── ModelError                  a model cannot be logged or loaded
         ├── ModelIntegrityError     the weights do not match their recorded sha256
+        │   └── MalformedModelError a model file is malformed, foreign or names a path outside
         ├── UnsafeModelError        loading would unpickle code and trust=True was not given
-        └── UntrustedBuilderError   a model spec names a builder outside the agentnn package
+        └── UntrustedBuilderError   a model spec names a builder that is not registered
+
+Messages never show a secret: :class:`AgentNNError` masks URI passwords and secret query
+values in its text (``agentnn.masking``), and the store errors mask the URI they keep.
 """
 
 from __future__ import annotations
 
+from agentnn.masking import mask_text, mask_uri
+
 
 class AgentNNError(Exception):
-    """Base class of every error agentnn raises on purpose."""
+    """Base class of every error agentnn raises on purpose.
+
+    Its text is masked (URI passwords, secret query values), whatever a subclass put in it.
+    """
+
+    def __str__(self) -> str:
+        return mask_text(super().__str__())
 
 
 # --- configuration -------------------------------------------------------------------------
@@ -49,10 +65,53 @@ class TrackingURIError(ConfigError):
     """
 
     def __init__(self, uri: str, source: str, reason: str) -> None:
-        self.uri = uri
+        self.uri = mask_uri(uri)
         self.source = source
-        self.reason = reason
-        super().__init__(f"tracking URI {uri!r} (from {source}): {reason}")
+        self.reason = mask_text(reason)
+        super().__init__(f"tracking URI {self.uri!r} (from {source}): {self.reason}")
+
+
+class StoreUnreachableError(TrackingURIError):
+    """The store does not answer: connection refused, timed out, unknown host or database down.
+
+    The writer treats it as an outage to wait out; everything else reports it in one line.
+    """
+
+
+class StoreNotFoundError(TrackingURIError):
+    """A read asked a ``sqlite:///`` path that holds no store (a typo, most often).
+
+    Reads never create a store; ``suggestion`` names an existing store nearby, if any.
+    """
+
+    def __init__(self, uri: str, source: str, path: str, suggestion: str | None) -> None:
+        self.path = path
+        self.suggestion = suggestion
+        hint = (f"did you mean {suggestion}?" if suggestion
+                else "check the path, or train first to create the store")
+        super().__init__(uri, source, f"no MLflow store at {path}; {hint}")
+
+
+class AuthenticationError(TrackingURIError):
+    """The store refused the credentials (HTTP 401): wrong, missing or expired."""
+
+    def __init__(self, uri: str, source: str, detail: str = "") -> None:
+        super().__init__(
+            uri, source, "authentication failed"
+            + (f" ({detail})" if detail else "")
+            + "; check MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD, "
+            "MLFLOW_TRACKING_TOKEN or the user:password in the URI",
+        )
+
+
+class PermissionDeniedError(TrackingURIError):
+    """The credentials are valid but lack a permission for this action (HTTP 403)."""
+
+    def __init__(self, uri: str, source: str, detail: str = "") -> None:
+        super().__init__(
+            uri, source, "permission denied" + (f" ({detail})" if detail else "")
+            + "; ask the server's admin for the permission, or use another account",
+        )
 
 
 class LegacyFileStoreError(ConfigError):
@@ -224,12 +283,27 @@ class ModelIntegrityError(ModelError):
         )
 
 
+class MalformedModelError(ModelIntegrityError):
+    """A model file is malformed, tampered or foreign: bad JSON or YAML, wrong types, weights
+    that are not safetensors or do not fit, a path that leaves the model folder.
+
+    Keeps the file and the reason, so the message names both in one line.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        self.expected = self.actual = None
+        ModelError.__init__(self, f"model file {path} refused: {reason}")
+
+
 class UnsafeModelError(ModelError):
     """Loading the model would unpickle code; needs an explicit ``trust=True``."""
 
 
 class UntrustedBuilderError(ModelError):
-    """A model spec names a builder outside ``agentnn``; importing it could run any code."""
+    """A model spec names a builder that is not in the registry of builders (or a config key
+    the builder did not declare); calling whatever a file names could run any code."""
 
     def __init__(self, builder: str, reason: str) -> None:
         self.builder = builder

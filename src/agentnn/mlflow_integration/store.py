@@ -1,0 +1,626 @@
+"""The store layer: the one place that turns resolved settings into a tracking store.
+
+Everything in agentnn that talks to MLflow goes through a :class:`Store`::
+
+    store = Store.from_settings(config.resolve(tracking_uri))   # resolved once, passed down
+    store.validate()                        # malformed URI, legacy file store, in-memory SQLite
+    store.check()                           # one health probe; raises the translated error
+    with store.errors(kind="run", name=run_id):
+        run = store.client().get_run(run_id)   # MLflow errors come out as agentnn errors
+
+Why one place:
+
+- **Credentials reach MLflow here, once.** MLflow reads ``MLFLOW_TRACKING_USERNAME``/``PASSWORD``/
+  ``TOKEN`` from ``os.environ`` only. :meth:`Store.client` copies those found in ``.env`` into the
+  environment (never overriding a value already there) just before it makes the first client;
+  ``user:password@`` inside an ``http(s)://`` URI is left to MLflow, which sends it as basic auth.
+- **Dead servers fail in seconds.** MLflow's HTTP client retries a dead server for about four
+  minutes by default. :meth:`Store.client` applies :data:`agentnn.config.HTTP_CLIENT_DEFAULTS`
+  (3 attempts, 30 s per request) with ``os.environ.setdefault``, so the user's own values win.
+  For a direct PostgreSQL/MySQL URI the probe runs first, with a short connect timeout, because
+  MLflow retries building its engine for about 100 s.
+- **One probe, one translator.** :meth:`Store.probe` asks an HTTP store's ``/health``,
+  ``/version`` and ``server-info`` endpoints and one API call with and without the credentials
+  (``user:password@`` in the URI, username/password, or a bearer token; HTTPS honours
+  ``MLFLOW_TRACKING_INSECURE_TLS`` and ``MLFLOW_TRACKING_SERVER_CERT_PATH`` as MLflow does), or
+  opens a SQL store's database. :meth:`Store.translate` maps MLflow's error codes, connection
+  errors, SQLAlchemy's ``OperationalError`` and a missing database driver to one agentnn error
+  each, every message masked (the errors mask URIs themselves; the store also masks the raw
+  password and token it knows).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sqlite3
+import ssl
+import sys
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+from agentnn import config
+from agentnn.errors import (
+    AgentNNError,
+    AuthenticationError,
+    InvalidArgumentError,
+    NotFoundError,
+    PermissionDeniedError,
+    StoreNotFoundError,
+    StoreUnreachableError,
+    TrackingURIError,
+)
+from agentnn.masking import mask_text, mask_uri
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+__all__ = ["Store", "StoreHealth", "DEFAULT_PROBE_TIMEOUT"]
+
+DEFAULT_PROBE_TIMEOUT = 5.0  # seconds a store gets to answer before it counts as unreachable
+MAX_DETAIL = 300  # characters of a store's own message kept in an error line
+
+# Database drivers SQLAlchemy needs per URI scheme: (module it imports, package to install).
+DRIVER_PACKAGES = {
+    "psycopg2": "psycopg2-binary",
+    "psycopg": "psycopg[binary]",
+    "pg8000": "pg8000",
+    "pymysql": "PyMySQL",
+    "MySQLdb": "mysqlclient (or PyMySQL with a mysql+pymysql:// URI)",
+    "mysql": "mysql-connector-python",
+    "pyodbc": "pyodbc",
+    "pymssql": "pymssql",
+}
+
+# MLflow error codes and HTTP statuses that mean the store is there but is not serving now.
+_OUTAGE_CODES = ("TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED")
+_NOT_FOUND_CODES = ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND")
+_BAD_INPUT_CODES = ("INVALID_PARAMETER_VALUE", "BAD_REQUEST", "INVALID_STATE",
+                    "RESOURCE_ALREADY_EXISTS", "MALFORMED_REQUEST")
+
+_configured: set[tuple[str, ...]] = set()  # (uri, credentials sources) already handed to MLflow
+_configure_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class StoreHealth:
+    """What one probe of a store found; ``agentnn config --check`` shows it."""
+
+    uri: str
+    """The store, masked."""
+    kind: str
+    """URI scheme family: sqlite, postgresql, mysql, mssql, http, https, databricks."""
+    reachable: bool
+    server_version: str | None = None
+    """MLflow version of a server, or the database server's version of a SQL store."""
+    backend: str | None = None
+    """The server's store type (``SqlStore``) or the SQL dialect."""
+    auth_enabled: bool | None = None
+    """True when the server refuses requests without credentials; None when not known."""
+    credentials_ok: bool | None = None
+    """True when the current credentials pass, False when refused, None when none are needed."""
+    artifacts_proxied: bool | None = None
+    """True when the server serves artifacts itself (``--serve-artifacts``)."""
+    detail: str = ""
+    """Why it is unreachable or refused, in one masked line."""
+    problem: AgentNNError | None = field(default=None, compare=False, repr=False)
+    """The error :meth:`Store.check` raises for this result, if any."""
+
+    def to_dict(self) -> dict[str, object]:
+        data = asdict(self)
+        data.pop("problem")
+        return data
+
+
+class Store:
+    """One tracking store, from settings resolved once (their sources kept for messages)."""
+
+    def __init__(self, settings: config.Settings) -> None:
+        self.settings = settings
+        self.uri = settings.tracking_uri.value
+        self.masked_uri = mask_uri(self.uri)
+        self.source = settings.tracking_uri.source
+        self.scheme = urlsplit(self.uri).scheme.lower() if "://" in self.uri else ""
+        self.kind = self.scheme.split("+")[0]
+        self._client: MlflowClient | None = None
+        self._checked = False
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: config.Settings) -> Store:
+        """The store of already resolved settings; nothing is read again."""
+        return cls(settings)
+
+    @classmethod
+    def resolve(cls, tracking_uri: str | None = None, **kwargs: object) -> Store:
+        """Resolve the settings (see :func:`agentnn.config.resolve`) and make their store."""
+        return cls(config.resolve(tracking_uri, **kwargs))  # type: ignore[arg-type]
+
+    def __repr__(self) -> str:
+        return f"Store({self.masked_uri!r}, source={self.source!r})"
+
+    # --- what kind of store --------------------------------------------------------------
+
+    @property
+    def is_http(self) -> bool:
+        return self.kind in ("http", "https")
+
+    @property
+    def is_sql(self) -> bool:
+        return self.kind in ("sqlite", "postgresql", "mysql", "mssql")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.kind == "sqlite"
+
+    @property
+    def is_embedded(self) -> bool:
+        """The built-in SQLite default under ``./mlruns`` (created on first write)."""
+        return self.settings.is_embedded
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The database file of a ``sqlite:///`` store, else None."""
+        if not self.uri.startswith("sqlite:///"):
+            return None
+        path = self.uri[len("sqlite:///"):].split("?")[0]
+        return Path(unquote(path)) if path and path != ":memory:" else None
+
+    # --- validation ------------------------------------------------------------------------
+
+    def validate(self) -> None:
+        """Refuse a malformed URI, an old file store or an in-memory SQLite store, in one line."""
+        config.check_tracking_uri(self.settings.tracking_uri)
+
+    def require_existing(self) -> None:
+        """For reads: refuse a ``sqlite:///`` path with no store rather than create an empty one.
+
+        A read on a path that does not exist is nearly always a typo; MLflow would quietly
+        create an empty store there and the read would print an empty table.
+        """
+        path = self.sqlite_path
+        if path is None or path.is_file():
+            return
+        suggestion = _nearby_store(path, self.settings.cwd)
+        raise StoreNotFoundError(
+            self.uri, self.source, str(path),
+            f"sqlite:///{suggestion}" if suggestion is not None else None,
+        )
+
+    # --- MLflow client ---------------------------------------------------------------------
+
+    def _credentials(self) -> tuple[config.Setting | None, ...]:
+        """Username, password and token, in the order of ``config.CREDENTIAL_VARIABLES``."""
+        return (self.settings.username, self.settings.password, self.settings.token)
+
+    def configure_mlflow(self) -> None:
+        """Hand credentials and bounded HTTP retries to MLflow (its environment), once.
+
+        Values already in ``os.environ`` always win; only ``.env`` credentials and
+        :data:`agentnn.config.HTTP_CLIENT_DEFAULTS` are added.
+        """
+        key = (self.uri, *(s.source for s in self._credentials() if s is not None))
+        with _configure_lock:
+            if key in _configured:
+                return
+            for name, setting in zip(config.CREDENTIAL_VARIABLES, self._credentials()):
+                if setting is not None and setting.source == ".env":
+                    os.environ.setdefault(name, setting.value)
+            if self.is_http:
+                for name, value in config.HTTP_CLIENT_DEFAULTS.items():
+                    os.environ.setdefault(name, value)
+            _configured.add(key)
+
+    def client(self) -> MlflowClient:
+        """An ``MlflowClient`` on this store (tracking and registry), made once.
+
+        A server or a remote database is probed first, so a dead one fails in seconds.
+        """
+        with self._lock:
+            if self._client is None:
+                self.configure_mlflow()
+                if self.is_http or (self.is_sql and not self.is_sqlite):
+                    self.check()
+                if self.settings.artifact_location is not None:  # the embedded default
+                    Path(self.settings.artifact_location.value).mkdir(parents=True, exist_ok=True)
+                from mlflow import MlflowClient
+
+                with self.errors():
+                    self._client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+            return self._client
+
+    # --- health ----------------------------------------------------------------------------
+
+    def probe(self, timeout: float = DEFAULT_PROBE_TIMEOUT) -> StoreHealth:
+        """Ask the store whether it answers and how it is set up; never raises for a dead one."""
+        if self.is_http:
+            return self._probe_http(timeout)
+        if self.is_sqlite:
+            return self._probe_sqlite()
+        if self.is_sql:
+            return self._probe_sql(timeout)
+        return StoreHealth(self.masked_uri, self.kind or "file", reachable=False,
+                           detail="agentnn cannot probe this kind of store")
+
+    def check(self, timeout: float = DEFAULT_PROBE_TIMEOUT) -> StoreHealth:
+        """Probe, and raise the translated error when the store does not answer or refuses us."""
+        health = self.probe(timeout)
+        if health.problem is not None:
+            raise health.problem
+        self._checked = True
+        return health
+
+    def _probe_http(self, timeout: float) -> StoreHealth:
+        base, headers = self._http_base_and_auth()
+        context = self._ssl_context()
+
+        def get(path: str, auth: bool = True) -> tuple[int, bytes]:
+            request = urllib.request.Request(base + path, headers=headers if auth else {})
+            try:
+                with urllib.request.urlopen(request, timeout=timeout, context=context) as answer:
+                    return answer.status, answer.read(1_000_000)
+            except urllib.error.HTTPError as error:
+                return error.code, error.read(10_000) if error.fp else b""
+
+        kind = self.kind
+        try:
+            get("/health", auth=False)
+        except (OSError, ValueError) as error:
+            problem = self.translate(error)
+            return StoreHealth(self.masked_uri, kind, reachable=False,
+                               detail=problem.reason if isinstance(problem, TrackingURIError)
+                               else str(problem), problem=problem)
+        try:
+            status, body = get("/version", auth=False)
+            version = body.decode(errors="replace").strip()[:40] if status == 200 else None
+            status, body = get("/api/3.0/mlflow/server-info", auth=False)
+            backend = _json(body).get("store_type") if status == 200 else None
+            search = "/api/2.0/mlflow/experiments/search?max_results=1"
+            open_status, _ = get(search, auth=False)
+            auth_enabled = open_status in (401, 403)
+            if headers:
+                status, body = get(search)
+            else:
+                status, body = open_status, b""
+            credentials_ok = None if not (headers or auth_enabled) else status == 200
+            artifacts_status, _ = get("/api/2.0/mlflow-artifacts/artifacts?path=")
+            artifacts = (True if artifacts_status == 200
+                         else None if artifacts_status in (401, 403) else False)
+        except (OSError, ValueError) as error:
+            problem = self.translate(error)
+            return StoreHealth(self.masked_uri, kind, reachable=False, detail=str(problem),
+                               problem=problem)
+        problem: AgentNNError | None = None
+        detail = ""
+        if status == 401:
+            detail = "the server refused the credentials" if headers else "no credentials given"
+            problem = AuthenticationError(self.uri, self.source, f"HTTP 401, {detail}")
+        elif status == 403:
+            detail = "the credentials may not read experiments"
+            problem = PermissionDeniedError(self.uri, self.source, f"HTTP 403, {detail}")
+        elif status >= 500:
+            detail = f"the server answered HTTP {status}"
+            problem = TrackingURIError(self.uri, self.source, detail)
+        return StoreHealth(
+            self.masked_uri, kind, reachable=True, server_version=version, backend=backend,
+            auth_enabled=auth_enabled, credentials_ok=credentials_ok, artifacts_proxied=artifacts,
+            detail=mask_text(detail, self.settings.secrets), problem=problem,
+        )
+
+    def _http_base_and_auth(self) -> tuple[str, dict[str, str]]:
+        """The URI without ``user:password@``, and the Authorization header MLflow would send.
+
+        Order as in MLflow (requests): credentials in the URI, then username/password, then
+        a bearer token.
+        """
+        parts = urlsplit(self.uri)
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"  # IPv6
+        netloc = host + (f":{parts.port}" if parts.port else "")
+        base = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+        username, password = parts.username, parts.password
+        if username is not None:
+            username, password = unquote(username), unquote(password or "")
+        elif self.settings.username is not None and self.settings.password is not None:
+            username, password = self.settings.username.value, self.settings.password.value
+        if username is not None:
+            pair = f"{username}:{password}".encode()
+            return base, {"Authorization": "Basic " + base64.b64encode(pair).decode()}
+        if self.settings.token is not None:
+            return base, {"Authorization": f"Bearer {self.settings.token.value}"}
+        return base, {}
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS checks MLflow applies: none when insecure, else the given CA bundle."""
+        if self.kind != "https":
+            return None
+        insecure = os.environ.get(config.MLFLOW_TRACKING_INSECURE_TLS, "").lower()
+        if insecure in ("true", "1"):
+            return ssl._create_unverified_context()  # noqa: S323 - the user asked for it
+        cert = os.environ.get(config.MLFLOW_TRACKING_SERVER_CERT_PATH)
+        if cert:
+            if Path(cert).is_dir():
+                return ssl.create_default_context(capath=cert)
+            return ssl.create_default_context(cafile=cert)
+        return ssl.create_default_context()
+
+    def _probe_sqlite(self) -> StoreHealth:
+        path = self.sqlite_path
+        if path is None or not path.is_file():
+            problem = (StoreNotFoundError(self.uri, self.source, str(path), None)
+                       if path is not None else TrackingURIError(self.uri, self.source, "no path"))
+            return StoreHealth(self.masked_uri, "sqlite", reachable=False, backend="sqlite",
+                               detail=f"no MLflow store at {path} (a write creates it)",
+                               problem=problem)
+        try:
+            uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+            with sqlite3.connect(uri, uri=True, timeout=5) as connection:
+                revision = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+        except sqlite3.Error as error:
+            problem = TrackingURIError(self.uri, self.source,
+                                       f"not a usable MLflow store: {error}")
+            return StoreHealth(self.masked_uri, "sqlite", reachable=False, backend="sqlite",
+                               detail=str(error), problem=problem)
+        return StoreHealth(
+            self.masked_uri, "sqlite", reachable=True, backend="sqlite",
+            server_version=f"SQLite {sqlite3.sqlite_version}, "
+                           f"schema {revision[0] if revision else '?'}",
+            artifacts_proxied=False,
+        )
+
+    def _probe_sql(self, timeout: float) -> StoreHealth:
+        try:
+            import sqlalchemy
+
+            connect_args = ({"connect_timeout": max(1, int(timeout))}
+                            if self.kind in ("postgresql", "mysql") else {})
+            engine = sqlalchemy.create_engine(self.uri, connect_args=connect_args)
+            try:
+                with engine.connect() as connection:
+                    info = engine.dialect.server_version_info
+                    revision = connection.execute(
+                        sqlalchemy.text("SELECT version_num FROM alembic_version")
+                    ).scalar()
+            finally:
+                engine.dispose()
+        except Exception as error:  # noqa: BLE001 - every failure is reported, translated
+            problem = self.translate(error)
+            credentials_ok = False if isinstance(problem, AuthenticationError) else None
+            return StoreHealth(self.masked_uri, self.kind, reachable=False, backend=self.kind,
+                               credentials_ok=credentials_ok,
+                               detail=getattr(problem, "reason", str(problem)), problem=problem)
+        version = ".".join(str(part) for part in info) if info else None
+        return StoreHealth(
+            self.masked_uri, self.kind, reachable=True, backend=self.kind,
+            server_version=f"{version}, schema {revision}", credentials_ok=True,
+            artifacts_proxied=False,
+        )
+
+    # --- errors ----------------------------------------------------------------------------
+
+    @contextmanager
+    def errors(self, *, kind: str = "", name: str = "") -> Iterator[None]:
+        """Re-raise MLflow, HTTP, SQL and driver errors as agentnn errors; others pass through.
+
+        ``kind``/``name`` say what was asked for ("run", run id), for not-found messages.
+        """
+        try:
+            yield
+        except AgentNNError:
+            raise
+        except Exception as error:
+            translated = self._translate(error, kind, name)
+            if translated is None:
+                raise
+            raise translated from None
+
+    def translate(self, error: BaseException, *, kind: str = "", name: str = "") -> AgentNNError:
+        """The agentnn error for ``error``: one masked line naming the store and its source."""
+        translated = self._translate(error, kind, name)
+        if translated is not None:
+            return translated
+        return TrackingURIError(self.uri, self.source, self._line(error))
+
+    def _line(self, error: BaseException | str) -> str:
+        text = str(getattr(error, "message", error)) if not isinstance(error, str) else error
+        line = next((part for part in text.splitlines() if part.strip()), "")
+        line = line or type(error).__name__
+        return mask_text(line.strip(), self.settings.secrets)[:MAX_DETAIL]
+
+    def _translate(self, error: BaseException, kind: str, name: str) -> AgentNNError | None:
+        if isinstance(error, AgentNNError):
+            return error
+        missing = _missing_driver(error)
+        if missing is not None:
+            return TrackingURIError(
+                self.uri, self.source, f"the database driver {missing!r} is not installed; "
+                f"install it with: pip install {DRIVER_PACKAGES.get(missing, missing)}",
+            )
+        mlflow_exceptions = sys.modules.get("mlflow.exceptions")
+        if mlflow_exceptions is not None and isinstance(error, mlflow_exceptions.MlflowException):
+            return self._translate_mlflow(error, kind, name)
+        sqlalchemy_exc = sys.modules.get("sqlalchemy.exc")
+        if sqlalchemy_exc is not None and isinstance(error, sqlalchemy_exc.SQLAlchemyError):
+            return self._translate_sql(error)
+        status = _http_status(error)
+        if status in (401, 403):
+            return self._translate_status(status, self._line(error))
+        if _is_connection_error(error):
+            reason = self._connection_reason(error)
+            return StoreUnreachableError(
+                self.uri, self.source, f"the store does not answer ({reason})"
+            )
+        return None
+
+    def _translate_mlflow(self, error: BaseException, kind: str, name: str) -> AgentNNError:
+        code = str(getattr(error, "error_code", "") or "")
+        line = self._line(error)
+        cause = _root_cause(error)
+        if code == "UNAUTHENTICATED":
+            return AuthenticationError(self.uri, self.source, "HTTP 401")
+        if code == "PERMISSION_DENIED":
+            return PermissionDeniedError(self.uri, self.source, _strip_code(line))
+        if "API request to" in line and ("failed with exception" in line
+                                         or "timeout exception" in line or "Max retries" in line):
+            return StoreUnreachableError(
+                self.uri, self.source,
+                f"the store does not answer ({self._connection_reason(cause or line)})",
+            )
+        if cause is not None and cause is not error:
+            translated = self._translate(cause, kind, name)
+            if translated is not None:
+                return translated
+        if code in _NOT_FOUND_CODES:
+            return NotFoundError(kind or "resource", name or _strip_code(line))
+        if code in _BAD_INPUT_CODES:
+            if kind and name:
+                return InvalidArgumentError(f"{kind} {name!r}: {_strip_code(line)}")
+            return InvalidArgumentError(_strip_code(line))
+        if code in _OUTAGE_CODES:
+            return StoreUnreachableError(self.uri, self.source,
+                                         f"the store is not serving now ({_strip_code(line)})")
+        if code == "ENDPOINT_NOT_FOUND":
+            return TrackingURIError(self.uri, self.source,
+                                    f"not an MLflow server at this address ({_strip_code(line)})")
+        if code == "INTERNAL_ERROR" or "error code 5" in line:
+            return TrackingURIError(self.uri, self.source,
+                                    f"the store failed with an internal error: {_strip_code(line)}")
+        return TrackingURIError(self.uri, self.source, f"the store refused the request: {line}")
+
+    def _translate_sql(self, error: BaseException) -> AgentNNError:
+        orig = getattr(error, "orig", None) or error
+        line = self._line(orig)
+        lower = line.lower()
+        if "password authentication failed" in lower or "access denied for user" in lower:
+            return AuthenticationError(self.uri, self.source, line)
+        if "permission denied" in lower:
+            return PermissionDeniedError(self.uri, self.source, line)
+        if self.is_sqlite:
+            return TrackingURIError(self.uri, self.source, f"the database cannot be used: {line}")
+        sqlalchemy_exc = sys.modules["sqlalchemy.exc"]
+        if isinstance(error, (sqlalchemy_exc.OperationalError, sqlalchemy_exc.InterfaceError)):
+            return StoreUnreachableError(self.uri, self.source,
+                                         f"the database does not answer ({line})")
+        return TrackingURIError(self.uri, self.source, f"the database refused: {line}")
+
+    def _translate_status(self, status: int, detail: str) -> AgentNNError:
+        if status == 401:
+            return AuthenticationError(self.uri, self.source, "HTTP 401")
+        return PermissionDeniedError(self.uri, self.source, f"HTTP 403: {detail}")
+
+    def _connection_reason(self, error: BaseException | str) -> str:
+        """The short reason of a connection failure: refused, timed out, unknown host."""
+        text = str(getattr(error, "reason", error))
+        lower = text.lower()
+        for needle, reason in (
+            ("refused", "connection refused"),
+            ("name or service not known", "unknown host"),
+            ("nodename nor servname", "unknown host"),
+            ("temporary failure in name resolution", "unknown host"),
+            ("getaddrinfo failed", "unknown host"),
+            ("timed out", "timed out"),
+            ("timeout", "timed out"),
+            ("certificate verify failed", "TLS certificate not trusted; see "
+             "MLFLOW_TRACKING_SERVER_CERT_PATH"),
+            ("wrong version number", "TLS handshake failed (is it http, not https?)"),
+            ("no route to host", "no route to host"),
+            ("network is unreachable", "network is unreachable"),
+            ("remote end closed", "the server closed the connection"),
+            ("connection reset", "the server reset the connection"),
+        ):
+            if needle in lower:
+                return reason
+        return self._line(text)
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+
+def _json(body: bytes) -> dict[str, object]:
+    try:
+        data = json.loads(body or b"{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _strip_code(line: str) -> str:
+    """``RESOURCE_DOES_NOT_EXIST: Run 'x' not found`` -> ``Run 'x' not found``."""
+    head, sep, rest = line.partition(": ")
+    return rest if sep and head.isupper() and "_" in head else line
+
+
+def _root_cause(error: BaseException) -> BaseException | None:
+    """The innermost exception MLflow wrapped (``raise … from``), if any."""
+    seen: set[int] = set()
+    current: BaseException | None = error.__cause__ or error.__context__
+    last = None
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        last = current
+        current = current.__cause__ or current.__context__
+    return last
+
+
+def _missing_driver(error: BaseException) -> str | None:
+    """The database driver module whose absence caused ``error``, if that is what happened."""
+    current: BaseException | None = error
+    seen: set[int] = set()
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ModuleNotFoundError):
+            root = (current.name or "").split(".")[0]
+            if root in DRIVER_PACKAGES:
+                return root
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _http_status(error: BaseException) -> int | None:
+    if isinstance(error, urllib.error.HTTPError):
+        return error.code
+    response = getattr(error, "response", None)
+    status = getattr(response, "status_code", None)
+    return status if isinstance(status, int) else None
+
+
+def _is_connection_error(error: BaseException) -> bool:
+    """True for refused, timed-out or unresolvable connections (socket, urllib, requests)."""
+    if isinstance(error, (ConnectionError, TimeoutError, urllib.error.URLError)):
+        return True
+    if isinstance(error, OSError) and error.errno is None and "timed out" in str(error):
+        return True
+    module = type(error).__module__
+    if module.startswith(("requests", "urllib3")):
+        names = {cls.__name__ for cls in type(error).__mro__}
+        return bool(names & {"ConnectionError", "Timeout", "MaxRetryError", "NewConnectionError",
+                             "ProtocolError", "SSLError", "ReadTimeoutError"})
+    return False
+
+
+def _nearby_store(path: Path, cwd: Path) -> Path | None:
+    """An existing store the user may have meant instead of ``path``: same folder first."""
+    folder = path.parent
+    candidates = [folder / config.DEFAULT_DB_NAME, folder / config.DEFAULT_STORE_DIR
+                  / config.DEFAULT_DB_NAME]
+    if folder.is_dir():
+        import difflib
+
+        siblings = {child.name: child for child in folder.glob("*.db") if child.is_file()}
+        for close in difflib.get_close_matches(path.name, list(siblings), n=2, cutoff=0.5):
+            candidates.insert(0, siblings[close])
+    candidates += [cwd / config.DEFAULT_STORE_DIR / config.DEFAULT_DB_NAME,
+                   cwd / config.DEFAULT_DB_NAME]
+    for candidate in candidates:
+        if candidate != path and candidate.is_file():
+            return candidate.resolve()
+    return None
