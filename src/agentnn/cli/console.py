@@ -90,16 +90,21 @@ def print_table(
     if output == "csv":
         sys.stdout.write(to_csv(columns, rows))
         return
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=title, header_style=STYLE_HEADER, expand=False)
+    # Every cell, header and title may hold user text (run names, params, tags): escaped,
+    # so "[/x]" prints as itself instead of being read as Rich markup.
+    table = Table(title=escape(title) if title else None, header_style=STYLE_HEADER,
+                  expand=False)
     for column in columns:
         if column in no_wrap:
-            table.add_column(column, no_wrap=True, min_width=len(column))
+            table.add_column(escape(column), no_wrap=True, min_width=len(column))
         else:
-            table.add_column(column, overflow="fold")
+            table.add_column(escape(column), overflow="fold")
     for index, row in enumerate(rows):
-        table.add_row(*row, style=row_styles[index] if row_styles else None)
+        table.add_row(*(escape(cell) for cell in row),
+                      style=row_styles[index] if row_styles else None)
     stdout().print(table)
 
 

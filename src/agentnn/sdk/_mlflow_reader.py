@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from agentnn.errors import InvalidQueryError, NotFoundError, TrackingURIError
+from agentnn.sdk._downsample import downsample
 from agentnn.sdk._records import (
     RUN_NAME_TAG,
     ExperimentInfo,
@@ -215,12 +216,15 @@ class MlflowReader:
                 (pending if info.is_dir else files).append(info.path)
         return sorted(files)
 
-    def metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
+    def metric_history(
+        self, run_id: str, key: str, max_points: int | None = None
+    ) -> list[MetricPoint]:
+        """MLflow has no downsampling query: the whole history is fetched, then reduced."""
         self.get_run(run_id)
         with self._errors("run", run_id):
             history = self.client.get_metric_history(run_id, key)
         points = [MetricPoint(int(m.step), float(m.value), int(m.timestamp)) for m in history]
-        return sorted(points, key=lambda point: (point.step, point.timestamp_ms))
+        return downsample(points, max_points)
 
 
 def logged_models_of_run(client: Any, experiment_id: str, run_id: str) -> list[Any]:

@@ -7,10 +7,19 @@ search (NaN metrics sort after numbers, missing values last, then newest first).
 only the common subset of the search syntax (:mod:`agentnn.sdk._search`); for anything else,
 or when the schema is not what it expects, it raises :class:`Unsupported` and the caller asks
 MLflow instead.
+
+It is fenced twice. It copies MLflow's semantics for one schema, so it serves only the schema
+revisions (``alembic_version``) in :data:`TESTED_SCHEMA_REVISIONS`, which a test compares
+against MLflow answer by answer (tests/sdk/test_sdk_reader_agreement.py); any other revision
+goes to MLflow. And it reads only the workspace MLflow itself uses for the store: MLflow 3.17
+runs a SQL store single-tenant unless workspaces are enabled, and then writes every experiment
+into its default workspace, recorded on the ``Default`` experiment (id 0) it creates first; a
+store holding experiments of other workspaces is left to MLflow.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 from pathlib import Path
@@ -18,6 +27,7 @@ from urllib.parse import quote, unquote, urlparse
 
 from agentnn.errors import NotFoundError
 from agentnn.sdk import _search
+from agentnn.sdk._downsample import bucket_count
 from agentnn.sdk._records import (
     RUN_NAME_TAG,
     ExperimentInfo,
@@ -27,8 +37,29 @@ from agentnn.sdk._records import (
 )
 
 CHUNK = 500  # ids per IN (...) clause, well under SQLite's variable limit
-DEFAULT_WORKSPACE = "default"
 ARTIFACT_LISTING_LIMIT = 10_000  # files listed for one run before stopping
+DEFAULT_EXPERIMENT_ID = 0  # MLflow creates it first, in the store's default workspace
+# Schema revisions this reader was tested against (MLflow 3.17's head); others go to MLflow.
+TESTED_SCHEMA_REVISIONS = frozenset({"dc11669786a5"})
+
+logger = logging.getLogger(__name__)
+
+# One statement downsamples a history (see agentnn.sdk._downsample): the step range is cut into
+# :n half-open buckets, and each keeps its first and last point (by step, then time) and its
+# smallest and largest value. Each pick is an index seek on (run_uuid, key, step).
+BUCKETS_SQL = """
+WITH RECURSIVE bucket(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM bucket WHERE i + 1 < :n),
+span(lo, hi) AS (SELECT :first + (i * :span) / :n, :first + ((i + 1) * :span) / :n FROM bucket)
+SELECT m.step, m.value, m.timestamp, m.is_nan FROM span JOIN metrics m ON m.rowid IN (
+  (SELECT rowid FROM metrics WHERE run_uuid = :run AND key = :key AND step >= lo AND step < hi
+   ORDER BY step, timestamp LIMIT 1),
+  (SELECT rowid FROM metrics WHERE run_uuid = :run AND key = :key AND step >= lo AND step < hi
+   ORDER BY step DESC, timestamp DESC LIMIT 1),
+  (SELECT rowid FROM metrics WHERE run_uuid = :run AND key = :key AND step >= lo AND step < hi
+   AND is_nan = 0 ORDER BY value LIMIT 1),
+  (SELECT rowid FROM metrics WHERE run_uuid = :run AND key = :key AND step >= lo AND step < hi
+   AND is_nan = 0 ORDER BY value DESC LIMIT 1))
+"""
 
 
 class Unsupported(Exception):
@@ -51,7 +82,7 @@ class SqliteReader:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._connection: sqlite3.Connection | None = None
-        self._workspace_filter: bool | None = None
+        self._workspace: str | None = None
 
     # --- connection ----------------------------------------------------------------------
 
@@ -71,13 +102,54 @@ class SqliteReader:
                 }
             except sqlite3.Error as error:
                 raise Unsupported(str(error)) from error
-            if not {"experiments", "runs", "latest_metrics", "params", "tags"} <= tables:
+            if not {"experiments", "runs", "latest_metrics", "params", "tags",
+                    "alembic_version"} <= tables:
+                self.close()
                 raise Unsupported("not an MLflow tracking database")
-            columns = {row[1] for row in self._connection.execute("PRAGMA table_info(experiments)")}
-            self._workspace_filter = "workspace" in columns
+            try:
+                self._check_revision()
+                self._workspace = self._store_workspace()
+            except Unsupported:
+                self.close()
+                raise
         return self._connection
 
-    def _rows(self, sql: str, args: list | tuple = ()) -> list[tuple]:
+    def _check_revision(self) -> None:
+        """Serve only the schema revisions the reader's semantics were tested against."""
+        assert self._connection is not None
+        revisions = {row[0] for row in self._connection.execute(
+            "SELECT version_num FROM alembic_version")}
+        if not revisions <= TESTED_SCHEMA_REVISIONS or not revisions:
+            raise Unsupported(
+                f"schema revision {', '.join(sorted(revisions)) or 'none'} of {self.path} is not "
+                f"one the direct reader was tested against ({', '.join(TESTED_SCHEMA_REVISIONS)})"
+            )
+
+    def _store_workspace(self) -> str | None:
+        """The workspace MLflow reads in single-tenant mode: the one it gave its first experiment.
+
+        None when the schema has no workspaces. A store with experiments in other workspaces is
+        MLflow's to answer (it refuses it unless workspaces are enabled).
+        """
+        assert self._connection is not None
+        columns = {row[1] for row in self._connection.execute("PRAGMA table_info(experiments)")}
+        if "workspace" not in columns:
+            return None
+        rows = self._connection.execute(
+            "SELECT workspace FROM experiments WHERE experiment_id = ?", (DEFAULT_EXPERIMENT_ID,)
+        ).fetchall()
+        if not rows or rows[0][0] is None:
+            raise Unsupported("the store has no default experiment to take MLflow's workspace from")
+        workspace = rows[0][0]
+        others = self._connection.execute(
+            "SELECT COUNT(*) FROM experiments WHERE workspace IS NOT NULL AND workspace != ?",
+            (workspace,),
+        ).fetchone()[0]
+        if others:
+            raise Unsupported(f"the store holds experiments of workspaces other than {workspace!r}")
+        return workspace
+
+    def _rows(self, sql: str, args: list | tuple | dict = ()) -> list[tuple]:
         try:
             return self._db().execute(sql, args).fetchall()
         except sqlite3.Error as error:
@@ -89,8 +161,12 @@ class SqliteReader:
             self._connection = None
 
     def _workspace_clause(self, alias: str = "e") -> str:
+        """SQL restricting experiments to MLflow's workspace (quoted: it came from the file)."""
         self._db()
-        return f" AND {alias}.workspace = '{DEFAULT_WORKSPACE}'" if self._workspace_filter else ""
+        if self._workspace is None:
+            return ""
+        quoted = self._workspace.replace("'", "''")
+        return f" AND {alias}.workspace = '{quoted}'"
 
     # --- experiments ---------------------------------------------------------------------
 
@@ -253,12 +329,25 @@ class SqliteReader:
             logged_model_ids=models,
         )
 
-    def metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
+    def metric_history(
+        self, run_id: str, key: str, max_points: int | None = None
+    ) -> list[MetricPoint]:
+        """Every point, or with ``max_points`` the extremes :data:`BUCKETS_SQL` picks."""
         self.get_run(run_id)
-        rows = self._rows(
-            "SELECT step, value, timestamp, is_nan FROM metrics WHERE run_uuid = ? AND key = ?",
+        (count, first, last), = self._rows(
+            "SELECT COUNT(*), MIN(step), MAX(step) FROM metrics WHERE run_uuid = ? AND key = ?",
             (run_id, key),
         )
+        if max_points is None or count <= max_points:
+            rows = self._rows(
+                "SELECT step, value, timestamp, is_nan FROM metrics "
+                "WHERE run_uuid = ? AND key = ?", (run_id, key),
+            )
+        else:
+            rows = self._rows(BUCKETS_SQL, {
+                "n": bucket_count(max_points), "first": first, "span": last - first + 1,
+                "run": run_id, "key": key,
+            })
         points = [
             MetricPoint(int(step), float("nan") if is_nan else float(value), int(timestamp))
             for step, value, timestamp, is_nan in rows

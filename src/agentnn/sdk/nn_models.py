@@ -18,6 +18,7 @@ answered straight from the database (see ``_sqlite_reader``), which skips the se
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from typing import Any
 from agentnn import config
 from agentnn.errors import InvalidArgumentError, LegacyFileStoreError, NotFoundError
 from agentnn.mlflow_integration.queries import best_run_query
+from agentnn.sdk._downsample import check_max_points
 from agentnn.sdk._mlflow_reader import DEFAULT_PAGE_SIZE, MlflowReader, mlflow_errors
 from agentnn.sdk._records import (
     ExperimentInfo,
@@ -48,6 +50,8 @@ __all__ = [
     "RunDetail",
     "RunInfo",
 ]
+
+logger = logging.getLogger(__name__)
 
 BEST_RUN_PAGE = 20  # runs fetched to find the best one not NaN
 HEALTH_TIMEOUT = 5.0  # seconds an HTTP store gets to answer before it counts as unreachable
@@ -130,8 +134,9 @@ class ModelManager:
         if self._direct is not None:
             try:
                 return getattr(self._direct, method)(*args, **kwargs)
-            except Unsupported:
-                pass
+            except Unsupported as reason:
+                logger.debug("%s: asking MLflow, the direct SQLite reader declined (%s)",
+                             method, reason)
         return getattr(self._mlflow, method)(*args, **kwargs)
 
     def _errors(self, kind: str = "", name: str = ""):
@@ -180,13 +185,25 @@ class ModelManager:
         """Status, times, duration, params, latest metrics, tags, artifacts, parent and children."""
         return self._read("run_detail", run_id)
 
-    def metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
-        """Every logged point of one metric, by step: ``[(step, value, timestamp), …]``.
+    def metric_history(
+        self, run_id: str, key: str, max_points: int | None = None
+    ) -> list[MetricPoint]:
+        """The logged points of one metric, by step: ``[(step, value, timestamp), …]``.
+
+        Args:
+            max_points: None returns every point. Otherwise at most this many (at least 4),
+                chosen so the curve keeps its shape: the step range is cut into buckets, each
+                keeping its first, last, smallest and largest point, so the global minimum and
+                maximum and the first and last point are always there. On a SQLite store the
+                query itself does this (a million points reduce in well under a second); on
+                other stores the history is fetched, then reduced.
 
         Raises:
             NotFoundError: the run does not exist, or never logged ``key``.
+            InvalidArgumentError: ``max_points`` is below 4.
         """
-        points = self._read("metric_history", run_id, key)
+        check_max_points(max_points)
+        points = self._read("metric_history", run_id, key, max_points)
         if not points:
             known = sorted(self._read("get_run", run_id).metrics)
             raise NotFoundError("metric", key, f"run {run_id} logged: {', '.join(known) or 'none'}")
