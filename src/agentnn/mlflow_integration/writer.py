@@ -192,9 +192,12 @@ class JournalForwarder:
             handle.write(json.dumps({"error": str(error)[:2000], "records": records}) + "\n")
 
     def _send(self, client: Any, batch: Batch, records: list[Any]) -> None:
+        from agentnn.mlflow_integration import sql_bulk
+
         try:
-            client.log_batch(self.run_id, metrics=batch.metrics, params=batch.params,
-                             tags=batch.tags, synchronous=True)
+            # SQL stores: the native bulk path; anywhere else, or on any doubt, log_batch.
+            sql_bulk.log_batch(client, self.tracking_uri, self.run_id, batch.metrics,
+                               batch.params, batch.tags)
         except Exception as error:
             if is_retryable(error):
                 raise
