@@ -553,10 +553,9 @@ class AutoPusher:
     at most every :data:`LIVE_PUSH_INTERVAL` seconds (longer when a push takes long).
     """
 
-    def __init__(self, journal_dir: Path, client_for: Callable[[str], MlflowClient],
-                 log: Callable[[str], None] | None = None) -> None:
+    def __init__(self, journal_dir: Path, log: Callable[[str], None] | None = None) -> None:
         self.journal_dir = journal_dir
-        self._client_for = client_for
+        self._clients: dict[str, MlflowClient] = {}
         self._log = log or (lambda text: print(text, flush=True))
         self._next_try: dict[str, float] = {}  # run id -> monotonic time of the next attempt
         self._backoff: dict[str, float] = {}
@@ -576,7 +575,7 @@ class AutoPusher:
             started = time.monotonic()
             try:
                 result = push_run(
-                    self._client_for(pending.source_uri), self._client_for(pending.intended_uri),
+                    self._client(pending.source_uri), self._client(pending.intended_uri),
                     pending.run_id, target_label=mask_uri(pending.intended_uri),
                     lock_dir=self.journal_dir,
                 )
@@ -598,6 +597,13 @@ class AutoPusher:
                 self._next_try[pending.run_id] = time.monotonic() + max(
                     LIVE_PUSH_INTERVAL, LIVE_PUSH_DUTY * took)
         return any(p.run_id not in self._given_up for p in PendingPush.all(self.journal_dir))
+
+    def _client(self, uri: str) -> MlflowClient:
+        if uri not in self._clients:
+            from mlflow import MlflowClient
+
+            self._clients[uri] = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        return self._clients[uri]
 
     def _retry_later(self, pending: PendingPush, why: str) -> None:
         backoff = self._backoff.get(pending.run_id, BACKOFF_START)

@@ -260,6 +260,9 @@ class Writer:
     def run(self, parent_pid: int | None, once: bool = False) -> int:
         """Forward until done; returns the number of records sent."""
         total, backoff, idle_since, failing_since = 0, BACKOFF_START, time.monotonic(), None
+        from agentnn.mlflow_integration.push import AutoPusher  # runs kept locally in an outage
+
+        pusher = None if once else AutoPusher(self.journal_dir)
         while True:
             pending = self.pending_journals()
             try:
@@ -278,9 +281,11 @@ class Writer:
             if pending:
                 idle_since = time.monotonic()
                 continue
+            pushing = pusher is not None and pusher.step()  # True while a push waits
             if once or (parent_pid is not None and not _alive(parent_pid)):
-                return total
-            if time.monotonic() - idle_since > IDLE_EXIT:
+                if not pushing or time.monotonic() - idle_since > self.retry_limit:
+                    return total
+            elif time.monotonic() - idle_since > IDLE_EXIT and not pushing:
                 return total
             time.sleep(POLL_INTERVAL)
 
