@@ -65,7 +65,8 @@ class ModelManager:
         if self._tracker is None:
             from agentnn.mlflow_integration import ExperimentTracker
 
-            self._tracker = ExperimentTracker(LOAD_EXPERIMENT, tracking_uri=self.tracking_uri)
+            # the loader's store: settings resolved once, so the URI keeps its source
+            self._tracker = ExperimentTracker(LOAD_EXPERIMENT, store=self.loader.store)
         return self._tracker
 
     def load(self, uri: str, trust: bool = False) -> torch.nn.Module:

@@ -21,8 +21,6 @@ import math
 import os
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -42,6 +40,7 @@ from agentnn.mlflow_integration import writer as writer_process
 from agentnn.mlflow_integration.queries import best_run_query
 from agentnn.mlflow_integration.redaction import REDACTED_KEYS_TAG, redact
 from agentnn.mlflow_integration.run_context import automatic_tags, generate_run_name
+from agentnn.mlflow_integration.store import Store
 from agentnn.mlflow_integration.validation import (
     check_key,
     flatten,
@@ -52,7 +51,6 @@ from agentnn.mlflow_integration.validation import (
 )
 
 NONFINITE_TAG = "agentnn.nonfinite_metric_points"  # how many NaN/inf points the run logged
-HEALTH_TIMEOUT = 5.0  # seconds to wait for a tracking server's /health before giving up
 PROGRESS_AFTER = 1.0  # seconds of draining before a progress line is shown
 WRITER_CHECK_INTERVAL = 2.0  # seconds between checks that the writer still runs while draining
 
@@ -249,6 +247,9 @@ class ExperimentTracker:
         tracking_uri: overrides ``MLFLOW_TRACKING_URI``, ``.env`` and the embedded default.
         journal_dir: where run journals live (default ``./mlruns/journal``).
         drain_timeout: seconds a run's exit waits for its records to reach the store.
+        store: a store whose settings are already resolved (their journal folder and timeouts
+            are used; ``tracking_uri``/``journal_dir``/``drain_timeout`` are then ignored), so
+            the URI keeps the source it was resolved from.
 
     Raises:
         TrackingURIError: the URI is malformed or its store does not answer.
@@ -262,16 +263,20 @@ class ExperimentTracker:
         *,
         journal_dir: str | os.PathLike[str] | None = None,
         drain_timeout: float | None = None,
+        store: Store | None = None,
     ) -> None:
         if not experiment_name or not isinstance(experiment_name, str):
             raise InvalidArgumentError(
                 f"experiment name must be a non-empty string, got {experiment_name!r}"
             )
         self.experiment_name = experiment_name
-        self.settings = config.resolve(
-            tracking_uri, journal_dir=journal_dir, drain_timeout=drain_timeout
-        )
-        config.check_tracking_uri(self.settings.tracking_uri)
+        if store is None:
+            store = Store.from_settings(config.resolve(
+                tracking_uri, journal_dir=journal_dir, drain_timeout=drain_timeout
+            ))
+        store.validate()
+        self.store = store
+        self.settings = store.settings
         self.tracking_uri = self.settings.tracking_uri.value
         self.journal_dir = Path(self.settings.journal_dir.value)
         self.drain_timeout = float(self.settings.drain_timeout.value)
@@ -282,28 +287,15 @@ class ExperimentTracker:
     # --- set-up ------------------------------------------------------------------------------
 
     def _connect(self) -> None:
-        """Make sure the store answers, failing with one line that names the URI and its source."""
-        setting = self.settings.tracking_uri
-        if self.tracking_uri.startswith(("http://", "https://")):
-            try:
-                with urllib.request.urlopen(
-                    self.tracking_uri.rstrip("/") + "/health", timeout=HEALTH_TIMEOUT
-                ):
-                    pass
-            except urllib.error.HTTPError:
-                pass  # it answered; auth or a proxy may guard /health
-            except (OSError, ValueError) as error:
-                reason = getattr(error, "reason", error)
-                raise TrackingURIError(
-                    config.mask_uri(self.tracking_uri), setting.source,
-                    f"the tracking server does not answer ({reason})",
-                ) from None
-        if self.settings.is_embedded:
-            Path(self.settings.artifact_location.value).mkdir(parents=True, exist_ok=True)
-        import mlflow
+        """Open the store, failing in one line that names the URI and its source.
 
+        The store layer probes a server or remote database first, so a dead one fails in
+        seconds (StoreUnreachableError), and hands credentials to MLflow.
+        """
+        if self.store.settings is not self.settings:  # the settings changed (fallback)
+            self.store = Store.from_settings(self.settings)
+        self.client = self.store.client()
         config.point_mlflow_at(self.tracking_uri)  # so the user's mlflow.* calls land here too
-        self.client = mlflow.MlflowClient(tracking_uri=self.tracking_uri)
 
     def _get_or_create_experiment(self) -> str:
         from mlflow.exceptions import MlflowException
@@ -321,16 +313,8 @@ class ExperimentTracker:
                     if error.error_code != "RESOURCE_ALREADY_EXISTS":
                         raise
                     experiment = self.client.get_experiment_by_name(self.experiment_name)
-        except MlflowException as error:
-            raise TrackingURIError(
-                config.mask_uri(self.tracking_uri), self.settings.tracking_uri.source,
-                str(error.message).splitlines()[0],
-            ) from None
-        except Exception as error:  # a SQL driver or connection error below MLflow
-            raise TrackingURIError(
-                config.mask_uri(self.tracking_uri), self.settings.tracking_uri.source,
-                f"the store cannot be opened: {str(error).splitlines()[0]}",
-            ) from None
+        except Exception as error:  # MLflow, HTTP, SQL or driver errors: one agentnn line
+            raise self.store.translate(error) from None
         if experiment.lifecycle_stage == "deleted":
             raise TrackingError(
                 f"experiment {self.experiment_name!r} is deleted; restore it with "

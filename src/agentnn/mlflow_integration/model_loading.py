@@ -32,14 +32,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from agentnn import config
-from agentnn.errors import ModelError, NotFoundError, UnsafeModelError
+from agentnn.errors import ModelError, NotFoundError, TrackingURIError, UnsafeModelError
 from agentnn.mlflow_integration.model_format import (
     LOADER_MODULE,
     SPEC_FILE,
     load_torch_model,
     read_spec,
 )
+from agentnn.mlflow_integration.store import Store
 
 if TYPE_CHECKING:
     import torch
@@ -120,9 +120,17 @@ def _is_not_found(error: Exception) -> bool:
 class ModelLoader:
     """Resolves model URIs against one store and loads them through a disk and memory cache."""
 
-    def __init__(self, tracking_uri: str | None = None, *, cache_dir: str | Path | None = None):
-        settings = config.resolve(tracking_uri)
-        config.check_tracking_uri(settings.tracking_uri)  # a malformed URI fails here, in one line
+    def __init__(
+        self,
+        tracking_uri: str | None = None,
+        *,
+        cache_dir: str | Path | None = None,
+        store: Store | None = None,
+    ):
+        """``store``: settings already resolved (the URI keeps its source); else resolved here."""
+        self.store = store if store is not None else Store.resolve(tracking_uri)
+        self.store.validate()  # a malformed URI fails here, in one line
+        settings = self.store.settings
         self.tracking_uri = settings.tracking_uri.value
         store_key = hashlib.sha256(self.tracking_uri.encode()).hexdigest()[:STORE_KEY_LENGTH]
         self.cache_dir = Path(cache_dir or settings.cache_dir.value).expanduser() / store_key
@@ -134,9 +142,7 @@ class ModelLoader:
     @property
     def client(self) -> MlflowClient:
         if self._client is None:
-            from mlflow import MlflowClient
-
-            self._client = MlflowClient(self.tracking_uri, registry_uri=self.tracking_uri)
+            self._client = self.store.client()  # probes a server first: a dead one fails fast
         return self._client
 
     def clear_memory(self) -> None:
@@ -303,7 +309,13 @@ class ModelLoader:
             ModelIntegrityError: the weights do not match the sha256 recorded at logging time.
             UnsafeModelError: the model is not in the safe format and ``trust`` is False.
             UntrustedBuilderError: the spec names a builder outside agentnn.
+            TrackingURIError: the store does not answer (StoreUnreachableError) or refuses
+                the credentials (AuthenticationError, PermissionDeniedError).
         """
+        with self.store.errors(kind="model", name=uri):  # MLflow's errors, as agentnn's
+            return self._load(uri, trust=trust, device=device)
+
+    def _load(self, uri: str, *, trust: bool, device: str) -> LoadedModel:
         reference = self.resolve(uri)
         with self._lock:
             if reference.cache_key is None:
@@ -346,6 +358,9 @@ class ModelLoader:
                     tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri,
                 ))
             except (MlflowException, OSError) as error:
+                translated = self.store.translate(error)
+                if isinstance(translated, TrackingURIError):  # unreachable, 401, 403, 500
+                    raise translated from None
                 hint = f"no model files at {reference.resolved_uri} ({error})"
                 raise NotFoundError("model", reference.source, hint) from None
             self.stats.downloads += 1
@@ -460,12 +475,13 @@ _SHARED_LOCK = threading.Lock()
 
 def shared_loader(tracking_uri: str | None = None) -> ModelLoader:
     """The process-wide loader of a store, so every entry point shares one memory cache."""
-    settings = config.resolve(tracking_uri)
-    key = (settings.tracking_uri.value, settings.cache_dir.value)
+    store = Store.resolve(tracking_uri)  # resolved once; the loader keeps it, with its source
+    key = (store.uri, store.settings.cache_dir.value)
     with _SHARED_LOCK:
         if key not in _SHARED_LOADERS:
-            _SHARED_LOADERS[key] = ModelLoader(settings.tracking_uri.value,
-                                               cache_dir=settings.cache_dir.value)
+            _SHARED_LOADERS[key] = ModelLoader(
+                store=store, cache_dir=store.settings.cache_dir.value
+            )
         return _SHARED_LOADERS[key]
 
 
