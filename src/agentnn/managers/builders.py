@@ -1,8 +1,9 @@
 """A plain multi-layer perceptron that the safe model format can rebuild from JSON.
 
-Why it exists: a model in the safe format names a builder inside agentnn. Baselines, routing
-heads and small experiments need no bespoke architecture, so this one builder lets them be
-logged and loaded like the trainers' models::
+Why it exists: a model in the safe format names a registered builder (see
+``agentnn.mlflow_integration.builder_registry``). Baselines, routing heads and small experiments
+need no bespoke architecture, so this one builder, registered as ``"mlp"``, lets them be logged
+and loaded like the trainers' models::
 
     net = build_mlp({"n_features": 16, "hidden": [32], "heads": {"agent_logits": 4}})
     log_torch_model(net, builder=MLP_BUILDER, config=config, input_example=x[:4])
@@ -16,8 +17,10 @@ from typing import Any
 import torch
 
 from agentnn.errors import TrainerConfigError
+from agentnn.mlflow_integration.builder_registry import register_builder
 
-MLP_BUILDER = "agentnn.managers.builders:build_mlp"
+MLP_BUILDER = "mlp"  # registry name; earlier models say "agentnn.managers.builders:build_mlp"
+MLP_KEYS = ("n_features", "hidden", "n_outputs", "heads", "activation")  # what build_mlp reads
 ACTIVATIONS = {"relu": torch.nn.ReLU, "gelu": torch.nn.GELU, "tanh": torch.nn.Tanh}
 
 
@@ -39,6 +42,7 @@ class MLP(torch.nn.Module):
         return {name: head(hidden) for name, head in self.heads.items()}
 
 
+@register_builder(MLP_BUILDER, keys=MLP_KEYS)
 def build_mlp(config: Mapping[str, Any]) -> MLP:
     """An MLP from ``{"n_features", "hidden": [...], "n_outputs" | "heads", "activation"}``.
 

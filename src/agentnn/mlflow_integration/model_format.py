@@ -2,15 +2,22 @@
 
 Why not ``mlflow.pytorch``: it pickles the module, and unpickling a file runs whatever code the
 file names. A model in this format loads without unpickling anything: the architecture is a
-builder function inside the ``agentnn`` package called with a JSON config, and the weights are
-plain tensors (safetensors) whose sha256 is recorded at save time and checked at load time.
+builder from the registry of builders (``builder_registry``) called with a JSON config, and the
+weights are plain tensors (safetensors) whose sha256 is recorded at save time and checked at
+load time.
+
+A model file is data, never code: its builder must be a registered name (nothing it names is
+imported), its config may hold only the keys that builder declared, every path it names stays
+inside its folder, the weights must be safetensors whose tensors fit the rebuilt module (checked
+on PyTorch's "meta" device before anything is allocated), and whatever is malformed ends in
+:class:`~agentnn.errors.MalformedModelError` (a ModelIntegrityError) with one line.
 
 A saved model is a folder::
 
     weights.safetensors
-    spec.json   {"format_version": 1, "builder": "agentnn.nn_models.x:build_model",
-                 "config": {...}, "metadata": {...}, "sha256": "<of weights.safetensors>",
-                 "torch_version": "2.13.0", "weights": "weights.safetensors"}
+    spec.json   {"format_version": 1, "builder": "mlp", "config": {...}, "metadata": {...},
+                 "sha256": "<of weights.safetensors>", "torch_version": "2.13.0",
+                 "weights": "weights.safetensors"}
 
 In MLflow it is a pyfunc model whose loader module is this module, with the folder above as
 its data (``<model>/data/agentnn_torch/``), so plain ``mlflow.pyfunc.load_model`` serves it too.
@@ -18,26 +25,29 @@ its data (``<model>/data/agentnn_torch/``), so plain ``mlflow.pyfunc.load_model`
 Example::
 
     with ExperimentTracker("advanced_training").start_run():
-        info = log_torch_model(net, builder="agentnn.nn_models.advanced_training:build_model",
-                               config=asdict(net_config), input_example=x[:5],
-                               register_as="agent-router")
+        info = log_torch_model(net, builder="advanced_training", config=asdict(net_config),
+                               input_example=x[:5], register_as="agent-router")
     info.model_uri        # models:/m-…
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import re
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata as package_metadata
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING, Any
 
-from agentnn.errors import ModelError, ModelIntegrityError, UntrustedBuilderError
+from agentnn.errors import (
+    MalformedModelError,
+    ModelError,
+    ModelIntegrityError,
+)
+from agentnn.mlflow_integration.builder_registry import canonical_name, check_config, get_builder
 
 if TYPE_CHECKING:
     import numpy as np
@@ -49,13 +59,13 @@ WEIGHTS_FILE = "weights.safetensors"
 SPEC_FILE = "spec.json"
 DATA_DIR_NAME = "agentnn_torch"  # the folder name under the MLflow model's data/
 LOADER_MODULE = "agentnn.mlflow_integration.model_format"  # MLmodel names it; must not move
-TRUSTED_BUILDER_PACKAGE = "agentnn"  # builders are imported only from inside this package
-BUILDER_PATTERN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")  # "package.module:function"
 HASH_CHUNK_BYTES = 1 << 20
+SPEC_MAX_BYTES = 1 << 20  # a spec is a few hundred bytes; a larger one is not ours
+SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 
 # --- tags that let others find the model ---------------------------------------------------
 FORMAT_TAG = "agentnn.format"  # on the logged model: "safetensors-v1"
-SHA256_TAG = "agentnn.sha256"
+SHA256_TAG = "agentnn.sha256"  # on the logged model: the record the loader checks against
 BUILDER_TAG = "agentnn.builder"
 RUN_MODEL_ID_TAG = "agentnn.model_id"  # on the run: the id of the model it logged last
 RUN_MODEL_URI_TAG = "agentnn.model_uri"
@@ -84,49 +94,85 @@ class LoggedTorchModel:
     """The new registry version, or None when the model was not registered."""
 
 
+# --- paths inside a model folder -----------------------------------------------------------
+
+
+def inside_folder(folder: Path, relative: object, what: str) -> Path:
+    """``relative`` resolved inside ``folder``; refused when it is absolute, climbs with
+    ``..`` or leads out through a symlink, so a model file can never make agentnn read
+    elsewhere."""
+    if not isinstance(relative, str) or not relative or "\x00" in relative:
+        raise MalformedModelError(str(folder), f"{what} must be a relative path inside the "
+                                  f"model folder, got {relative!r:.80}")
+    candidate = PurePosixPath(relative.replace("\\", "/"))
+    if (candidate.is_absolute() or PureWindowsPath(relative).drive
+            or ".." in candidate.parts):
+        raise MalformedModelError(str(folder), f"{what} {relative!r:.80} leaves the model folder")
+    try:
+        root = folder.resolve()
+        resolved = (root / candidate).resolve()
+    except (OSError, RuntimeError, ValueError) as error:
+        raise MalformedModelError(str(folder), f"{what} {relative!r:.80} cannot be resolved: "
+                                  f"{error}") from None
+    if resolved != root and root not in resolved.parents:
+        raise MalformedModelError(str(folder), f"{what} {relative!r:.80} leads out of the model "
+                                  "folder through a symlink")
+    return resolved
+
+
+def read_small_text(path: Path, limit: int, what: str) -> str:
+    """A small text file of a model (spec.json, MLmodel), refused when huge or not UTF-8."""
+    try:
+        if not path.is_file():
+            raise MalformedModelError(str(path), f"{what} is not a regular file")
+        if path.stat().st_size > limit:
+            raise MalformedModelError(str(path), f"{what} is larger than {limit} bytes")
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedModelError(str(path), f"{what} is not UTF-8 text") from None
+    except OSError as error:
+        raise MalformedModelError(str(path), f"{what} cannot be read: {error}") from None
+
+
 # --- builders ------------------------------------------------------------------------------
 
 
-def check_builder(builder: str) -> None:
-    """Refuse a builder string that is malformed or lies outside the agentnn package."""
-    if not isinstance(builder, str) or not BUILDER_PATTERN.match(builder):
-        raise UntrustedBuilderError(
-            str(builder), "expected 'agentnn.<module>:<function>', e.g. "
-            "'agentnn.nn_models.advanced_training:build_model'"
-        )
-    module_path = builder.split(":", 1)[0]
-    if not module_path.startswith(TRUSTED_BUILDER_PACKAGE + "."):
-        raise UntrustedBuilderError(
-            builder, f"only builders inside the {TRUSTED_BUILDER_PACKAGE!r} package are imported, "
-            "because importing a module named by a model file could run any code"
-        )
+def build_module(
+    builder: object, config: object, *, device: str | None = None, source: Path | None = None
+) -> torch.nn.Module:
+    """A fresh, untrained module from a registered builder and its JSON config.
 
-
-def import_builder(builder: str) -> Callable[..., Any]:
-    """The builder function a spec names, imported only after :func:`check_builder`."""
-    check_builder(builder)
-    module_path, function_name = builder.split(":", 1)
-    try:
-        module = importlib.import_module(module_path)
-    except ImportError as error:
-        raise ModelError(f"model builder {builder!r} cannot be imported: {error}") from None
-    function = getattr(module, function_name, None)
-    if not callable(function):
-        raise ModelError(f"model builder {builder!r}: {module_path} has no function "
-                         f"{function_name!r}")
-    return function
-
-
-def build_module(builder: str, config: Mapping[str, Any]) -> torch.nn.Module:
-    """A fresh, untrained module from its builder and JSON config."""
+    ``device="meta"`` builds the shapes only (nothing is allocated). With ``source`` (the
+    spec being loaded) a failing builder means a malformed model file; without it (saving), a
+    config the caller passed.
+    """
     import torch
 
-    module = import_builder(builder)(dict(config))
+    entry = get_builder(builder)
+    config = check_config(entry, config)
+    try:
+        if device is None:
+            module = entry.function(config)
+        else:
+            with torch.device(device):
+                module = entry.function(config)
+    except Exception as error:  # the builder rejected the config: a bad file or a bad call
+        reason = (f"builder {entry.name!r} cannot build from its config: "
+                  f"{type(error).__name__}: {_first_line(error)}")
+        if source is not None:
+            raise MalformedModelError(str(source), reason) from None
+        raise ModelError(f"model {reason}") from None
     if not isinstance(module, torch.nn.Module):
-        raise ModelError(
-            f"model builder {builder!r} returned {type(module).__name__}, not a torch.nn.Module"
-        )
+        reason = f"builder {entry.name!r} returned {type(module).__name__}, not a torch.nn.Module"
+        if source is not None:
+            raise MalformedModelError(str(source), reason)
+        raise ModelError(f"model {reason}")
     return module
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    return (lines[-1] if lines else "")[:300]
 
 
 # --- hashing and the spec ------------------------------------------------------------------
@@ -165,35 +211,103 @@ def pip_requirements() -> list[str]:
     return pins
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def read_spec(path: Path) -> dict[str, Any]:
-    """The spec.json of a saved model folder, checked for the fields loading relies on."""
-    spec_path = Path(path) / SPEC_FILE
-    if not spec_path.is_file():
-        raise ModelError(f"{path} is not an agentnn model folder: it has no {SPEC_FILE}")
+    """The spec.json of a saved model folder, checked field by field before anything uses it."""
+    folder = Path(path)
+    if not (folder / SPEC_FILE).exists() and not (folder / SPEC_FILE).is_symlink():
+        raise ModelError(f"{folder} is not an agentnn model folder: it has no {SPEC_FILE}")
+    spec_path = inside_folder(folder, SPEC_FILE, SPEC_FILE)
+    text = read_small_text(spec_path, SPEC_MAX_BYTES, SPEC_FILE)
     try:
-        spec = json.loads(spec_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise ModelError(f"{spec_path} cannot be read as JSON: {error}") from None
+        spec = json.loads(text, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as error:
+        raise MalformedModelError(str(spec_path), f"not valid JSON: {_first_line(error)}") from None
+    if not isinstance(spec, dict):
+        raise MalformedModelError(str(spec_path), f"expected a JSON object, got "
+                                  f"{type(spec).__name__}")
     missing = [key for key in ("format_version", "builder", "config", "sha256") if key not in spec]
     if missing:
-        raise ModelError(f"{spec_path} lacks {', '.join(missing)}")
-    if spec["format_version"] != FORMAT_VERSION:
+        raise MalformedModelError(str(spec_path), f"lacks {', '.join(missing)}")
+    version = spec["format_version"]
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise MalformedModelError(str(spec_path), f"format_version must be an integer, got "
+                                  f"{version!r:.40}")
+    if version != FORMAT_VERSION:
         raise ModelError(
-            f"{spec_path} has format_version {spec['format_version']!r}; this agentnn reads "
+            f"{spec_path} has format_version {version!r}; this agentnn reads "
             f"version {FORMAT_VERSION}: upgrade agentnn"
         )
+    expected_types = {"builder": str, "config": dict, "sha256": str, "weights": str,
+                      "metadata": dict}
+    for key, kind in expected_types.items():
+        if key in spec and not isinstance(spec[key], kind):
+            raise MalformedModelError(str(spec_path), f"{key} must be a {kind.__name__}, got "
+                                      f"{type(spec[key]).__name__}")
+    if not SHA256_PATTERN.match(spec["sha256"]):
+        raise MalformedModelError(str(spec_path), f"sha256 {spec['sha256']!r:.80} is not a "
+                                  "hex sha256")
     return spec
 
 
 def verify_weights(path: Path, spec: Mapping[str, Any]) -> Path:
     """The weights file of a model folder, after checking it against the spec's sha256."""
-    weights = Path(path) / spec.get("weights", WEIGHTS_FILE)
+    folder = Path(path)
+    weights = inside_folder(folder, spec.get("weights", WEIGHTS_FILE), "the weights path")
     if not weights.is_file():
-        raise ModelError(f"{path} has no weights file {weights.name}")
-    actual = file_sha256(weights)
+        raise ModelError(f"{folder} has no weights file {weights.name}")
+    try:
+        actual = file_sha256(weights)
+    except OSError as error:
+        raise MalformedModelError(str(weights), f"cannot be read: {error}") from None
     if actual != spec["sha256"]:
         raise ModelIntegrityError(str(weights), spec["sha256"], actual)
     return weights
+
+
+def weights_shapes(weights: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor names and shapes from a safetensors header, without reading the tensors.
+
+    safetensors checks that the header's offsets cover exactly the file, so these shapes are
+    backed by bytes on disk: a file cannot announce tensors larger than itself.
+    """
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(weights), framework="pt") as stream:
+            return {name: tuple(stream.get_slice(name).get_shape()) for name in stream.keys()}
+    except Exception as error:  # SafetensorError and friends: not our weights
+        raise MalformedModelError(str(weights), f"is not a safetensors file "
+                                  f"({_first_line(error)})") from None
+
+
+def check_fits(module: torch.nn.Module, shapes: Mapping[str, tuple[int, ...]],
+               weights: Path) -> None:
+    """Refuse weights whose tensor names or shapes differ from the module's state dict.
+
+    A key the file lacks is allowed only where another tensor of the same shape is present
+    (safetensors stores tied weights once).
+    """
+    wanted = {name: tuple(tensor.shape) for name, tensor in module.state_dict().items()}
+    unexpected = sorted(set(shapes) - set(wanted))
+    wrong = sorted(name for name in set(shapes) & set(wanted) if shapes[name] != wanted[name])
+    present = set(shapes.values())
+    missing = sorted(name for name in set(wanted) - set(shapes) if wanted[name] not in present)
+    if unexpected or wrong or missing:
+        parts = []
+        if wrong:
+            name = wrong[0]
+            parts.append(f"{name} has shape {list(shapes[name])}, the module wants "
+                         f"{list(wanted[name])}")
+        if unexpected:
+            parts.append(f"unexpected tensors {', '.join(unexpected[:3])}")
+        if missing:
+            parts.append(f"missing tensors {', '.join(missing[:3])}")
+        raise MalformedModelError(str(weights), "the weights do not fit the rebuilt module: "
+                                  + "; ".join(parts))
 
 
 # --- save and load a local folder ----------------------------------------------------------
@@ -209,18 +323,20 @@ def save_torch_model(
 ) -> Path:
     """Write ``module`` to the folder ``path`` in the safe format; returns the folder.
 
-    The builder is called once with ``config`` and must produce a module with exactly the same
-    parameter names and shapes: a config that cannot rebuild the model fails here, while the
-    trainer still has it, instead of at load time.
+    ``builder`` is a registered builder name (a legacy dotted path of agentnn's own builders
+    is accepted and stored under its registry name). The builder is called once with ``config``
+    and must produce a module with exactly the same parameter names and shapes: a config that
+    cannot rebuild the model fails here, while the trainer still has it, instead of at load time.
     """
     import torch
     from safetensors.torch import load_model, save_model
 
     if not isinstance(module, torch.nn.Module):
         raise ModelError(f"expected a torch.nn.Module, got {type(module).__name__}")
+    name = canonical_name(builder)
     config = _to_json(dict(config), "config")
     metadata = _to_json(dict(metadata or {}), "metadata")
-    rebuilt = build_module(builder, config)
+    rebuilt = build_module(name, config)
 
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
@@ -229,14 +345,13 @@ def save_torch_model(
     try:
         load_model(rebuilt, str(weights), strict=True)
     except RuntimeError as error:
-        first_line = str(error).strip().splitlines()[-1].strip()
         raise ModelError(
-            f"model builder {builder!r} with the given config does not rebuild this module "
-            f"({first_line}); pass the config the module was built from"
+            f"model builder {name!r} with the given config does not rebuild this module "
+            f"({_first_line(error)}); pass the config the module was built from"
         ) from None
     spec = {
         "format_version": FORMAT_VERSION,
-        "builder": builder,
+        "builder": name,
         "config": config,
         "metadata": metadata,
         "sha256": file_sha256(weights),
@@ -247,19 +362,47 @@ def save_torch_model(
     return folder
 
 
-def load_torch_model(path: str | Path, *, device: str = "cpu") -> torch.nn.Module:
-    """Rebuild the module saved in ``path``, in eval mode, after checking the weights' sha256."""
+def load_torch_model(
+    path: str | Path, *, device: str = "cpu", expected_sha256: str | None = None
+) -> torch.nn.Module:
+    """Rebuild the module saved in ``path``, in eval mode, after checking its weights.
+
+    Checks, in order: the spec's fields; the weights' sha256 against the spec and, when given,
+    against ``expected_sha256`` (the hash the store recorded when the model was logged, so
+    rewriting the weights together with the spec is noticed); that the file is safetensors;
+    that its tensors fit the module the builder makes (on the meta device, so a config asking
+    for huge shapes allocates nothing); then it builds and loads for real.
+
+    Raises:
+        ModelIntegrityError: the weights do not match a recorded sha256, or (as
+            MalformedModelError) a file is malformed, foreign or names a path outside.
+        UntrustedBuilderError: the builder is not registered, or the config has keys it
+            does not declare.
+    """
     from safetensors.torch import load_model
 
     folder = Path(path)
     spec = read_spec(folder)
     weights = verify_weights(folder, spec)
-    module = build_module(spec["builder"], spec["config"])
+    if expected_sha256 is not None and spec["sha256"] != expected_sha256:
+        raise ModelIntegrityError(str(weights), expected_sha256, spec["sha256"])
+    shapes = weights_shapes(weights)
+    spec_path = folder / SPEC_FILE
+    try:
+        skeleton = build_module(spec["builder"], spec["config"], device="meta", source=spec_path)
+    except MalformedModelError:
+        skeleton = None  # a builder that cannot run on "meta": check the real module instead
+    if skeleton is not None:
+        check_fits(skeleton, shapes, weights)
+    module = build_module(spec["builder"], spec["config"], source=spec_path)
+    if skeleton is None:
+        check_fits(module, shapes, weights)
     try:
         load_model(module, str(weights), strict=True, device=device)
-    except RuntimeError as error:
-        raise ModelError(f"weights in {folder} do not fit the rebuilt module: {error}") from None
-    return module.to(device).eval()
+        return module.to(device).eval()
+    except Exception as error:  # dtype or storage trouble the header check cannot see
+        raise MalformedModelError(str(weights), f"the weights do not load into the rebuilt "
+                                  f"module: {_first_line(error)}") from None
 
 
 # --- MLflow --------------------------------------------------------------------------------
@@ -300,7 +443,10 @@ class TorchPyfuncModel:
 
 
 def _load_pyfunc(data_path: str) -> TorchPyfuncModel:
-    """Entry point MLflow calls for the pyfunc flavour; ``data_path`` is our model folder."""
+    """Entry point MLflow calls for the pyfunc flavour; ``data_path`` is our model folder.
+
+    MLflow hands over only the folder, so this path checks the folder's own sha256; agentnn's
+    loader also checks the hash the store recorded."""
     return TorchPyfuncModel(load_torch_model(data_path))
 
 
@@ -334,7 +480,9 @@ def log_torch_model(
     The module takes one float32 tensor (batch, n_features) and returns a tensor or a dict of
     tensors. Requirements are pinned explicitly, which keeps logging well under a second.
     The run gets the tags ``agentnn.model_id`` and ``agentnn.model_uri`` so the model can be
-    found from the run.
+    found from the run; the logged model gets ``agentnn.sha256``, the hash every later load
+    from the store is checked against (the copy inside the model's folder could be rewritten
+    together with the weights).
     """
     import mlflow
     import numpy as np
@@ -356,7 +504,8 @@ def log_torch_model(
         folder = save_torch_model(
             module, Path(tmp) / DATA_DIR_NAME, builder=builder, config=config, metadata=metadata
         )
-        sha256 = read_spec(folder)["sha256"]
+        spec = read_spec(folder)
+        sha256 = spec["sha256"]
         info = mlflow.pyfunc.log_model(
             name=name,
             loader_module=LOADER_MODULE,
@@ -367,7 +516,7 @@ def log_torch_model(
             registered_model_name=register_as,
             metadata={"agentnn_format_version": FORMAT_VERSION, "agentnn_sha256": sha256},
             tags={FORMAT_TAG: f"safetensors-v{FORMAT_VERSION}", SHA256_TAG: sha256,
-                  BUILDER_TAG: builder},
+                  BUILDER_TAG: spec["builder"]},
         )
     mlflow.set_tags({RUN_MODEL_ID_TAG: info.model_id, RUN_MODEL_URI_TAG: info.model_uri})
     version = info.registered_model_version

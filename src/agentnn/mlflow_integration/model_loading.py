@@ -15,7 +15,10 @@ downloads to a minimum:
 Downloaded models are kept on disk under ``<cache_dir>/<store>/`` by version (the store part
 is a hash of the tracking URI, so two stores never share entries) and, once built, in memory.
 A model in agentnn's safe format has its weights' sha256 checked every time it is read from
-disk; anything else (a pickled ``mlflow.pytorch`` model) loads only with ``trust=True``.
+disk, against its spec.json and, for a model from the store, against the ``agentnn.sha256`` tag
+the store recorded when it was logged. MLflow's default ``pt2`` format loads without trust when
+MLflow's own check finds no pickle in it; anything else (a pickled ``mlflow.pytorch`` model)
+loads only with ``trust=True``.
 """
 
 from __future__ import annotations
@@ -32,10 +35,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from agentnn.errors import ModelError, NotFoundError, TrackingURIError, UnsafeModelError
+from agentnn.errors import (
+    MalformedModelError,
+    ModelError,
+    NotFoundError,
+    TrackingURIError,
+    UnsafeModelError,
+)
 from agentnn.mlflow_integration.model_format import (
     LOADER_MODULE,
+    SHA256_TAG,
     SPEC_FILE,
+    inside_folder,
     load_torch_model,
     read_spec,
 )
@@ -83,7 +94,8 @@ class LoadedModel:
     path: Path
     """The local folder the module was read from (the cache entry or the user's folder)."""
     safe: bool
-    """True for agentnn's safe format; False for a pickled model loaded with trust=True."""
+    """True when no trust was needed: agentnn's safe format, or a pt2 model that passed
+    MLflow's pickle check; False for a model loaded with trust=True."""
     cache: str
     """``"memory"``, ``"disk"``, ``"download"`` or ``"local"``: where the model came from."""
     spec: dict[str, Any] | None = None
@@ -96,6 +108,8 @@ class LoadedModel:
     model_id: str | None = None
     signature: dict[str, Any] | None = None
     device: str = "cpu"
+    format: str = "safetensors"
+    """``"safetensors"`` (agentnn's safe format), ``"pt2"`` or ``"pickle"`` (mlflow.pytorch)."""
 
     @property
     def cache_hit(self) -> bool:
@@ -142,6 +156,7 @@ class ModelLoader:
     @property
     def client(self) -> MlflowClient:
         if self._client is None:
+            self.store.require_existing()  # loading never creates a store at a mistyped path
             self._client = self.store.client()  # probes a server first: a dead one fails fast
         return self._client
 
@@ -325,21 +340,28 @@ class ModelLoader:
             cached = self._memory.get(memory_key)
             if cached is not None:
                 if not cached.safe and not trust:
-                    raise _unsafe_error(reference.source, "pickle")
+                    raise _unsafe_error(reference.source, cached.format)
                 self.stats.memory_hits += 1
                 return replace(cached, source=reference.source, alias=reference.alias,
                                cache="memory")
+            logged = self._logged_model(reference)
+            if logged is not None:
+                reference = replace(reference, model_id=logged.model_id)
+            recorded = (logged.tags or {}).get(SHA256_TAG) if logged is not None else None
             folder = self.cache_dir.joinpath(*reference.cache_key)
             if folder.is_dir():
                 self.stats.disk_hits += 1
-                loaded = self._open(folder, reference, "disk", trust, device)
+                loaded = self._open(folder, reference, "disk", trust, device, recorded)
             else:
-                loaded = self._download_and_open(reference, folder, trust, device)
+                location = logged.artifact_location if logged is not None else None
+                loaded = self._download_and_open(reference, folder, trust, device, recorded,
+                                                 location)
             self._memory[memory_key] = loaded
             return loaded
 
     def _download_and_open(
-        self, reference: ModelReference, folder: Path, trust: bool, device: str
+        self, reference: ModelReference, folder: Path, trust: bool, device: str,
+        recorded: str | None, location: str | None,
     ) -> LoadedModel:
         """Download into a scratch folder, open it, and only then move it into the cache.
 
@@ -354,7 +376,8 @@ class ModelLoader:
         try:
             try:
                 downloaded = Path(mlflow.artifacts.download_artifacts(
-                    artifact_uri=self._artifact_location(reference), dst_path=str(scratch),
+                    artifact_uri=location or self._artifact_location(reference),
+                    dst_path=str(scratch),
                     tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri,
                 ))
             except (MlflowException, OSError) as error:
@@ -364,13 +387,55 @@ class ModelLoader:
                 hint = f"no model files at {reference.resolved_uri} ({error})"
                 raise NotFoundError("model", reference.source, hint) from None
             self.stats.downloads += 1
-            loaded = self._open(downloaded, reference, "download", trust, device)
+            loaded = self._open(downloaded, reference, "download", trust, device, recorded)
             folder.parent.mkdir(parents=True, exist_ok=True)
             if not folder.exists():
                 downloaded.rename(folder)
             return replace(loaded, path=folder)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+
+    def _logged_model(self, reference: ModelReference) -> Any:
+        """The MLflow 3 logged model behind a reference, or None (a local folder, or a model
+        stored only as run artifacts).
+
+        Its ``agentnn.sha256`` tag is the hash recorded when the model was logged; it lives in
+        the tracking store, so rewriting the weights and spec.json in the artifact store
+        together cannot match it.
+        """
+        from mlflow.exceptions import MlflowException
+
+        model_id = reference.model_id
+        runs_uri = reference.resolved_uri if reference.resolved_uri.startswith("runs:/") else None
+        if not model_id and reference.name and reference.version:
+            source = str(self.client.get_model_version(reference.name, reference.version).source)
+            runs_uri = source if source.startswith("runs:/") else None
+            if source.startswith("models:/m-"):
+                model_id = source[len("models:/"):]
+        if not model_id and runs_uri:
+            model_id = self._run_logged_model_id(runs_uri)
+        if not model_id:
+            return None
+        try:
+            return self.client.get_logged_model(model_id)
+        except MlflowException as error:
+            if _is_not_found(error):
+                return None
+            raise
+
+    def _run_logged_model_id(self, runs_uri: str) -> str | None:
+        """The id of the model a run logged under ``runs:/<run_id>/<name>``, if any."""
+        run_id, _, path = runs_uri[len("runs:/"):].strip("/").partition("/")
+        if not path or "/" in path:
+            return None
+        run = self.client.get_run(run_id)
+        models = self.client.search_logged_models(
+            experiment_ids=[run.info.experiment_id],
+            filter_string=f"source_run_id = '{run_id}' AND name = '{path}'",
+        )
+        if not models:
+            return None
+        return max(models, key=lambda model: model.creation_timestamp or 0).model_id
 
     def _artifact_location(self, reference: ModelReference) -> str:
         """The concrete artifact URI (file:, mlflow-artifacts:, s3: …) of a resolved model.
@@ -404,43 +469,60 @@ class ModelLoader:
         return f"{run.info.artifact_uri.rstrip('/')}/{path}"
 
     def _open(
-        self, folder: Path, reference: ModelReference, cache: str, trust: bool, device: str
+        self, folder: Path, reference: ModelReference, cache: str, trust: bool, device: str,
+        recorded: str | None = None,
     ) -> LoadedModel:
-        """Build the module from a local model folder, refusing unsafe formats without trust."""
+        """Build the module from a local model folder, refusing unsafe formats without trust.
+
+        ``recorded`` is the weights' sha256 the store recorded at logging time; a folder that
+        does not hold that agentnn model is refused whatever ``trust`` says.
+        """
+        from agentnn.mlflow_integration import mlflow_pytorch_models as foreign
+
         if not folder.is_dir():
             raise ModelError(f"{folder} is not a model folder")
         described = dict(source=reference.source, resolved_uri=reference.resolved_uri,
                          path=folder, cache=cache, name=reference.name,
                          version=reference.version, alias=reference.alias,
                          run_id=reference.run_id, model_id=reference.model_id, device=device)
-        if (folder / SPEC_FILE).is_file():
-            return self._open_safe(folder, described)
-        if not (folder / MLMODEL_FILE).is_file():
+        if (folder / SPEC_FILE).exists() or (folder / SPEC_FILE).is_symlink():
+            return self._open_safe(folder, described, recorded)
+        if not ((folder / MLMODEL_FILE).exists() or (folder / MLMODEL_FILE).is_symlink()):
             raise ModelError(f"{folder} holds neither an MLmodel file nor an agentnn {SPEC_FILE}")
-        from mlflow.models import Model
+        mlmodel = foreign.read_mlmodel(folder)
+        described["run_id"] = described["run_id"] or mlmodel.get("run_id")
+        described["model_id"] = described["model_id"] or mlmodel.get("model_id")
+        described["signature"] = mlmodel.get("signature")
+        flavors = mlmodel["flavors"]
+        pyfunc = flavors.get("python_function", {})
+        if pyfunc.get("loader_module") == LOADER_MODULE:
+            data = inside_folder(folder, pyfunc.get("data"), "the MLmodel data path")
+            return self._open_safe(data, described, recorded)
+        if recorded is not None:
+            raise MalformedModelError(str(folder / MLMODEL_FILE), "the store recorded an agentnn "
+                                      "model here, but the folder holds another format")
+        if "pytorch" not in flavors:
+            flavours = ", ".join(sorted(flavors)) or "none"
+            raise ModelError(f"{reference.source} is not a PyTorch model (its flavours: "
+                             f"{flavours})")
+        serialization, data = foreign.pytorch_model_data(folder, flavors["pytorch"])
+        metadata = dict(mlmodel.get("metadata") or {})
+        if serialization == "pt2":
+            module, clean = foreign.load_pt2(data, source=reference.source, trust=trust,
+                                             device=device)
+            return LoadedModel(module=module, safe=clean, metadata=metadata, format="pt2",
+                               **described)
+        if not trust:
+            raise _unsafe_error(reference.source, serialization)
+        module = foreign.load_pickled(folder, source=reference.source, device=device)
+        return LoadedModel(module=module, safe=False, metadata=metadata, format="pickle",
+                           **described)
 
-        mlmodel = Model.load(str(folder / MLMODEL_FILE))
-        described["run_id"] = described["run_id"] or mlmodel.run_id
-        described["model_id"] = described["model_id"] or getattr(mlmodel, "model_id", None)
-        described["signature"] = mlmodel.signature.to_dict() if mlmodel.signature else None
-        pyfunc = mlmodel.flavors.get("python_function", {})
-        if pyfunc.get("loader_module") == LOADER_MODULE and pyfunc.get("data"):
-            return self._open_safe(folder / pyfunc["data"], described)
-        if "pytorch" in mlmodel.flavors:
-            serialization = mlmodel.flavors["pytorch"].get("serialization_format", "pickle")
-            if not trust:
-                raise _unsafe_error(reference.source, serialization)
-            import mlflow.pytorch
-
-            module = mlflow.pytorch.load_model(str(folder), map_location=device)
-            return LoadedModel(module=module.eval(), safe=False,
-                               metadata=dict(mlmodel.metadata or {}), **described)
-        flavours = ", ".join(sorted(mlmodel.flavors)) or "none"
-        raise ModelError(f"{reference.source} is not a PyTorch model (its flavours: {flavours})")
-
-    def _open_safe(self, folder: Path, described: dict[str, Any]) -> LoadedModel:
+    def _open_safe(
+        self, folder: Path, described: dict[str, Any], recorded: str | None
+    ) -> LoadedModel:
         spec = read_spec(folder)
-        module = load_torch_model(folder, device=described["device"])
+        module = load_torch_model(folder, device=described["device"], expected_sha256=recorded)
         return LoadedModel(module=module, safe=True, spec=spec,
                            metadata=dict(spec.get("metadata") or {}), sha256=spec["sha256"],
                            **described)
@@ -461,8 +543,8 @@ def _unsafe_error(source: str, serialization: str) -> UnsafeModelError:
         why = ("it is a pickled mlflow.pytorch model, and unpickling runs whatever code the "
                "file names")
     else:
-        why = (f"it is an mlflow.pytorch model ({serialization}), not agentnn's safe format "
-               "(safetensors weights checked by sha256)")
+        why = (f"it is an mlflow.pytorch model ({serialization}) that was loaded with trust, "
+               "not found free of pickle")
     return UnsafeModelError(
         f"refusing to load {source}: {why}; pass trust=True (--trust) only if you trust "
         "whoever wrote it"
