@@ -159,10 +159,17 @@ def runs(
         int, typer.Option("--limit", min=0, help="At most this many runs; 0 lists them all.")
     ] = DEFAULT_LIMIT,
     deleted: Annotated[bool, typer.Option("--deleted", help="Include deleted runs.")] = False,
+    pending: Annotated[
+        bool, typer.Option("--pending", help="Only runs kept in ./mlruns while their server did "
+                           "not answer, not pushed there yet.")
+    ] = False,
     output: OutputOption = Output.table,
     tracking_uri: TrackingURI = None,
 ) -> None:
     """Runs with status, duration and the key metrics."""
+    if pending:
+        _print_runs("runs not pushed yet", _manager(tracking_uri).pending_runs(), output, None)
+        return
     found = _manager(tracking_uri).list_runs(
         experiment, filter=filter_, order_by=order_by, limit=limit or None,
         include_deleted=deleted,
@@ -401,3 +408,43 @@ def migrate(
     rows.append(["artifact files (kept in place)", report.artifact_files])
     console.print_table(f"migrated {report.source} -> {report.target_uri}", ["moved", "count"],
                         rows, output=output.value, records=report.to_dict())
+
+
+@app.command()
+def push(
+    run_ids: Annotated[
+        list[str] | None, typer.Argument(help="Runs of the store to copy (with --to).",
+                                         show_default=False)
+    ] = None,
+    to: Annotated[
+        str | None, typer.Option("--to", help="Store to copy them to: http(s)://host:port, "
+                                 "postgresql://… or sqlite:///path.", show_default=False)
+    ] = None,
+    pending: Annotated[
+        bool, typer.Option("--pending", help="Push every run kept in ./mlruns during an outage "
+                           "to the store it was meant for.")
+    ] = False,
+    output: OutputOption = Output.table,
+    tracking_uri: TrackingURI = None,
+) -> None:
+    """Copy runs to another store, whole; an interrupted push resumes, a repeated one changes
+    nothing."""
+    if pending == bool(run_ids):
+        raise typer.BadParameter("give RUN_ID... --to URI, or --pending", param_hint="RUN_IDS")
+    if run_ids and not to:
+        raise typer.BadParameter("name the store to copy to", param_hint="--to")
+    manager = _manager(tracking_uri)
+    with console.progress("pushing runs") as update:
+        if pending:
+            results = manager.push_pending(progress=update)
+        else:
+            results = manager.push_runs(run_ids or [], to or "", progress=update)
+    columns = ["run id", "copy", "status", "sent", "registered"]
+    rows = [[r.source_run_id, r.target_run_id, r.status, r.summary(), ", ".join(r.registered)]
+            for r in results]
+    if not results and output is Output.table:
+        console.message("nothing to push")
+        return
+    stores = sorted({r.target_uri for r in results})
+    console.print_table(f"pushed to {', '.join(stores)}", columns, rows, output=output.value,
+                        records=[r.to_dict() for r in results], no_wrap=["run id"])

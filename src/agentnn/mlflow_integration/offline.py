@@ -12,15 +12,25 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agentnn import config
+from agentnn.errors import TrackingError
 from agentnn.mlflow_integration.push import (
     INTENDED_URI_TAG,
+    MARKER_SUFFIX,
     PUSH_PENDING,
     PUSH_TAG,
     PendingPush,
+    PushResult,
+    pending_run_ids,
+    push_run,
 )
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 FALLBACK, FAIL = "fallback", "fail"
 
@@ -59,3 +69,102 @@ def pending_tags(intended_uri: str) -> dict[str, str]:
 def record_pending(journal_dir: Path, run_id: str, local_uri: str, intended_uri: str) -> None:
     """Tell the writer to push the run (the marker holds the real URIs, owner-readable only)."""
     PendingPush.write(journal_dir, run_id, local_uri, intended_uri)
+
+
+# --- pushing on demand ---------------------------------------------------------------------
+
+
+def embedded_uri(settings: config.Settings) -> str:
+    """The fallback store of these settings' working directory."""
+    return embedded_settings(settings).tracking_uri.value
+
+
+def intended_store_uri(settings: config.Settings, run_id: str, masked: str) -> str | None:
+    """The real URI a pending run belongs to, or None when it cannot be known here.
+
+    The store only holds the masked form; the writer's marker file holds the real one, and
+    else the current settings do when their URI masks to the same text.
+    """
+    marker = PendingPush.find(Path(settings.journal_dir.value), run_id)
+    if marker is not None and config.mask_uri(marker.intended_uri) == masked:
+        return marker.intended_uri
+    if masked and config.mask_uri(settings.tracking_uri.value) == masked:
+        return settings.tracking_uri.value
+    return None
+
+
+def push_pending(
+    settings: config.Settings,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[PushResult]:
+    """Push every pending run of the embedded store to its intended store, now.
+
+    Raises:
+        TrackingError: some pending run names a store whose real URI is not known here
+            (the others are pushed first).
+    """
+    from agentnn.mlflow_integration.store import Store
+
+    local = Store.from_settings(embedded_settings(settings))
+    path = local.sqlite_path
+    if path is None or not path.is_file():
+        return []
+    source = local.client()
+    with local.errors():
+        pending = pending_run_ids(source)
+    targets: dict[str, Store] = {}
+    unknown: list[tuple[str, str]] = []
+    results: list[PushResult] = []
+    lock_dir = Path(settings.journal_dir.value)
+    if progress:
+        progress(0, len(pending))
+    for run_id, masked in pending:
+        uri = intended_store_uri(settings, run_id, masked)
+        if uri is None:
+            unknown.append((run_id, masked))
+        else:
+            target = targets.setdefault(uri, Store.from_settings(
+                dataclasses.replace(settings, tracking_uri=config.Setting(uri, "argument"),
+                                    artifact_location=None)))
+            with target.errors(kind="run", name=run_id):
+                results.append(push_run(source, target.client(), run_id,
+                                        target_label=target.masked_uri, lock_dir=lock_dir))
+            if results[-1].complete:
+                PendingPush(run_id, "", "", lock_dir / f"{run_id}{MARKER_SUFFIX}").remove()
+        if progress:
+            progress(len(results) + len(unknown), len(pending))
+    if unknown:
+        names = ", ".join(f"{run_id} -> {masked or '?'}" for run_id, masked in unknown)
+        raise TrackingError(
+            f"{len(unknown)} pending run(s) belong to a store whose full URI (with credentials) "
+            f"is not known here: {names}; set MLFLOW_TRACKING_URI to it, or use "
+            "`agentnn model push RUN_ID --to URI`"
+        )
+    return results
+
+
+def push_runs(
+    source: MlflowClient,
+    run_ids: list[str],
+    to: str,
+    settings: config.Settings,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[PushResult]:
+    """Copy ``run_ids`` from ``source`` to the store ``to`` (its URI, credentials included)."""
+    from agentnn.mlflow_integration.store import Store
+
+    target_settings = config.resolve(to, journal_dir=settings.journal_dir.value, cwd=settings.cwd)
+    target = Store.from_settings(target_settings)
+    target.validate()
+    client = target.client()
+    lock_dir = Path(settings.journal_dir.value)
+    results: list[PushResult] = []
+    if progress:
+        progress(0, len(run_ids))
+    for run_id in run_ids:
+        with target.errors(kind="run", name=run_id):
+            results.append(push_run(source, client, run_id, target_label=target.masked_uri,
+                                    lock_dir=lock_dir))
+        if progress:
+            progress(len(results), len(run_ids))
+    return results

@@ -96,6 +96,13 @@ class PushResult:
         return bool(self.created or self.metrics or self.params or self.tags or self.artifacts
                     or self.models or self.registered)
 
+    def summary(self) -> str:
+        """What was sent, in a few words, for a table cell."""
+        parts = [f"{count} {name}" for name, count in (
+            ("points", self.metrics), ("params", self.params), ("tags", self.tags),
+            ("files", self.artifacts), ("models", self.models)) if count]
+        return ", ".join(parts) or "nothing new"
+
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "complete": self.complete}
 
@@ -120,6 +127,10 @@ def push_run(
         NotFoundError: the run does not exist on the source.
         TrackingError: the target's experiment of that name is deleted.
     """
+    from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
+
+    # MLflow's per-download progress bars would break the command's own (a user's value wins).
+    os.environ.setdefault(MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name, "false")
     with _run_lock(lock_dir, run_id):
         return _Push(source, target, run_id, target_label).run()
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentnn import config
 from agentnn.errors import InvalidArgumentError, LegacyFileStoreError, NotFoundError
@@ -39,6 +39,11 @@ from agentnn.sdk._records import (
     values_differ,
 )
 from agentnn.sdk._sqlite_reader import SqliteReader, Unsupported, sqlite_path
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from agentnn.mlflow_integration.push import PushResult
 
 __all__ = [
     "ExperimentInfo",
@@ -318,6 +323,49 @@ class ModelManager:
         from agentnn.sdk._ui import server_command
 
         return server_command(self.settings, host=host, port=port)
+
+    # --- pushing runs to another store ---------------------------------------------------
+
+    def push_runs(
+        self, run_ids: list[str], to: str, *, progress: Callable[[int, int], None] | None = None
+    ) -> list[PushResult]:
+        """Copy runs of this store to the store ``to``, whole: params, tags, every metric point,
+        times, status, artifacts, logged models and their registrations.
+
+        A copy is found again by its ``agentnn.source_run_id`` tag and only what it lacks is
+        sent, so an interrupted push resumes and a repeated one changes nothing.
+        ``progress(done, total)`` is called as runs complete.
+
+        Raises:
+            NotFoundError: a run does not exist here.
+            StoreUnreachableError: ``to`` does not answer.
+        """
+        from agentnn.mlflow_integration.offline import push_runs
+
+        if not run_ids:
+            raise InvalidArgumentError("push needs at least one run id")
+        return push_runs(self._client, list(run_ids), to, self.settings, progress=progress)
+
+    def pending_runs(self) -> list[RunInfo]:
+        """Runs kept in the embedded store (``./mlruns``) while their server did not answer,
+        and not pushed there yet."""
+        from agentnn.mlflow_integration.offline import embedded_uri
+        from agentnn.mlflow_integration.push import PUSH_PENDING, PUSH_TAG
+
+        local = embedded_uri(self.settings)
+        path = sqlite_path(local)
+        if path is None or not Path(path).is_file():
+            return []
+        manager = self if local == self.tracking_uri else ModelManager(local)
+        return manager.list_runs(filter=f"tags.`{PUSH_TAG}` = '{PUSH_PENDING}'", limit=None)
+
+    def push_pending(
+        self, *, progress: Callable[[int, int], None] | None = None
+    ) -> list[PushResult]:
+        """Push every pending run (see :meth:`pending_runs`) to the store it was meant for."""
+        from agentnn.mlflow_integration.offline import push_pending
+
+        return push_pending(self.settings, progress=progress)
 
     def close(self) -> None:
         """Release the direct SQLite connection, if one is open."""
