@@ -32,10 +32,12 @@ from agentnn import config
 from agentnn.errors import (
     InvalidArgumentError,
     ParamChangedError,
+    StoreUnreachableError,
     TrackingError,
     TrackingURIError,
 )
 from agentnn.mlflow_integration import journal as journal_io
+from agentnn.mlflow_integration import offline
 from agentnn.mlflow_integration import writer as writer_process
 from agentnn.mlflow_integration.queries import best_run_query
 from agentnn.mlflow_integration.redaction import REDACTED_KEYS_TAG, redact
@@ -281,7 +283,14 @@ class ExperimentTracker:
         self.journal_dir = Path(self.settings.journal_dir.value)
         self.drain_timeout = float(self.settings.drain_timeout.value)
         self._flush_interval = float(self.settings.flush_interval.value)
-        self._connect()
+        self.intended_uri: str | None = None
+        """The configured store when it did not answer and runs are kept locally."""
+        try:
+            self._connect()
+        except StoreUnreachableError as error:
+            if not offline.falls_back(self.settings):
+                raise
+            self._fall_back(error)
         self.experiment_id = self._get_or_create_experiment()
 
     # --- set-up ------------------------------------------------------------------------------
@@ -296,6 +305,15 @@ class ExperimentTracker:
             self.store = Store.from_settings(self.settings)
         self.client = self.store.client()
         config.point_mlflow_at(self.tracking_uri)  # so the user's mlflow.* calls land here too
+
+    def _fall_back(self, error: TrackingURIError) -> None:
+        """Track in the embedded store while the configured one does not answer."""
+        intended = self.settings.tracking_uri
+        self.intended_uri = intended.value
+        self.settings = offline.embedded_settings(self.settings)
+        self.tracking_uri = self.settings.tracking_uri.value
+        offline.warn_fallback(intended, self.tracking_uri, getattr(error, "reason", str(error)))
+        self._connect()
 
     def _get_or_create_experiment(self) -> str:
         from mlflow.exceptions import MlflowException
@@ -347,6 +365,8 @@ class ExperimentTracker:
         user_tags, redacted = redact(user_tags)
         if redacted:
             user_tags[REDACTED_KEYS_TAG] = ",".join(sorted(redacted))
+        if self.intended_uri:
+            user_tags.update(offline.pending_tags(self.intended_uri))
         if run_id is None:
             run_name = run_name or generate_run_name(self.experiment_name)
             active = mlflow.start_run(
@@ -364,6 +384,8 @@ class ExperimentTracker:
             for key, value in user_tags.items():
                 self.client.set_tag(run_id, key, value)
         run_id = active.info.run_id
+        if self.intended_uri:
+            offline.record_pending(self.journal_dir, run_id, self.tracking_uri, self.intended_uri)
         writer_process.start_writer(self.journal_dir)  # imports MLflow while training starts
         journal = journal_io.BufferedJournal(
             journal_io.new_journal_path(self.journal_dir, run_id),
