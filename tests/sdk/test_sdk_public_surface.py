@@ -7,8 +7,9 @@ import sys
 
 import agentnn.sdk.nn_models as nn_models
 
-PUBLIC = {"ExperimentInfo", "MetricPoint", "MigrationReport", "ModelManager",
-          "ModelVersionInfo", "RunComparison", "RunDetail", "RunInfo"}
+PUBLIC = {"ExperimentInfo", "MetricPoint", "MetricWatch", "MigrationReport", "ModelManager",
+          "ModelVersionInfo", "RunComparison", "RunDetail", "RunInfo", "RunWatch",
+          "WatchSnapshot"}
 
 
 def test_every_exported_name_exists_and_nothing_else_is_exported():

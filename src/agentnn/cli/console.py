@@ -91,22 +91,36 @@ def print_table(
     if output == "csv":
         sys.stdout.write(to_csv(columns, rows))
         return
+    stdout().print(table(title, columns, rows, row_styles=row_styles, no_wrap=no_wrap))
+
+
+def table(
+    title: str | None,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[str]],
+    *,
+    row_styles: Sequence[str | None] | None = None,
+    no_wrap: Sequence[str] = (),
+) -> Any:
+    """A Rich table of text cells; the one place user text enters a Rich renderable.
+
+    Every cell, header and title may hold user text (run names, params, tags), so all are
+    escaped: ``[/x]`` prints as itself instead of being read as Rich markup.
+    """
     from rich.markup import escape
     from rich.table import Table
 
-    # Every cell, header and title may hold user text (run names, params, tags): escaped,
-    # so "[/x]" prints as itself instead of being read as Rich markup.
-    table = Table(title=escape(title) if title else None, header_style=STYLE_HEADER,
-                  expand=False)
+    result = Table(title=escape(title) if title else None, header_style=STYLE_HEADER,
+                   expand=False)
     for column in columns:
         if column in no_wrap:
-            table.add_column(escape(column), no_wrap=True, min_width=len(column))
+            result.add_column(escape(column), no_wrap=True, min_width=len(column))
         else:
-            table.add_column(escape(column), overflow="fold")
+            result.add_column(escape(column), overflow="fold")
     for index, row in enumerate(rows):
-        table.add_row(*(escape(cell) for cell in row),
-                      style=row_styles[index] if row_styles else None)
-    stdout().print(table)
+        result.add_row(*(escape(cell) for cell in row),
+                       style=row_styles[index] if row_styles else None)
+    return result
 
 
 def print_json(data: Any) -> None:
@@ -117,6 +131,94 @@ def print_json(data: Any) -> None:
 def message(text: str, style: str | None = None) -> None:
     """One human-readable line on stdout, e.g. what a command changed."""
     stdout().print(text, style=style, markup=False)
+
+
+def print_json_line(data: Any) -> None:
+    """Compact JSON on one line (JSON Lines), for output that repeats, e.g. a live view."""
+    print(json.dumps(_json_safe(data), sort_keys=True, default=str), flush=True)
+
+
+def debug_logging() -> None:
+    """Show agentnn's debug log on stderr (``--debug``): e.g. why a fast path was not taken."""
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("debug: %(name)s: %(message)s"))
+    logger = logging.getLogger("agentnn")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+
+
+# --- the live view of `agentnn model watch` ------------------------------------------------
+
+SPARK_CHARS = "▁▂▃▄▅▆▇█"
+STYLE_RUNNING = "bold green"
+STYLE_ENDED = "bold"
+
+
+def sparkline(values: Sequence[float]) -> str:
+    """Values as a row of block characters, lowest to highest."""
+    if not values:
+        return ""
+    low, high = min(values), max(values)
+    if high == low:
+        return SPARK_CHARS[len(SPARK_CHARS) // 2] * len(values)
+    top = len(SPARK_CHARS) - 1
+    return "".join(SPARK_CHARS[round((value - low) / (high - low) * top)] for value in values)
+
+
+def _rate(value: float | None) -> str:
+    return "" if value is None else f"{value:.3g} steps/s"
+
+
+def _elapsed(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
+
+
+def watch_view(snapshot: Any) -> Any:
+    """One renderable for a :class:`~agentnn.sdk.nn_models.WatchSnapshot`: a table per run."""
+    from rich.console import Group
+    from rich.text import Text
+
+    parts: list[Any] = []
+    heading = (f"experiment {snapshot.experiment}" if snapshot.experiment
+               else f"run {snapshot.target}")
+    running = sum(run.running for run in snapshot.runs)
+    parts.append(Text(f"{heading}: {running} running", style=STYLE_HEADER))
+    if not snapshot.runs:
+        parts.append(Text("no runs yet", style=STYLE_MUTED))
+    for watched in snapshot.runs:
+        run = watched.run
+        name = run.run_name or run.run_id[:8]
+        title = (f"{name} ({run.run_id})  {run.status}  {_elapsed(watched.elapsed_s)}  "
+                 f"{_rate(watched.steps_per_s)}").rstrip()
+        rows = [
+            [metric.key, _cell(metric.latest), str(metric.latest_step),
+             f"{_cell(metric.best)} ({metric.goal})", sparkline(metric.curve),
+             str(metric.pending) if metric.pending else ""]
+            for metric in watched.metrics
+        ]
+        parts.append(table(title, ["metric", "latest", "step", "best", "curve", "in journal"],
+                           rows, no_wrap=["curve"],
+                           row_styles=None))
+        parts[-1].title_style = STYLE_RUNNING if watched.running else STYLE_ENDED
+    parts.append(Text(f"taken {snapshot.to_dict()['taken']}", style=STYLE_MUTED))
+    return Group(*parts)
+
+
+def print_renderable(renderable: Any) -> None:
+    stdout().print(renderable)
+
+
+def live() -> Any:
+    """A Rich Live display on stdout that the watch loop updates in place."""
+    from rich.live import Live
+
+    return Live(console=stdout(), auto_refresh=False, transient=False)
 
 
 def _cell(value: Any) -> str:

@@ -18,7 +18,6 @@ from agentnn.cli import console
 from agentnn.cli.config_cmd import show_config
 from agentnn.cli.data import app as data_app
 from agentnn.cli.model import app as model_app
-from agentnn.cli.sync_cmd import sync
 from agentnn.cli.train import app as train_app
 
 DEBUG_VARIABLE = "AGENTNN_DEBUG"
@@ -60,6 +59,8 @@ def _root(
 ) -> None:
     if debug:
         os.environ[DEBUG_VARIABLE] = "1"
+    if os.environ.get(DEBUG_VARIABLE):
+        console.debug_logging()
 
 
 @app.command()
@@ -74,7 +75,6 @@ def quickstart(
 
 
 app.command("config")(show_config)
-model_app.command("sync")(sync)
 app.add_typer(model_app, name="model")
 app.add_typer(train_app, name="train")
 app.add_typer(data_app, name="data")

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from agentnn.cli import console
+from agentnn.cli.sync_cmd import sync
 
 if TYPE_CHECKING:
     from agentnn.sdk.nn_models import ModelManager, RunInfo
@@ -32,6 +33,8 @@ KEY_METRICS_SHOWN = 4  # metric columns in the runs table; the rest are in --out
 DEFAULT_LIMIT = 100
 DEFAULT_UI_PORT = 5000
 DEFAULT_PLOT_FILE = "curves.png"
+DEFAULT_PLOT_POINTS = 2000  # per curve; 800 pixels wide, so the shape is all there
+DEFAULT_WATCH_INTERVAL = 3.0  # seconds between refreshes of the live view
 LOCALHOST = "127.0.0.1"
 
 
@@ -272,19 +275,68 @@ def plot(
     out: Annotated[
         Path, typer.Option("--out", "-o", help="PNG file to write.")
     ] = Path(DEFAULT_PLOT_FILE),
+    max_points: Annotated[
+        int, typer.Option("--max-points", min=0, help="Points per curve, read downsampled "
+                          "with each bucket's first, last, min and max kept; 0 draws every "
+                          "point.")
+    ] = DEFAULT_PLOT_POINTS,
+    log_scale: Annotated[bool, typer.Option("--log-scale", help="Log-scale value axis.")] = False,
+    smooth: Annotated[
+        float, typer.Option("--smooth", min=0.0, max=0.999, help="Exponential moving average "
+                            "weight in [0, 1), drawn over the faint raw curve; 0 is off.")
+    ] = 0.0,
     tracking_uri: TrackingURI = None,
 ) -> None:
     """Metric curves of one or more runs, as a PNG."""
-    from agentnn.sdk._plot import plot_curves
-
-    manager = _manager(tracking_uri)
-    curves = {}
-    for run_id in run_ids:
-        run = manager.get_run(run_id).run
-        curves[f"{run.run_name or ''} ({run_id[:8]})".strip()] = manager.metric_history(
-            run_id, metric)
-    written = plot_curves(curves, metric, out)
+    written = _manager(tracking_uri).plot_metric(
+        run_ids, metric, out, max_points=max_points or None, log_scale=log_scale, smooth=smooth,
+    )
     console.message(f"wrote {written}")
+
+
+@app.command()
+def watch(
+    target: Annotated[str, typer.Argument(
+        metavar="RUN_ID | EXPERIMENT", help="A run id, or an experiment (name or id) whose "
+        "running runs to watch.")],
+    once: Annotated[bool, typer.Option("--once", help="Print one snapshot and exit.")] = False,
+    interval: Annotated[
+        float, typer.Option("--interval", min=0.5, help="Seconds between refreshes.")
+    ] = DEFAULT_WATCH_INTERVAL,
+    output: Annotated[
+        Output, typer.Option("--output", help="table, or json (one object per refresh, "
+                             "one per line).")
+    ] = Output.table,
+    tracking_uri: TrackingURI = None,
+) -> None:
+    """Live view of a run or an experiment's running runs; exits when they end.
+
+    Per metric: latest value, best value and a sparkline; per run: status, elapsed time and
+    steps per second. Points still in the run's local journal show too.
+    """
+    import time
+
+    if output is Output.csv:
+        raise typer.BadParameter("watch prints a table or json", param_hint="--output")
+    manager = _manager(tracking_uri)
+    if output is Output.json:
+        while True:
+            snapshot = manager.watch(target)
+            console.print_json_line(snapshot.to_dict())
+            if once or not snapshot.running:
+                return
+            time.sleep(interval)
+    snapshot = manager.watch(target)
+    if once or not snapshot.running:
+        console.print_renderable(console.watch_view(snapshot))
+        return
+    with console.live() as view:
+        while True:
+            view.update(console.watch_view(snapshot), refresh=True)
+            if not snapshot.running:
+                return
+            time.sleep(interval)
+            snapshot = manager.watch(target)
 
 
 # --- registry ------------------------------------------------------------------------------
@@ -365,13 +417,7 @@ def load(
     tracking_uri: TrackingURI = None,
 ) -> None:
     """Load a model, print its signature and, with --predict, its outputs as JSON."""
-    from agentnn.sdk._predict import describe_model, predict_json
-
-    loaded = _manager(tracking_uri).load_model(uri, trust=trust)
-    if predict is None:
-        console.print_json(describe_model(loaded))
-        return
-    console.print_json(predict_json(loaded, predict))
+    console.print_json(_manager(tracking_uri).describe_model(uri, trust=trust, predict=predict))
 
 
 # --- store ---------------------------------------------------------------------------------
@@ -386,12 +432,11 @@ def ui(
     ] = LOCALHOST,
     tracking_uri: TrackingURI = None,
 ) -> None:
-    """Start the MLflow UI on the resolved store (Ctrl-C stops it)."""
-    import os
-
-    command = _manager(tracking_uri).ui_command(host=host, port=port)
+    """Start the MLflow UI on the resolved store (Ctrl-C or SIGTERM stops it and its workers)."""
+    manager = _manager(tracking_uri)
+    manager.ui_command(host=host, port=port)  # refuses a server store before printing
     console.message(f"MLflow UI on http://{host}:{port}  (Ctrl-C stops it)")
-    os.execv(command[0], command)  # the server takes over this process and its pid
+    raise typer.Exit(manager.serve_ui(host=host, port=port))
 
 
 @app.command()
@@ -408,6 +453,9 @@ def migrate(
     rows.append(["artifact files (kept in place)", report.artifact_files])
     console.print_table(f"migrated {report.source} -> {report.target_uri}", ["moved", "count"],
                         rows, output=output.value, records=report.to_dict())
+
+
+app.command("sync")(sync)
 
 
 @app.command()

@@ -215,3 +215,88 @@ class MigrationReport:
             "artifact_files": self.artifact_files,
             "renamed_metadata": list(self.renamed_metadata),
         }
+
+
+@dataclass(frozen=True)
+class MetricWatch:
+    """One metric of a watched run: its latest and best value and a short curve."""
+
+    key: str
+    latest: float
+    latest_step: int
+    best: float
+    goal: str
+    """``min`` or ``max``: the direction the metric's name suggests (loss down, accuracy up)."""
+    curve: list[float]
+    """A few dozen values across the whole history, for a sparkline (extremes kept)."""
+    pending: int = 0
+    """Points still in the local journal, not yet in the store (already counted above)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "latest": self.latest,
+            "latest_step": self.latest_step,
+            "best": self.best,
+            "goal": self.goal,
+            "curve": list(self.curve),
+            "pending": self.pending,
+        }
+
+
+@dataclass(frozen=True)
+class RunWatch:
+    """One run as ``agentnn model watch`` shows it."""
+
+    run: RunInfo
+    elapsed_s: float | None
+    """Seconds since the start; up to the end time once the run has ended."""
+    steps_per_s: float | None
+    """Steps per second over the run so far, from its most advanced metric."""
+    metrics: list[MetricWatch]
+    journal: str | None = None
+    """The local journal read for points not yet in the store, if there is one."""
+
+    @property
+    def running(self) -> bool:
+        return self.run.status in ("RUNNING", "SCHEDULED")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run.run_id,
+            "run_name": self.run.run_name,
+            "experiment_id": self.run.experiment_id,
+            "status": self.run.status,
+            "start_time": iso_time(self.run.start_time_ms),
+            "end_time": iso_time(self.run.end_time_ms),
+            "elapsed_s": self.elapsed_s,
+            "steps_per_s": self.steps_per_s,
+            "journal": self.journal,
+            "metrics": [metric.to_dict() for metric in self.metrics],
+        }
+
+
+@dataclass(frozen=True)
+class WatchSnapshot:
+    """What ``watch`` shows at one moment: one run, or the running runs of an experiment."""
+
+    target: str
+    """The run id or experiment asked for."""
+    experiment: str | None
+    """The experiment's name when an experiment is watched; None for a single run."""
+    runs: list[RunWatch]
+    taken_ms: int
+
+    @property
+    def running(self) -> bool:
+        """True while something watched still runs; the live view ends when this turns False."""
+        return any(run.running for run in self.runs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "experiment": self.experiment,
+            "taken": iso_time(self.taken_ms),
+            "running": self.running,
+            "runs": [run.to_dict() for run in self.runs],
+        }

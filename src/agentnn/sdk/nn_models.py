@@ -20,22 +20,27 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agentnn import config
 from agentnn.errors import InvalidArgumentError, LegacyFileStoreError, NotFoundError
 from agentnn.mlflow_integration.queries import best_run_query
+from agentnn.mlflow_integration.store import Store
 from agentnn.sdk._downsample import check_max_points
 from agentnn.sdk._mlflow_reader import DEFAULT_PAGE_SIZE, MlflowReader, mlflow_errors
 from agentnn.sdk._records import (
     ExperimentInfo,
     MetricPoint,
+    MetricWatch,
     MigrationReport,
     ModelVersionInfo,
     RunComparison,
     RunDetail,
     RunInfo,
+    RunWatch,
+    WatchSnapshot,
     values_differ,
 )
 from agentnn.sdk._sqlite_reader import SqliteReader, Unsupported, sqlite_path
@@ -48,18 +53,22 @@ if TYPE_CHECKING:
 __all__ = [
     "ExperimentInfo",
     "MetricPoint",
+    "MetricWatch",
     "MigrationReport",
     "ModelManager",
     "ModelVersionInfo",
     "RunComparison",
     "RunDetail",
     "RunInfo",
+    "RunWatch",
+    "WatchSnapshot",
 ]
 
 logger = logging.getLogger(__name__)
 
 BEST_RUN_PAGE = 20  # runs fetched to find the best one not NaN
-HEALTH_TIMEOUT = 5.0  # seconds an HTTP store gets to answer before it counts as unreachable
+PLOT_MAX_POINTS = 2000  # points per curve in a plot: 4 per bucket, far more than the pixels
+RUNNING_FILTER = "attributes.status = 'RUNNING'"
 
 
 class ModelManager:
@@ -79,10 +88,11 @@ class ModelManager:
             direct_reads: answer read-only questions on a SQLite store from the file itself;
                 False always asks MLflow (same answers, slower start).
         """
-        self.settings = config.resolve(tracking_uri)
+        self.store = Store.resolve(tracking_uri)  # settings resolved once, with their sources
+        self.settings = self.store.settings
         self._legacy_store: LegacyFileStoreError | None = None
         try:
-            config.check_tracking_uri(self.settings.tracking_uri)
+            self.store.validate()
         except LegacyFileStoreError as error:  # only migrate() may work on such a store
             self._legacy_store = error
         self.tracking_uri = self.settings.tracking_uri.value
@@ -90,7 +100,7 @@ class ModelManager:
             raise InvalidArgumentError(f"page_size must be at least 1, got {page_size}")
         self._client_instance: Any = None
         self._mlflow = MlflowReader(
-            lambda: self._client, self.tracking_uri, self.settings.tracking_uri.source, page_size
+            lambda: self._client, self.store, page_size
         )
         path = sqlite_path(self.tracking_uri) if direct_reads else None
         self._direct = SqliteReader(path) if path is not None else None
@@ -99,43 +109,23 @@ class ModelManager:
 
     @property
     def _client(self) -> Any:
-        """An ``MlflowClient`` on the store, made on first use (importing MLflow is slow)."""
+        """An ``MlflowClient`` on the store, made on first use (importing MLflow is slow).
+
+        The store layer probes a server first, so a dead one fails in seconds; a SQLite path
+        with no store is refused rather than created empty.
+        """
         if self._legacy_store is not None:
             raise self._legacy_store
         if self._client_instance is None:
-            self._check_reachable()
-            from mlflow.tracking import MlflowClient
-
-            self._client_instance = MlflowClient(
-                tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri
-            )
+            self.store.require_existing()
+            self._client_instance = self.store.client()
         return self._client_instance
-
-    def _check_reachable(self) -> None:
-        """Fail in seconds, not minutes of MLflow retries, when an HTTP store is down."""
-        if not self.tracking_uri.startswith(("http://", "https://")):
-            return
-        import urllib.error
-        import urllib.request
-
-        from agentnn.errors import TrackingURIError
-
-        url = self.tracking_uri.rstrip("/") + "/health"
-        try:
-            with urllib.request.urlopen(url, timeout=HEALTH_TIMEOUT):
-                return
-        except urllib.error.HTTPError:
-            return  # it answered; MLflow will report what is wrong with the request
-        except OSError as error:
-            raise TrackingURIError(
-                self.tracking_uri, self.settings.tracking_uri.source,
-                f"the store does not answer ({getattr(error, 'reason', error)})",
-            ) from None
 
     def _read(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """Ask the SQLite file directly when possible, else MLflow; both answer the same."""
         if self._legacy_store is not None:
             raise self._legacy_store
+        self.store.require_existing()  # a read never creates a store where a path was mistyped
         if self._direct is not None:
             try:
                 return getattr(self._direct, method)(*args, **kwargs)
@@ -145,9 +135,7 @@ class ModelManager:
         return getattr(self._mlflow, method)(*args, **kwargs)
 
     def _errors(self, kind: str = "", name: str = ""):
-        return mlflow_errors(
-            self.tracking_uri, self.settings.tracking_uri.source, kind=kind, name=name
-        )
+        return mlflow_errors(self.store, kind=kind, name=name)
 
     # --- experiments and runs ------------------------------------------------------------
 
@@ -234,6 +222,68 @@ class ModelManager:
                 return None
         return None
 
+    def plot_metric(
+        self,
+        run_ids: list[str],
+        metric: str,
+        path: str | Path,
+        *,
+        max_points: int | None = PLOT_MAX_POINTS,
+        log_scale: bool = False,
+        smooth: float = 0.0,
+    ) -> Path:
+        """Draw ``metric`` of each run against step into a PNG at ``path``; returns the path.
+
+        Each curve is read downsampled (see :meth:`metric_history`), so a run of a million
+        points draws in about a second with its spikes intact. ``smooth`` in [0, 1) adds an
+        exponential moving average over the raw curve (TensorBoard's slider); ``log_scale``
+        draws the values on a log axis.
+
+        Raises:
+            NotFoundError: a run does not exist or never logged ``metric``.
+        """
+        from agentnn.sdk._plot import check_smoothing, plot_curves
+
+        check_smoothing(smooth)
+        check_max_points(max_points)
+        curves = {}
+        for run_id in run_ids:
+            run = self._read("get_run", run_id)
+            label = f"{run.run_name or ''} ({run_id[:8]})".strip()
+            curves[label] = self.metric_history(run_id, metric, max_points)
+        return plot_curves(curves, metric, Path(path), log_scale=log_scale, smooth=smooth)
+
+    def watch(self, target: str) -> WatchSnapshot:
+        """One snapshot of a run, or of an experiment's running runs, for a live view.
+
+        ``target`` is an experiment (name or id) or a run id. Per metric: the latest and best
+        value and a short curve, read downsampled from the store plus the points the run's
+        journal on this machine has not sent yet. An experiment with no running run shows its
+        newest run.
+
+        Raises:
+            NotFoundError: no experiment and no run is called ``target``.
+        """
+        from agentnn.sdk._watch import watch_run
+
+        experiment: str | None = None
+        try:
+            experiment_id, experiment = self._read("find_experiment", target)
+        except NotFoundError:
+            try:
+                runs = [self._read("get_run", target)]
+            except NotFoundError:
+                raise NotFoundError(
+                    "run or experiment", target, "list them with: agentnn model experiments"
+                ) from None
+        else:
+            runs = self.list_runs(experiment_id, filter=RUNNING_FILTER, limit=None)
+            runs = runs or self.list_runs(experiment_id, limit=1)
+        journal_dir = Path(self.settings.journal_dir.value)
+        watched = [watch_run(run, self.metric_history, journal_dir) for run in runs]
+        return WatchSnapshot(target=target, experiment=experiment, runs=watched,
+                             taken_ms=int(time.time() * 1000))
+
     def compare_runs(self, run_ids: list[str]) -> RunComparison:
         """Params and final metrics of the runs side by side, and the keys whose values differ."""
         if len(run_ids) < 2:
@@ -303,6 +353,21 @@ class ModelManager:
             raise self._legacy_store
         return load_model(uri, tracking_uri=self.tracking_uri, trust=trust)
 
+    def describe_model(
+        self, uri: str, *, trust: bool = False, predict: str | Path | None = None
+    ) -> dict[str, Any]:
+        """Load a model and describe it (signature, provenance, size) as plain data.
+
+        With ``predict`` (a JSON file of rows, or ``{"inputs": rows}``), run the model on those
+        rows instead and return ``{"inputs_shape", "outputs"}``.
+        """
+        from agentnn.sdk._predict import describe_model, predict_json
+
+        loaded = self.load_model(uri, trust=trust)
+        if predict is None:
+            return describe_model(loaded)
+        return predict_json(loaded, Path(predict))
+
     # --- store ---------------------------------------------------------------------------
 
     def migrate(self, source: str | Path | None = None) -> MigrationReport:
@@ -323,6 +388,16 @@ class ModelManager:
         from agentnn.sdk._ui import server_command
 
         return server_command(self.settings, host=host, port=port)
+
+    def serve_ui(self, host: str = "127.0.0.1", port: int = 5000) -> int:
+        """Serve MLflow's UI on this store until the server exits or this process is stopped.
+
+        The server runs as a child in its own process group; SIGTERM, SIGINT or SIGHUP to
+        this process stop the whole group first. Returns the exit code to leave with.
+        """
+        from agentnn.sdk._ui import serve
+
+        return serve(self.ui_command(host=host, port=port))
 
     # --- pushing runs to another store ---------------------------------------------------
 

@@ -1,0 +1,59 @@
+"""Metric points a run's local journal holds that the store does not have yet.
+
+``agentnn model watch`` shows them so a live view is never a flush behind the training loop.
+Only the journal module's public read functions are used; a journal that cannot be read is
+skipped (watching is best effort and must never disturb the writer, which owns the files).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from agentnn.errors import AgentNNError
+from agentnn.mlflow_integration import journal as journal_io
+from agentnn.sdk._records import MetricPoint
+
+logger = logging.getLogger(__name__)
+
+METRIC_RECORD = "m"  # ["m", key, value, timestamp_ms, step]
+
+
+def run_journals(journal_dir: Path, run_id: str) -> list[Path]:
+    """The run's journals in this folder, oldest first (one per start or resume of the run)."""
+    if not journal_dir.is_dir():
+        return []
+    found = journal_dir.glob(f"{run_id}.*{journal_io.JOURNAL_SUFFIX}")
+    return sorted(j for j in found if not j.name.endswith(journal_io.REJECTED_SUFFIX))
+
+
+def _metric(record: Any) -> tuple[str, MetricPoint] | None:
+    """(key, point) of a metric record; None for params, tags and the end record."""
+    if isinstance(record, journal_io.MetricRecord):
+        return record.key, MetricPoint(record.step, record.value, record.timestamp)
+    if isinstance(record, (list, tuple)) and record and record[0] == METRIC_RECORD:
+        _, key, value, timestamp, step = record[:5]
+        return str(key), MetricPoint(int(step), float(value), int(timestamp))
+    return None
+
+
+def unsent_points(
+    journal_dir: Path, run_id: str
+) -> tuple[dict[str, list[MetricPoint]], Path | None]:
+    """Per metric key, the points past the writer's cursor; and the newest journal read."""
+    pending: dict[str, list[MetricPoint]] = {}
+    journals = run_journals(journal_dir, run_id)
+    for journal in journals:
+        try:
+            _, first_chunk = journal_io.read_header(journal)
+            cursor = journal_io.Cursor.load(journal_io.cursor_path(journal))
+            offset, skip = (cursor.offset, cursor.index) if cursor else (first_chunk, 0)
+            for start, _, records in journal_io.read_chunks(journal, max(offset, first_chunk)):
+                for record in records[skip if start == offset else 0:]:
+                    metric = _metric(record)
+                    if metric is not None:
+                        pending.setdefault(metric[0], []).append(metric[1])
+        except (AgentNNError, OSError, ValueError, TypeError) as error:
+            logger.debug("watch: skipping journal %s (%s)", journal, error)
+    return pending, (journals[-1] if journals else None)
