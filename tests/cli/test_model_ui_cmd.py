@@ -22,14 +22,15 @@ def free_port() -> int:
 
 
 @pytest.mark.server
-def test_ui_serves_the_store_on_loopback_until_stopped(populated, workdir):
+def test_ui_serves_the_store_on_loopback_and_sigterm_stops_its_server(populated, workdir):
     port = free_port()
     log = open(workdir / "ui.log", "wb")  # noqa: SIM115 - closed in finally, after the server
     process = subprocess.Popen(
         [sys.executable, "-c", "from agentnn.cli.main import main; main()", "model", "ui",
          "--port", str(port), "--tracking-uri", populated["uri"]],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        stdout=log, stderr=subprocess.STDOUT,
     )
+    tree: list[int] = []
     try:
         body = wait_for(f"http://127.0.0.1:{port}/health", process)
         assert body.strip() == b"OK"
@@ -38,14 +39,58 @@ def test_ui_serves_the_store_on_loopback_until_stopped(populated, workdir):
             "?experiment_name=routing", process,
         )
         assert populated["routing_experiment"].encode() in experiments
+        tree = descendants(process.pid)
+        assert tree, "the server runs as a child of the command"
+        os.kill(process.pid, signal.SIGTERM)  # as a service manager stops it: this pid only
+        assert process.wait(timeout=60) == 128 + signal.SIGTERM
+        assert wait_until_gone(tree) == []
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
+        if process.poll() is None:
+            process.kill()
             process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=20)
+        for pid in alive(tree):  # only what this test started, by pid
+            os.kill(pid, signal.SIGKILL)
         log.close()
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid``, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = open(f"/proc/{entry}/stat").read()  # noqa: SIM115
+            except OSError:
+                continue
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(parent, []).append(int(entry))
+    found, pending = [], [pid]
+    while pending:
+        for child in children.get(pending.pop(), []):
+            found.append(child)
+            pending.append(child)
+    return found
+
+
+def alive(pids: list[int]) -> list[int]:
+    """The pids still running (a zombie waiting for its parent counts as gone)."""
+    living = []
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                state = handle.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state not in ("Z", "X"):
+            living.append(pid)
+    return living
+
+
+def wait_until_gone(pids: list[int], timeout: float = 30.0) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while alive(pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return alive(pids)
 
 
 def wait_for(url: str, process: subprocess.Popen) -> bytes:
