@@ -1,23 +1,25 @@
-"""`dynamic_architecture`: a search of nested child runs under one parent, with a leaderboard."""
+"""`dynamic_architecture`: an Optuna study with one parent run and a nested child run per trial."""
 
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import mlflow
 import numpy as np
+import optuna
 import pytest
 import torch
-from trainer_helpers import Interrupted
 
 from agentnn.data import build_interaction_dataset, synthesize_interactions
 from agentnn.errors import TrainerConfigError
 from agentnn.mlflow_integration import ExperimentTracker
 from agentnn.nn_models import dynamic_architecture as da
+from agentnn.nn_models import search_study
 
 EXPERIMENT = "architecture_optimization"
-SMALL_SEARCH = {"n_candidates": 3, "epochs": 3, "seed": 1}
+SMALL_SEARCH = {"n_trials": 3, "epochs": 3, "seed": 1, "pruner": "none"}
 
 
 @pytest.fixture(scope="module")
@@ -37,40 +39,59 @@ def _artifact_json(client: mlflow.MlflowClient, run_id: str, name: str, workdir:
     return json.loads(Path(path).read_text())
 
 
-def test_search_logs_each_candidate_as_a_child_and_the_leaderboard_on_the_parent(
+def test_search_logs_each_trial_as_a_child_and_the_leaderboard_on_the_parent(
     workdir: Path, store_uri: str, search_data
 ):
     tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
-    result = da.train(SMALL_SEARCH, search_data, tracker=tracker)
+    result = da.train(SMALL_SEARCH, search_data, tracker=tracker, study="s1")
 
     client = mlflow.MlflowClient(store_uri)
     parent, children = _runs(client, tracker.experiment_id)
     assert parent.info.run_id == result.run_id
+    assert parent.data.tags["agentnn.study"] == "s1"
     assert len(children) == 3
+    assert sorted(child.data.tags["agentnn.trial"] for child in children) == ["0", "1", "2"]
     for child in children:
         assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
-        assert {"activation", "dropout", "hidden_sizes", "depth"} <= set(child.data.params)
+        assert child.data.tags["agentnn.trial_state"] == "complete"
+        assert {"activation", "dropout", "hidden_sizes", "depth", "learning_rate",
+                "device"} <= set(child.data.params)
         steps = [m.step for m in client.get_metric_history(child.info.run_id, "val_loss")]
         assert steps == [1, 2, 3]
-        for key in ("train_loss", "val_acc", "lr", "samples_per_s", "epoch_time_s"):
-            assert key in child.data.metrics
-    assert parent.data.params["n_candidates"] == "3"
+    assert parent.data.params["n_trials"] == "3"
     assert parent.data.params["data.records"] == "400"
+    assert (workdir / "optuna.db").exists()  # the default storage, beside the store
 
     board = _artifact_json(client, result.run_id, "leaderboard.json", workdir)
     assert [row["rank"] for row in board] == [1, 2, 3]
     assert [row["val_loss"] for row in board] == sorted(row["val_loss"] for row in board)
     assert {row["run_id"] for row in board} == {child.info.run_id for child in children}
-    assert "leaderboard.csv" in {item.path for item in client.list_artifacts(result.run_id)}
     best = _artifact_json(client, result.run_id, "best_architecture.json", workdir)
     assert best["hidden_sizes"] == board[0]["final_hidden_sizes"]
-    assert parent.data.params["best_candidate"] == str(board[0]["candidate"])
+    assert parent.data.tags["agentnn.best_trial"] == str(board[0]["trial"])
     assert result.best_metrics["val_loss"] == pytest.approx(board[0]["val_loss"])
 
     mlflow.set_tracking_uri(store_uri)
     model = mlflow.pyfunc.load_model(result.model_uri)
-    scores = np.asarray(model.predict(search_data.test.features[:5]))
-    assert scores.shape == (5, 4)
+    assert np.asarray(model.predict(search_data.test.features[:5])).shape == (5, 4)
+
+
+def test_hopeless_trials_are_pruned_and_tagged(store_uri: str, search_data):
+    tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
+    eager = {**SMALL_SEARCH, "n_trials": 5, "pruner": "median", "prune_startup_trials": 1,
+             "prune_warmup_epochs": 0, "learning_rates": [1e-5, 3e-2]}
+    result = da.train(eager, search_data, tracker=tracker, study="pruning")
+
+    client = mlflow.MlflowClient(store_uri)
+    _, children = _runs(client, tracker.experiment_id)
+    states = [child.data.tags["agentnn.trial_state"] for child in children]
+    assert "pruned" in states and "complete" in states
+    board = {row["trial"]: row for row in _artifact_json(
+        client, result.run_id, "leaderboard.json", Path.cwd())}
+    for child in children:
+        row = board[int(child.data.tags["agentnn.trial"])]
+        assert row["state"] == child.data.tags["agentnn.trial_state"]
+        assert (row["rank"] is None) == (row["state"] != "complete")
 
 
 def test_growing_keeps_the_function_and_the_optimiser_state():
@@ -103,9 +124,9 @@ def test_growing_keeps_the_function_and_the_optimiser_state():
     assert shrunk_optimizer.state[shrunk.head.weight]["exp_avg"].shape == (3, 3)
 
 
-def test_a_stalled_candidate_is_reshaped_during_training(store_uri: str, search_data):
+def test_a_stalled_trial_is_reshaped_during_training(store_uri: str, search_data):
     tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
-    always_stalled = {**SMALL_SEARCH, "n_candidates": 1, "stall_patience": 1,
+    always_stalled = {**SMALL_SEARCH, "n_trials": 1, "stall_patience": 1,
                       "min_delta": 100.0, "max_reshapes": 1}
     da.train(always_stalled, search_data, tracker=tracker)
 
@@ -116,40 +137,59 @@ def test_a_stalled_candidate_is_reshaped_during_training(store_uri: str, search_
     assert units[0] == units[1] != units[2]
 
 
-def test_same_seed_and_data_give_the_same_leaderboard(store_uri: str, search_data):
+def test_same_seed_and_data_give_the_same_best_trial(workdir: Path, store_uri: str,
+                                                      search_data):
     tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
-    first = da.train(SMALL_SEARCH, search_data, tracker=tracker)
-    second = da.train(SMALL_SEARCH, search_data, tracker=tracker)
+    first = da.train(SMALL_SEARCH, search_data, tracker=tracker, study="a",
+                     storage=f"sqlite:///{workdir / 'a.db'}")
+    second = da.train(SMALL_SEARCH, search_data, tracker=tracker, study="b",
+                      storage=f"sqlite:///{workdir / 'b.db'}")
     assert first.best_metrics["val_loss"] == second.best_metrics["val_loss"]
     assert first.best_metrics["test_acc"] == second.best_metrics["test_acc"]
 
 
-def test_resume_trains_only_the_unfinished_candidates_in_the_same_parent_run(
+def test_running_the_same_search_again_continues_its_study_and_parent_run(
     workdir: Path, store_uri: str, search_data
 ):
     tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
+    first = da.train({**SMALL_SEARCH, "n_trials": 2}, search_data, tracker=tracker)
+    second = da.train({**SMALL_SEARCH, "n_trials": 2}, search_data, tracker=tracker)
 
-    def stop_in_second_candidate(epoch: int, metrics: dict[str, float]) -> None:
-        if metrics["candidate"] == 2:
-            raise Interrupted
-
-    with pytest.raises(Interrupted):
-        da.train(SMALL_SEARCH, search_data, tracker=tracker, on_epoch=stop_in_second_candidate)
+    assert second.run_id == first.run_id and second.study == first.study
     client = mlflow.MlflowClient(store_uri)
-    parent, _ = _runs(client, tracker.experiment_id)
-    folder = workdir / "checkpoints" / EXPERIMENT / parent.info.run_id
-
-    result = da.train(SMALL_SEARCH, search_data, tracker=tracker, resume_from=folder)
-
-    assert result.run_id == parent.info.run_id
     _, children = _runs(client, tracker.experiment_id)
-    names = sorted((child.info.run_name, child.info.status) for child in children)
-    assert names == [("candidate-1", "FINISHED"), ("candidate-2", "FAILED"),
-                     ("candidate-2", "FINISHED"), ("candidate-3", "FINISHED")]
-    steps = [m.step for m in client.get_metric_history(result.run_id, "candidate_val_loss")]
-    assert steps == [1, 2, 3]
-    board = _artifact_json(client, result.run_id, "leaderboard.json", workdir)
-    assert sorted(row["candidate"] for row in board) == [1, 2, 3]
+    assert sorted(int(child.data.tags["agentnn.trial"]) for child in children) == [0, 1, 2, 3]
+    board = _artifact_json(client, second.run_id, "leaderboard.json", workdir)
+    assert sorted(row["trial"] for row in board) == [0, 1, 2, 3]
+
+
+def test_workers_share_the_trial_budget(workdir: Path, store_uri: str, search_data):
+    tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
+    storage = f"sqlite:///{workdir / 'shared.db'}"
+    result = da.train({**SMALL_SEARCH, "n_trials": 4, "epochs": 2}, search_data,
+                      tracker=tracker, study="pair", storage=storage, workers=2)
+
+    study = optuna.load_study(study_name="pair", storage=storage)
+    assert [t.number for t in study.trials] == [0, 1, 2, 3]
+    assert {t.state for t in study.trials} == {optuna.trial.TrialState.COMPLETE}
+    assert len({t.user_attrs[search_study.PID_ATTR] for t in study.trials}) == 2
+    client = mlflow.MlflowClient(store_uri)
+    parent, children = _runs(client, tracker.experiment_id)
+    assert parent.info.run_id == result.run_id
+    assert sorted(int(child.data.tags["agentnn.trial"]) for child in children) == [0, 1, 2, 3]
+
+
+def test_old_config_names_still_work_with_a_warning(store_uri: str, search_data):
+    tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
+    old = {"n_candidates": 1, "epochs": 1, "lr": 0.003, "checkpoint_root": "ckpt"}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = da.train(old, search_data, tracker=tracker)
+    assert {"n_candidates", "lr", "checkpoint_root"} <= {
+        str(w.message).split("'")[1] for w in caught if w.category is DeprecationWarning}
+    run = mlflow.MlflowClient(store_uri).get_run(result.run_id)
+    assert run.data.params["n_trials"] == "1"
+    assert run.data.params["learning_rates"] == "0.003,0.003"
 
 
 @pytest.mark.parametrize(
@@ -158,7 +198,9 @@ def test_resume_trains_only_the_unfinished_candidates_in_the_same_parent_run(
         ({"activations": ["swish"]}, "activations"),
         ({"min_width": 64, "max_width": 32}, "min_width"),
         ({"depths": []}, "depths"),
-        ({"n_candidates": 0}, "n_candidates"),
+        ({"n_trials": 0}, "n_trials"),
+        ({"learning_rates": [0.1, 0.01]}, "learning_rates"),
+        ({"device": "tpu"}, "device"),
     ],
 )
 def test_bad_config_raises_before_any_run_exists(store_uri, search_data, config, message):
@@ -166,6 +208,12 @@ def test_bad_config_raises_before_any_run_exists(store_uri, search_data, config,
     with pytest.raises(TrainerConfigError, match=message):
         da.train(config, search_data, tracker=tracker)
     assert mlflow.MlflowClient(store_uri).search_runs([tracker.experiment_id]) == []
+
+
+def test_a_checkpoint_resume_is_refused_with_the_way_to_resume(store_uri, search_data):
+    tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
+    with pytest.raises(TrainerConfigError, match="--study"):
+        da.train(SMALL_SEARCH, search_data, tracker=tracker, resume_from="checkpoints")
 
 
 def test_too_small_data_raises_before_any_run_exists(store_uri: str):

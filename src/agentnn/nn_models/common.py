@@ -50,6 +50,11 @@ DEFAULT_CHECKPOINT_ROOT = "checkpoints"  # under the working directory: <root>/<
 SCHEDULERS = ("constant", "cosine", "step", "plateau")
 MODEL_PIP_REQUIREMENTS = ("torch", "safetensors", "numpy")  # never inferred: inference takes ~11 s
 
+SHARED_RENAMES = {  # old config name -> the one name every trainer uses now
+    "lr": "learning_rate", "max_grad_norm": "grad_clip", "checkpoint_root": "checkpoint_dir",
+    "hidden_sizes": "hidden_dims", "hidden": "hidden_dims", "n_classes": "num_classes",
+}
+
 EpochCallback = Callable[[int, dict[str, float]], None]
 """``on_epoch(epoch, metrics)``: called after each epoch (1-based) with that epoch's metrics."""
 
@@ -105,6 +110,7 @@ def config_from_mapping(config_class: type[ConfigT], values: Mapping[str, Any] |
     """
     values = dict(values or {})
     known = {item.name: item for item in dataclasses.fields(config_class)}  # type: ignore[arg-type]
+    values = accept_old_names(config_class, values, known)
     unknown = sorted(set(values) - set(known))
     if unknown:
         raise TrainerConfigError(
@@ -112,6 +118,32 @@ def config_from_mapping(config_class: type[ConfigT], values: Mapping[str, Any] |
             f"known keys: {', '.join(known)}"
         )
     return config_class(**values)
+
+
+def accept_old_names(config_class: type, values: dict[str, Any],
+                     known: Mapping[str, Any]) -> dict[str, Any]:
+    """Old config names mapped to the shared vocabulary, each with a DeprecationWarning.
+
+    Why: config files written for the first trainers (``lr``, ``max_grad_norm``,
+    ``checkpoint_root``, ``n_classes``...) keep working while users move to one vocabulary.
+    A class lists its renames in ``RENAMED`` (old -> new) and may rewrite values whose
+    meaning changed in a ``legacy(values)`` classmethod.
+    """
+    import warnings
+
+    legacy = getattr(config_class, "legacy", None)
+    if callable(legacy):
+        values = legacy(dict(values))
+    for old, new in {**SHARED_RENAMES, **getattr(config_class, "RENAMED", {})}.items():
+        if old in values and old not in known and new in known:
+            value = values.pop(old)
+            if new in values:
+                raise TrainerConfigError(f"config gives both {old!r} (deprecated) and {new!r}; "
+                                         f"keep only {new!r}")
+            warnings.warn(f"config key {old!r} is deprecated; use {new!r}",
+                          DeprecationWarning, stacklevel=4)
+            values[new] = value
+    return values
 
 
 def check_config(config: Any, config_class: type[ConfigT]) -> ConfigT:
@@ -481,6 +513,8 @@ class TrainResult:
     checkpoint_dir: str | None = None
     """Pass this as ``resume_from`` to continue the run."""
     stopped_early: bool = False
+    study: str | None = None
+    """The Optuna study of an architecture search."""
 
 
 def log_best_model(

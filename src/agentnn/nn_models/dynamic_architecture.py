@@ -1,25 +1,30 @@
-"""Architecture search for the routing classifier, experiment ``architecture_optimization``.
+"""Architecture search for the router on Optuna, experiment ``architecture_optimization``.
 
-Why a search: the best depth, width, dropout and activation for a router depend on the data
-(how many agents, how noisy the logs are), and guessing them wastes training runs. This trainer
-samples candidate architectures, trains each in its own nested child run under one parent run,
-and keeps the winner. While a candidate trains it is reshaped when validation stalls: it grows
-(wider hidden layers) when it underfits and shrinks (drops its weakest units) when it overfits.
-Both reshapes preserve what the network has learned, and each candidate keeps its own optimiser
-state across them, sliced or padded to the new shape.
+Why a search: the best depth, widths, dropout, activation and learning rate for a router depend
+on the data (how many agents, how noisy the logs are), and guessing them wastes training runs.
+This trainer runs an Optuna study: a TPE sampler proposes each trial's architecture, a median
+pruner stops trials whose per-epoch validation loss is hopeless, and while a trial trains it is
+reshaped when validation stalls: it grows (wider hidden layers) when it underfits and shrinks
+(drops its weakest units) when it overfits, keeping what it learned and its optimiser state.
 
-The parent run logs the leaderboard (``leaderboard.json`` and ``leaderboard.csv``), the best
-architecture (``best_architecture.json`` and ``best_*`` params) and the best weights as a model
-in the safe format.
+The study lives in an Optuna storage (a SQLite file beside the tracking store by default,
+PostgreSQL for several machines), so a search spreads over processes and machines and resumes
+after an interruption. MLflow sees one parent run per study (tag ``agentnn.study``) and one
+nested child run per trial (tags ``agentnn.trial`` and ``agentnn.trial_state``: complete, pruned
+or failed). The parent holds the leaderboard (``leaderboard.json``/``.csv``), the best
+architecture (``best_architecture.json``) and the best trial's weights as a model in the safe
+format, registered with ``register_as``.
 
 Run example::
 
     from agentnn.data import load_dataset            # digits or an interaction log
     from agentnn.nn_models import dynamic_architecture as da
 
-    config = da.ArchitectureSearchConfig(n_candidates=4, epochs=6, seed=7)
-    result = da.train(config, load_dataset("digits"), register_as="agent-router")
+    config = da.ArchitectureSearchConfig(n_trials=8, epochs=6, seed=7)
+    result = da.train(config, load_dataset("logs.jsonl"), workers=2, register_as="agent-router")
     print(result.run_id, result.best_metrics["val_acc"])
+
+or ``agentnn train architecture --data logs.jsonl --trials 8 --workers 2``.
 """
 
 from __future__ import annotations
@@ -29,17 +34,17 @@ import io
 import json
 import math
 import os
-import random
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from agentnn.errors import TrainerConfigError
+from agentnn.errors import TrainerConfigError, TrainingJobError
+from agentnn.nn_models import search_study
 from agentnn.nn_models.common import (
-    Checkpoint,
-    CheckpointManager,
     EarlyStopping,
     EpochCallback,
     EpochTimer,
@@ -49,44 +54,70 @@ from agentnn.nn_models.common import (
     check_config,
     check_positive,
     check_range,
-    check_resume_config,
-    checkpoint_dir,
     config_dict,
     copy_state,
     flatten_config,
     iterate_batches,
-    load_checkpoint,
     log_best_model,
     log_data_params,
     open_tracker,
     seed_everything,
 )
-from agentnn.nn_models.training_infrastructure import prepare_data
+from agentnn.nn_models.devices import (
+    DEFAULT_DEVICE,
+    amp_enabled,
+    autocast,
+    check_device,
+    grad_scaler,
+    resolve_device,
+)
+from agentnn.nn_models.training_infrastructure import PreparedData, Split, prepare_data
+
+if TYPE_CHECKING:
+    import optuna
+    import torch
+
+    from agentnn.mlflow_integration import ExperimentTracker, TrackedRun
 
 EXPERIMENT = "architecture_optimization"
 BUILDER = "agentnn.nn_models.dynamic_architecture:build_model"
 ACTIVATION_NAMES = ("relu", "gelu", "tanh", "silu")
-LEADERBOARD_FIELDS = ("rank", "candidate", "run_id", "val_loss", "val_acc", "depth",
-                      "hidden_sizes", "final_hidden_sizes", "dropout", "activation", "n_params",
-                      "reshapes")
+LEADERBOARD_FIELDS = ("rank", "trial", "state", "run_id", "val_loss", "val_acc", "depth",
+                      "hidden_sizes", "final_hidden_sizes", "dropout", "activation",
+                      "learning_rate", "n_params", "reshapes")
+TRIAL_MODEL_DIR = "trial_model"  # child-run artifacts: the trial's best weights and spec
+TRIAL_WEIGHTS = "weights.safetensors"
+TRIAL_SPEC = "spec.json"
+WORKER_SEED_STRIDE = 7919  # each process samples from its own seed: seed + index * stride
 
 
 @dataclass
 class ArchitectureSearchConfig:
-    """The search space and how each candidate trains; every field is logged as a param."""
+    """The search space and how each trial trains; every field is logged as a param."""
 
+    RENAMED: ClassVar[dict[str, str]] = {"n_candidates": "n_trials",
+                                         "checkpoint_root": "checkpoint_dir"}
+    """Old key -> new key; the old keys still work, with a DeprecationWarning."""
+
+    # --- budget ---------------------------------------------------------------------------
+    n_trials: int = 6  # trials this command runs (shared by its workers); the study keeps more
     # --- search space ---------------------------------------------------------------------
-    n_candidates: int = 6  # architectures sampled from the space below (without repeats)
     depths: list[int] = field(default_factory=lambda: [1, 2, 3])
     widths: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
     """Choices for each hidden layer's width; layers draw independently."""
     dropouts: list[float] = field(default_factory=lambda: [0.0, 0.1, 0.3])
     activations: list[str] = field(default_factory=lambda: ["relu", "gelu", "tanh"])
-    # --- training of one candidate --------------------------------------------------------
-    epochs: int = 8  # per candidate
+    learning_rates: list[float] = field(default_factory=lambda: [1e-3, 1e-2])
+    """[low, high] of the learning rate, sampled on a log scale (equal values: fixed)."""
+    sampler_startup_trials: int = 5  # random trials before TPE models the space
+    # --- training of one trial ------------------------------------------------------------
+    epochs: int = 8  # per trial
     batch_size: int = 64
-    lr: float = 3e-3  # AdamW, one optimiser per candidate
     weight_decay: float = 0.01
+    # --- pruning: stop hopeless trials on their per-epoch val_loss ------------------------
+    pruner: str = "median"  # median or none
+    prune_startup_trials: int = 2  # trials that finish before any is pruned
+    prune_warmup_epochs: int = 2  # epochs of each trial before it may be pruned
     # --- reshaping when validation stalls -------------------------------------------------
     stall_patience: int = 2  # epochs without a lower val_loss before the network is reshaped
     min_delta: float = 1e-3  # a smaller val_loss improvement counts as a stall
@@ -95,13 +126,16 @@ class ArchitectureSearchConfig:
     shrink_factor: float = 0.5  # ... and by this when shrinking (floored at min_width)
     min_width: int = 8
     max_width: int = 256
-    max_reshapes: int = 2  # per candidate; 0 disables reshaping
-    # --- reproducibility and resume -------------------------------------------------------
+    max_reshapes: int = 2  # per trial; 0 disables reshaping
+    # --- reproducibility and hardware -----------------------------------------------------
     seed: int = 0
-    checkpoint_root: str | None = None  # default ./checkpoints/<experiment>/<parent run id>
+    device: str = DEFAULT_DEVICE  # auto, cpu, cuda or mps
+    amp: bool = False  # float16 mixed precision, on CUDA only
+    checkpoint_dir: str | None = None
+    """Unused: the study's storage holds the search's state (kept for old config files)."""
 
     def validate(self) -> None:
-        check_positive("n_candidates", self.n_candidates)
+        check_positive("n_trials", self.n_trials)
         _check_int_list("depths", self.depths)
         _check_int_list("widths", self.widths)
         if not self.dropouts:
@@ -112,9 +146,17 @@ class ArchitectureSearchConfig:
             raise TrainerConfigError("activations must list at least one value")
         for name in self.activations:
             check_choice("activations", name, ACTIVATION_NAMES)
+        if (not isinstance(self.learning_rates, list) or len(self.learning_rates) != 2
+                or not all(isinstance(v, (int, float)) and v > 0 for v in self.learning_rates)
+                or self.learning_rates[0] > self.learning_rates[1]):
+            raise TrainerConfigError(f"learning_rates must be [low, high] with 0 < low <= high, "
+                                     f"got {self.learning_rates!r}")
         for name in ("epochs", "batch_size", "min_width", "max_width"):
             check_positive(name, getattr(self, name))
-        check_positive("lr", self.lr)
+        check_choice("pruner", self.pruner, ("median", "none"))
+        check_positive("sampler_startup_trials", self.sampler_startup_trials, allow_zero=True)
+        check_positive("prune_startup_trials", self.prune_startup_trials, allow_zero=True)
+        check_positive("prune_warmup_epochs", self.prune_warmup_epochs, allow_zero=True)
         check_positive("weight_decay", self.weight_decay, allow_zero=True)
         check_positive("stall_patience", self.stall_patience)
         check_positive("min_delta", self.min_delta, allow_zero=True)
@@ -122,10 +164,28 @@ class ArchitectureSearchConfig:
         check_range("overfit_ratio", self.overfit_ratio, 1.0, math.inf)
         check_range("grow_factor", self.grow_factor, 1.0, 16.0)
         check_range("shrink_factor", self.shrink_factor, 0.05, 1.0)
+        check_device(self.device)
         if self.min_width > self.max_width:
             raise TrainerConfigError(
                 f"min_width ({self.min_width}) must not exceed max_width ({self.max_width})"
             )
+
+    @classmethod
+    def legacy(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """Old keys whose meaning changed: ``lr`` (one rate) becomes ``learning_rates``."""
+        if "lr" in values and "learning_rates" not in values:
+            rate = values.pop("lr")
+            values["learning_rates"] = [rate, rate]
+            _warn_renamed("lr", "learning_rates", f"[{rate}, {rate}]")
+        return values
+
+
+def _warn_renamed(old: str, new: str, value: str = "") -> None:
+    import warnings
+
+    hint = f" = {value}" if value else ""
+    warnings.warn(f"config key {old!r} is deprecated; use {new!r}{hint}", DeprecationWarning,
+                  stacklevel=4)
 
 
 def _check_int_list(name: str, values: list[int]) -> None:
@@ -137,7 +197,7 @@ def _check_int_list(name: str, values: list[int]) -> None:
 # --- the network and its reshaping -------------------------------------------------------------
 
 
-def build_model(config: dict[str, Any]) -> Any:
+def build_model(config: dict[str, Any]) -> torch.nn.Module:
     """A :class:`MorphableMLP` from its JSON spec (what the logged model stores)."""
     return _mlp_class()(
         n_features=int(config["n_features"]),
@@ -253,8 +313,10 @@ def reshape(model: Any, optimizer: Any, new_sizes: list[int], spec: dict[str, An
             scale = 1 / math.sqrt(tensor.shape[1]) if grows_rows else None
             tensor = _resize(tensor, dim, keep, size, scale, generator)
         new_weights[name] = tensor
+    device = next(model.parameters()).device
     new_model = build_model({**spec, "hidden_sizes": list(new_sizes)})
     new_model.load_state_dict(new_weights)
+    new_model.to(device)
     state = optimizer.state_dict()
     # state_dict() shares the per-parameter dicts with the live optimiser: copy before editing
     state["state"] = {index: dict(entry) for index, entry in state["state"].items()}
@@ -284,161 +346,265 @@ def next_widths(widths: list[int], train_loss: float, val_loss: float,
 # --- the search space --------------------------------------------------------------------------
 
 
-def sample_architectures(config: ArchitectureSearchConfig) -> list[dict[str, Any]]:
-    """``n_candidates`` distinct architectures drawn from the space, a function of the seed.
-
-    Fewer come back when the space has fewer distinct members than ``n_candidates``.
-    """
-    rng = random.Random(config.seed)
-    seen: set[str] = set()
-    chosen: list[dict[str, Any]] = []
-    attempts = 0
-    while len(chosen) < config.n_candidates and attempts < config.n_candidates * 50:
-        attempts += 1
-        depth = rng.choice(config.depths)
-        architecture = {
-            "hidden_sizes": [rng.choice(config.widths) for _ in range(depth)],
-            "dropout": rng.choice(config.dropouts),
-            "activation": rng.choice(config.activations),
-        }
-        key = json.dumps(architecture, sort_keys=True)
-        if key not in seen:
-            seen.add(key)
-            chosen.append(architecture)
-    return chosen
+def suggest_architecture(trial: optuna.Trial, config: ArchitectureSearchConfig) -> dict[str, Any]:
+    """One point of the space: depth, a width per layer, dropout, activation, learning rate."""
+    depth = int(trial.suggest_categorical("depth", config.depths))
+    hidden = [int(trial.suggest_categorical(f"width_{layer}", config.widths))
+              for layer in range(1, depth + 1)]
+    low, high = config.learning_rates
+    learning_rate = (float(low) if low == high
+                     else trial.suggest_float("learning_rate", low, high, log=True))
+    return {"hidden_sizes": hidden,
+            "dropout": float(trial.suggest_categorical("dropout", config.dropouts)),
+            "activation": str(trial.suggest_categorical("activation", config.activations)),
+            "learning_rate": learning_rate}
 
 
-# --- one candidate -----------------------------------------------------------------------------
+# --- one trial ---------------------------------------------------------------------------------
 
 
 @dataclass
-class CandidateOutcome:
-    """What one candidate achieved; the leaderboard row plus its best weights."""
+class TrialOutcome:
+    """What one trial achieved: its leaderboard row, best weights, and whether it was cut short."""
 
     row: dict[str, Any]
-    best_state: dict[str, Any]
+    best_state: dict[str, torch.Tensor]
     best_spec: dict[str, Any]
     best_metrics: dict[str, float]
     best_epoch: int
+    pruned_at: int | None = None
+    """The epoch the pruner stopped it at; None when it trained every epoch."""
+    diverged: bool = False
+    """The validation loss stopped being a finite number."""
 
 
-def _make_optimizer(config: ArchitectureSearchConfig) -> Callable[[Any], Any]:
+def _make_optimizer(config: ArchitectureSearchConfig,
+                    learning_rate: float) -> Callable[[torch.nn.Module], torch.optim.Optimizer]:
     import torch
 
-    def make(model: Any) -> Any:
-        return torch.optim.AdamW(model.parameters(), lr=config.lr,
+    def make(model: torch.nn.Module) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(model.parameters(), lr=learning_rate,
                                  weight_decay=config.weight_decay)
 
     return make
 
 
-def _fit_epoch(model: Any, optimizer: Any, x: Any, y: Any, config: ArchitectureSearchConfig,
-               seed: int, epoch: int) -> tuple[float, float]:
-    """One pass over the training split; (mean loss, accuracy)."""
+def _fit_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+               scaler: torch.amp.GradScaler, split: Split, config: ArchitectureSearchConfig,
+               seed: int, epoch: int, amp: bool) -> tuple[float, float]:
+    """One pass over the training split; (mean loss, accuracy), summed on the device."""
     import torch
     import torch.nn.functional as F
 
+    x, y = split.x, split.y
     model.train()
-    loss_sum = torch.zeros(())
-    correct = torch.zeros((), dtype=torch.long)
-    for batch in iterate_batches(batch_order(len(y), seed=seed, epoch=epoch), config.batch_size):
-        logits = model(x[batch])
-        loss = F.cross_entropy(logits, y[batch])
+    loss_sum = torch.zeros((), device=x.device)
+    correct = torch.zeros((), dtype=torch.long, device=x.device)
+    order = batch_order(len(y), seed=seed, epoch=epoch).to(x.device)
+    for batch in iterate_batches(order, config.batch_size):
+        with autocast(x.device, amp):
+            logits = model(x[batch])
+        loss = F.cross_entropy(logits.float(), y[batch])
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
         loss_sum += loss.detach() * len(batch)
         correct += (logits.detach().argmax(dim=1) == y[batch]).sum()
     return float(loss_sum) / len(y), float(correct) / len(y)
 
 
-def _score(model: Any, x: Any, y: Any) -> tuple[float, float]:
+def _score(model: torch.nn.Module, split: Split, amp: bool = False) -> tuple[float, float]:
     """(mean loss, accuracy) of a split, without gradients."""
     import torch
     import torch.nn.functional as F
 
     model.eval()
-    with torch.no_grad():
-        logits = model(x)
-        return float(F.cross_entropy(logits, y)), float((logits.argmax(dim=1) == y).float().mean())
+    with torch.no_grad(), autocast(split.x.device, amp):
+        logits = model(split.x).float()
+        return (float(F.cross_entropy(logits, split.y)),
+                float((logits.argmax(dim=1) == split.y).float().mean()))
 
 
-def _n_params(model: Any) -> int:
+def _n_params(model: torch.nn.Module) -> int:
     return sum(param.numel() for param in model.parameters())
 
 
-def train_candidate(
-    number: int, architecture: dict[str, Any], data: Any, config: ArchitectureSearchConfig,
-    tracker: Any, on_epoch: EpochCallback | None, epochs_before: int,
-) -> CandidateOutcome:
-    """Train one architecture in its own nested child run, reshaping it when it stalls."""
+def train_trial(
+    number: int, architecture: dict[str, Any], data: PreparedData,
+    config: ArchitectureSearchConfig, run: TrackedRun,
+    should_prune: Callable[[float, int], bool] | None = None,
+    on_epoch: EpochCallback | None = None,
+) -> TrialOutcome:
+    """Train one architecture into ``run``, reshaping it when it stalls.
+
+    ``should_prune(val_loss, epoch)`` is asked after every epoch (Optuna's report and
+    should_prune); a True answer ends the trial early. The data is already on its device.
+    """
     import torch
 
-    candidate_seed = config.seed * 1_000 + number
-    torch.manual_seed(candidate_seed)
-    generator = torch.Generator().manual_seed(candidate_seed)
+    device = data.train.x.device
+    amp = amp_enabled(device, config.amp)
+    trial_seed = config.seed * 1_000 + number
+    torch.manual_seed(trial_seed)
+    generator = torch.Generator().manual_seed(trial_seed)
     spec = {"n_features": int(data.train.x.shape[1]), "n_classes": data.n_classes,
-            **architecture, "hidden_sizes": list(architecture["hidden_sizes"])}
-    make_optimizer = _make_optimizer(config)
-    model = build_model(spec)
+            "hidden_sizes": list(architecture["hidden_sizes"]),
+            "dropout": architecture["dropout"], "activation": architecture["activation"]}
+    make_optimizer = _make_optimizer(config, architecture["learning_rate"])
+    model = build_model(spec).to(device)
     optimizer = make_optimizer(model)
+    scaler = grad_scaler(device, amp)
     watch = EarlyStopping(patience=0, min_delta=config.min_delta)
     best_state, best_spec, best_metrics = copy_state(model), dict(spec), {}
     reshapes: list[str] = []
-    with tracker.start_run(run_name=f"candidate-{number}", nested=True,
-                           tags={"agentnn.candidate": number}) as child:
-        child.log_params({**flatten_config(architecture), "depth": len(spec["hidden_sizes"]),
-                          "candidate": number, "epochs": config.epochs, "lr": config.lr,
-                          "batch_size": config.batch_size, "seed": candidate_seed})
-        for epoch in range(1, config.epochs + 1):
-            lr = float(optimizer.param_groups[0]["lr"])
-            with EpochTimer(len(data.train.y)) as timer:
-                train_loss, train_acc = _fit_epoch(model, optimizer, data.train.x, data.train.y,
-                                                   config, candidate_seed, epoch)
-            val_loss, val_acc = _score(model, data.val.x, data.val.y)
-            metrics = {"train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
-                       "val_acc": val_acc, "lr": lr, "n_params": float(_n_params(model)),
-                       "hidden_units": float(sum(spec["hidden_sizes"])), **timer.metrics()}
-            child.log_metrics(metrics, step=epoch)
-            if on_epoch is not None:
-                on_epoch(epochs_before + epoch, {**metrics, "candidate": float(number)})
-            if watch.update(val_loss, epoch):
-                best_state, best_spec, best_metrics = copy_state(model), dict(spec), metrics
-            elif watch.bad_epochs >= config.stall_patience and len(reshapes) < config.max_reshapes:
-                action, widths = next_widths(spec["hidden_sizes"], train_loss, val_loss, config)
-                if action:
-                    model, optimizer = reshape(model, optimizer, widths, spec, make_optimizer,
-                                               generator)
-                    spec = {**spec, "hidden_sizes": widths}
-                    reshapes.append(f"{epoch}:{action}:{'x'.join(map(str, widths))}")
-                    watch.bad_epochs = 0
-        child.set_tags({"agentnn.final_hidden_sizes": ",".join(map(str, spec["hidden_sizes"])),
-                        "agentnn.reshapes": ";".join(reshapes) or "none"})
-        run_id = child.run_id
+    pruned_at, diverged = None, False
+    run.log_params({**flatten_config(architecture), "depth": len(spec["hidden_sizes"]),
+                    "trial": number, "epochs": config.epochs, "batch_size": config.batch_size,
+                    "seed": trial_seed, "device": str(device)})
+    for epoch in range(1, config.epochs + 1):
+        lr = float(optimizer.param_groups[0]["lr"])
+        with EpochTimer(len(data.train.y)) as timer:
+            train_loss, train_acc = _fit_epoch(model, optimizer, scaler, data.train, config,
+                                               trial_seed, epoch, amp)
+        val_loss, val_acc = _score(model, data.val, amp)
+        metrics = {"train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
+                   "val_acc": val_acc, "lr": lr, "n_params": float(_n_params(model)),
+                   "hidden_units": float(sum(spec["hidden_sizes"])), **timer.metrics()}
+        run.log_metrics(metrics, step=epoch)
+        if on_epoch is not None:
+            on_epoch(epoch, {**metrics, "trial": float(number)})
+        if not math.isfinite(val_loss):
+            diverged = True
+            break
+        if watch.update(val_loss, epoch):
+            best_state, best_spec, best_metrics = copy_state(model), dict(spec), metrics
+        elif watch.bad_epochs >= config.stall_patience and len(reshapes) < config.max_reshapes:
+            action, widths = next_widths(spec["hidden_sizes"], train_loss, val_loss, config)
+            if action:
+                model, optimizer = reshape(model, optimizer, widths, spec, make_optimizer,
+                                           generator)
+                spec = {**spec, "hidden_sizes": widths}
+                reshapes.append(f"{epoch}:{action}:{'x'.join(map(str, widths))}")
+                watch.bad_epochs = 0
+        if should_prune is not None and should_prune(val_loss, epoch):
+            pruned_at = epoch
+            break
+    run.set_tags({"agentnn.final_hidden_sizes": ",".join(map(str, spec["hidden_sizes"])),
+                  "agentnn.reshapes": ";".join(reshapes) or "none"})
     row = {
-        "candidate": number, "run_id": run_id, "val_loss": best_metrics["val_loss"],
-        "val_acc": best_metrics["val_acc"], "depth": len(architecture["hidden_sizes"]),
+        "trial": number, "run_id": run.run_id,
+        "val_loss": best_metrics.get("val_loss", math.nan),
+        "val_acc": best_metrics.get("val_acc", math.nan),
+        "depth": len(architecture["hidden_sizes"]),
         "hidden_sizes": list(architecture["hidden_sizes"]),
         "final_hidden_sizes": list(best_spec["hidden_sizes"]),
         "dropout": architecture["dropout"], "activation": architecture["activation"],
-        "n_params": int(best_metrics["n_params"]), "reshapes": len(reshapes),
+        "learning_rate": architecture["learning_rate"],
+        "n_params": int(best_metrics.get("n_params", _n_params(model))),
+        "reshapes": len(reshapes),
     }
-    return CandidateOutcome(row, best_state, best_spec, best_metrics, watch.best_epoch)
+    return TrialOutcome(row, best_state, best_spec, best_metrics, watch.best_epoch, pruned_at,
+                        diverged)
+
+
+class _TrialDiverged(Exception):
+    """A trial's loss became NaN or infinite: the trial fails, the study goes on."""
+
+
+@dataclass
+class _SearchContext:
+    """What every trial of one process needs."""
+
+    config: ArchitectureSearchConfig
+    data: PreparedData
+    tracker: ExperimentTracker
+    parent: TrackedRun
+    study_name: str
+    command_id: str
+    on_epoch: EpochCallback | None = None
+
+
+def _objective(trial: optuna.Trial, ctx: _SearchContext) -> float:
+    """One trial as a nested child run: sample, train, report, tag its final state."""
+    import optuna
+
+    search_study.mark_trial_owner(trial)
+    trial.set_user_attr(search_study.COMMAND_ATTR, ctx.command_id)
+    architecture = suggest_architecture(trial, ctx.config)
+    tags = {search_study.STUDY_TAG: ctx.study_name, search_study.TRIAL_TAG: trial.number,
+            search_study.TRIAL_STATE_TAG: "running"}
+
+    def should_prune(val_loss: float, epoch: int) -> bool:
+        trial.report(val_loss, epoch)
+        return trial.should_prune()
+
+    with ctx.tracker.start_run(run_name=f"trial-{trial.number}", nested=True,
+                               tags=tags) as child:
+        trial.set_user_attr(search_study.RUN_ID_ATTR, child.run_id)
+        try:
+            outcome = train_trial(trial.number, architecture, ctx.data, ctx.config, child,
+                                  should_prune, ctx.on_epoch)
+        except BaseException:
+            child.set_tags({search_study.TRIAL_STATE_TAG: "failed"})
+            raise
+        trial.set_user_attr(search_study.ROW_ATTR, outcome.row)
+        state = ("failed" if outcome.diverged
+                 else "pruned" if outcome.pruned_at is not None else "complete")
+        child.set_tags({search_study.TRIAL_STATE_TAG: state})
+        if state == "complete":
+            _log_trial_model(child, outcome)
+    ctx.parent.log_metrics({"trial_val_loss": outcome.row["val_loss"],
+                            "trial_val_acc": outcome.row["val_acc"]}, step=trial.number)
+    if outcome.diverged:
+        raise _TrialDiverged(f"trial {trial.number}: the validation loss is not finite")
+    if outcome.pruned_at is not None:
+        raise optuna.TrialPruned(f"pruned at epoch {outcome.pruned_at}")
+    return float(outcome.row["val_loss"])
+
+
+def _log_trial_model(run: TrackedRun, outcome: TrialOutcome) -> None:
+    """The trial's best weights and spec on its child run, for whichever process finishes."""
+    from safetensors.torch import save_file
+
+    with tempfile.TemporaryDirectory(prefix="agentnn-trial-") as tmp:
+        folder = Path(tmp)
+        state = {key: value.detach().cpu().contiguous()
+                 for key, value in outcome.best_state.items()}
+        save_file(state, str(folder / TRIAL_WEIGHTS))
+        (folder / TRIAL_SPEC).write_text(json.dumps(
+            {"spec": outcome.best_spec, "best_epoch": outcome.best_epoch,
+             "metrics": outcome.best_metrics}), encoding="utf-8")
+        run.log_artifact(str(folder), TRIAL_MODEL_DIR)
 
 
 # --- the leaderboard ---------------------------------------------------------------------------
 
 
-def rank_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows by validation loss (then fewer parameters), numbered from 1."""
-    ordered = sorted(rows, key=lambda row: (row["val_loss"], row["n_params"], row["candidate"]))
-    return [{"rank": place, **row} for place, row in enumerate(ordered, start=1)]
+def leaderboard_rows(trials: list[optuna.trial.FrozenTrial]) -> list[dict[str, Any]]:
+    """Every finished trial of the study: complete ones ranked by val_loss (then size), then
+    pruned and failed ones unranked, by trial number."""
+    from optuna.trial import TrialState
+
+    ranked, others = [], []
+    for trial in trials:
+        if trial.state in (TrialState.RUNNING, TrialState.WAITING):
+            continue
+        row = dict(trial.user_attrs.get(search_study.ROW_ATTR) or {
+            "trial": trial.number, "run_id": trial.user_attrs.get(search_study.RUN_ID_ATTR)})
+        row["state"] = search_study.trial_state_name(trial.state)
+        (ranked if trial.state == TrialState.COMPLETE else others).append(row)
+    ranked.sort(key=lambda row: (row["val_loss"], row["n_params"], row["trial"]))
+    others.sort(key=lambda row: row["trial"])
+    return ([{"rank": place, **row} for place, row in enumerate(ranked, start=1)]
+            + [{"rank": None, **row} for row in others])
 
 
 def leaderboard_csv(rows: list[dict[str, Any]]) -> str:
-    """The ranked leaderboard as CSV text (lists joined with ``x``: ``64x32``)."""
+    """The leaderboard as CSV text (lists joined with ``x``: ``64x32``)."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=LEADERBOARD_FIELDS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=LEADERBOARD_FIELDS, lineterminator="\n",
+                            extrasaction="ignore")
     writer.writeheader()
     for row in rows:
         writer.writerow({key: "x".join(map(str, value)) if isinstance(value, list) else value
@@ -446,7 +612,8 @@ def leaderboard_csv(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def _log_leaderboard(run: Any, rows: list[dict[str, Any]], best_spec: dict[str, Any]) -> None:
+def _log_leaderboard(run: TrackedRun, rows: list[dict[str, Any]],
+                     best_spec: dict[str, Any]) -> None:
     with tempfile.TemporaryDirectory(prefix="agentnn-search-") as tmp:
         folder = Path(tmp)
         (folder / "leaderboard.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
@@ -457,100 +624,324 @@ def _log_leaderboard(run: Any, rows: list[dict[str, Any]], best_spec: dict[str, 
             run.log_artifact(str(folder / name))
 
 
-# --- the search --------------------------------------------------------------------------------
+# --- the study ---------------------------------------------------------------------------------
+
+
+def _sampler(config: ArchitectureSearchConfig, seed: int) -> optuna.samplers.BaseSampler:
+    import optuna
+
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=config.sampler_startup_trials)
+
+
+def _pruner(config: ArchitectureSearchConfig) -> optuna.pruners.BasePruner:
+    import optuna
+
+    if config.pruner == "none":
+        return optuna.pruners.NopPruner()
+    return optuna.pruners.MedianPruner(n_startup_trials=config.prune_startup_trials,
+                                       n_warmup_steps=config.prune_warmup_epochs)
+
+
+def _study_key(config: ArchitectureSearchConfig) -> dict[str, Any]:
+    """The config fields that define a study (not the budget or the hardware)."""
+    return {key: value for key, value in config_dict(config).items()
+            if key not in ("n_trials", "device", "amp", "checkpoint_dir")}
+
+
+def _on_device(prepared: PreparedData, device: torch.device) -> PreparedData:
+    """The splits moved to the training device once, before any trial."""
+    def move(split: Split) -> Split:
+        return Split(split.x.to(device), split.y.to(device))
+
+    return PreparedData(move(prepared.train), move(prepared.val), move(prepared.test),
+                        prepared.n_classes, prepared.params, prepared.metadata)
+
+
+def _optimize(study: optuna.Study, ctx: _SearchContext, n_trials: int,
+              on_trial: Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None) -> None:
+    if n_trials <= 0:
+        return
+    study.optimize(lambda trial: _objective(trial, ctx), n_trials=n_trials,
+                   catch=(_TrialDiverged,), callbacks=[on_trial] if on_trial else None,
+                   gc_after_trial=False)
 
 
 def train(
     config: ArchitectureSearchConfig | dict[str, Any] | None,
     data: Any,
     *,
-    tracker: Any = None,
+    tracker: ExperimentTracker | None = None,
     register_as: str | None = None,
+    study: str | None = None,
+    storage: str | None = None,
+    workers: int = 1,
     resume_from: str | os.PathLike[str] | None = None,
     on_epoch: EpochCallback | None = None,
+    on_trial: Callable[[int, dict[str, float]], None] | None = None,
 ) -> TrainResult:
-    """Search architectures under one parent run; log the leaderboard and the best model.
+    """Run ``n_trials`` trials of the study; log the leaderboard and the best model.
 
-    After each finished candidate a checkpoint holds the leaderboard so far and the best
-    weights; ``resume_from`` (that checkpoint or its folder) reopens the same parent run and
-    trains only the candidates that had not finished. ``on_epoch`` sees every candidate
-    epoch, numbered across the whole search. Bad config or data raise
-    :class:`TrainerConfigError` before any run exists.
+    ``study``/``storage`` name the Optuna study (default: a name derived from the search
+    space and data, in a SQLite file beside the tracking store); a study that exists is
+    joined, so an interrupted search resumes by running the same call again. ``workers``
+    processes on this machine share the ``n_trials`` budget. ``on_epoch(epoch, metrics)``
+    sees the epochs of the trials this process trains (``metrics["trial"]`` is the trial
+    number); ``on_trial(done, metrics)`` counts the trials of this call as they finish.
+    Bad config or data raise :class:`TrainerConfigError` before any run exists.
     """
+    import uuid
+
     config = check_config(config, ArchitectureSearchConfig)
-    prepared = prepare_data(data)
-    architectures = sample_architectures(config)
-    checkpoint = load_checkpoint(resume_from) if resume_from is not None else None
-    if checkpoint is not None:
-        check_resume_config(checkpoint, config)
-    tracker = open_tracker(tracker, EXPERIMENT)
-    seed_everything(config.seed)
-    rows: list[dict[str, Any]] = []
-    best: CandidateOutcome | None = None
-    if checkpoint is not None:
-        rows = [dict(row) for row in checkpoint.extra["rows"]]
-        best = CandidateOutcome(
-            row=dict(checkpoint.extra["best_row"]), best_state=checkpoint.model_state,
-            best_spec=dict(checkpoint.extra["best_spec"]),
-            best_metrics=dict(checkpoint.extra["best_metrics"]),
-            best_epoch=int(checkpoint.extra["best_epoch"]),
+    if resume_from is not None:
+        raise TrainerConfigError(
+            "the architecture search resumes from its study, not a checkpoint: run it again "
+            "with the same --study and --storage"
         )
-    with tracker.start_run(run_id=checkpoint.run_id if checkpoint else None) as run:
-        saver = CheckpointManager(checkpoint_dir(config.checkpoint_root, EXPERIMENT, run.run_id),
-                                  keep_last=1)
-        if checkpoint is None:
-            run.log_params({**flatten_config(config), "candidates_sampled": len(architectures)})
-            log_data_params(run, prepared.params)
-        for number in range(len(rows) + 1, len(architectures) + 1):
-            outcome = train_candidate(number, architectures[number - 1], prepared, config,
-                                      tracker, on_epoch, (number - 1) * config.epochs)
-            rows.append(outcome.row)
-            if best is None or outcome.row["val_loss"] < best.row["val_loss"]:
-                best = outcome
-            run.log_metrics({"candidate_val_loss": outcome.row["val_loss"],
-                             "candidate_val_acc": outcome.row["val_acc"],
-                             "best_val_loss": best.row["val_loss"],
-                             "best_val_acc": best.row["val_acc"]}, step=number)
-            saver.save(_search_checkpoint(config, run.run_id, number, rows, best))
-        assert best is not None  # sample_architectures returns at least one
-        return _finish(run, tracker, config, prepared, rows, best, register_as, saver)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise TrainerConfigError(f"workers must be a whole number >= 1, got {workers!r}")
+    prepared = prepare_data(data)
+    device = resolve_device(config.device)
+    tracker = open_tracker(tracker, EXPERIMENT)
+    study_name = study or search_study.default_study_name(_study_key(config), prepared.params)
+    storage_url = storage or search_study.default_storage(tracker.tracking_uri,
+                                                          tracker.journal_dir)
+    rdb = search_study.open_storage(storage_url)
+    seed_everything(config.seed)
+    optuna_study, created = search_study.open_study(
+        study_name, rdb, _sampler(config, config.seed), _pruner(config))
+    if not created:  # joining: sample from a seed no other process of the study uses
+        offset = len(optuna_study.trials) + 1
+        optuna_study.sampler = _sampler(config, config.seed + offset * WORKER_SEED_STRIDE)
+    search_study.recover_interrupted(optuna_study, tracker.client)
+    parent_id = None
+    if not created:
+        parent_id = (search_study.wait_for_parent_run(optuna_study)
+                     or search_study.find_parent_run(tracker.client, tracker.experiment_id,
+                                                     study_name))
+    command_id = uuid.uuid4().hex
+    with tracker.start_run(run_id=parent_id, run_name=study_name if parent_id is None else None,
+                           tags={search_study.STUDY_TAG: study_name}) as parent:
+        if parent_id is None:
+            parent.log_params({**flatten_config(config), "study": study_name,
+                               "storage": _masked(storage_url), "sampler": "tpe"})
+            log_data_params(parent, prepared.params)
+            optuna_study.set_user_attr(search_study.PARENT_RUN_ATTR, parent.run_id)
+        ctx = _SearchContext(config, _on_device(prepared, device), tracker, parent, study_name,
+                             command_id, on_epoch)
+        progress = _progress_callback(on_trial, command_id)
+        with tempfile.TemporaryDirectory(prefix="agentnn-search-job-") as job_dir:
+            processes = []
+            if workers > 1:
+                _WorkerJob(config_dict(config), prepared.n_classes, prepared.params,
+                           prepared.metadata, tracker.experiment_name, tracker.tracking_uri,
+                           str(tracker.journal_dir), storage_url, study_name, parent.run_id,
+                           command_id, workers).write(Path(job_dir), prepared)
+                processes = [_spawn_worker(Path(job_dir), index) for index in range(1, workers)]
+            finished = False
+            try:
+                _optimize(optuna_study, ctx,
+                          search_study.worker_share(config.n_trials, workers, 0), progress)
+                finished = True
+            finally:
+                failed = _join_workers(processes, stop=not finished)
+        if failed:
+            raise TrainingJobError(f"{len(failed)} of {workers} search workers failed (exit "
+                                   f"codes {', '.join(map(str, failed))}); the trials they "
+                                   f"finished are kept in study {study_name!r}")
+        if progress is not None:
+            progress(optuna_study, None)
+        return _finish(parent, tracker, optuna_study, ctx.data, config, register_as,
+                       study_name)
 
 
-def _search_checkpoint(config: ArchitectureSearchConfig, run_id: str, finished: int,
-                       rows: list[dict[str, Any]], best: CandidateOutcome) -> Checkpoint:
-    """The search after ``finished`` candidates; ``epoch`` counts finished candidates."""
-    return Checkpoint(
-        config=config_dict(config), model_state=best.best_state, optimizer_state={},
-        epoch=finished, global_step=finished * config.epochs, run_id=run_id,
-        extra={"rows": rows, "best_row": best.row, "best_spec": best.best_spec,
-               "best_metrics": best.best_metrics, "best_epoch": best.best_epoch},
+def _masked(url: str) -> str:
+    from agentnn.config import mask_uri
+
+    return mask_uri(url)
+
+
+def _progress_callback(
+    on_trial: Callable[[int, dict[str, float]], None] | None, command_id: str,
+) -> Callable[[optuna.Study, optuna.trial.FrozenTrial | None], None] | None:
+    """Optuna callback: how many trials of this command (all its workers) have finished."""
+    if on_trial is None:
+        return None
+
+    def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial | None) -> None:
+        from optuna.trial import TrialState
+
+        finished = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+        done = sum(1 for item in study.get_trials(deepcopy=False, states=finished)
+                   if item.user_attrs.get(search_study.COMMAND_ATTR) == command_id)
+        row = dict(trial.user_attrs.get(search_study.ROW_ATTR) or {}) if trial else {}
+        on_trial(done, {key: value for key, value in row.items()
+                        if key in ("val_loss", "val_acc")})
+
+    return callback
+
+
+# --- worker processes --------------------------------------------------------------------------
+
+
+@dataclass
+class _WorkerJob:
+    """Everything a worker process needs, written to a folder as JSON and one ``.npz``.
+
+    Why files and a fresh interpreter (not multiprocessing's spawn): spawn re-imports the
+    caller's ``__main__``, which re-runs a user's script that lacks a main guard.
+    """
+
+    config: dict[str, Any]
+    n_classes: int
+    params: dict[str, Any]
+    metadata: dict[str, Any]
+    experiment: str
+    tracking_uri: str
+    journal_dir: str
+    storage_url: str
+    study_name: str
+    parent_run_id: str
+    command_id: str
+    workers: int
+
+    def write(self, folder: Path, prepared: PreparedData) -> None:
+        import dataclasses
+
+        import numpy as np
+
+        (folder / "job.json").write_text(json.dumps(dataclasses.asdict(self), default=str),
+                                         encoding="utf-8")
+        np.savez(folder / "data.npz", **{
+            f"{name}_{part}": getattr(split, part).cpu().numpy()
+            for name, split in (("train", prepared.train), ("val", prepared.val),
+                                ("test", prepared.test)) for part in ("x", "y")})
+
+    @classmethod
+    def read(cls, folder: Path) -> tuple[_WorkerJob, PreparedData]:
+        import numpy as np
+        import torch
+
+        job = cls(**json.loads((folder / "job.json").read_text(encoding="utf-8")))
+        with np.load(folder / "data.npz") as arrays:
+            splits = {name: Split(torch.as_tensor(arrays[f"{name}_x"]),
+                                  torch.as_tensor(arrays[f"{name}_y"]))
+                      for name in ("train", "val", "test")}
+        return job, PreparedData(splits["train"], splits["val"], splits["test"], job.n_classes,
+                                 job.params, job.metadata)
+
+
+def _spawn_worker(folder: Path, index: int) -> subprocess.Popen[bytes]:
+    """``python -m agentnn.nn_models.search_worker <folder> <index>``, in its own group."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "agentnn.nn_models.search_worker", str(folder), str(index)],
+        start_new_session=True,
     )
 
 
-def _finish(run: Any, tracker: Any, config: ArchitectureSearchConfig, data: Any,
-            rows: list[dict[str, Any]], best: CandidateOutcome, register_as: str | None,
-            saver: CheckpointManager) -> TrainResult:
-    """Leaderboard, best architecture, test score and the best model, all on the parent run."""
-    ranked = rank_rows(rows)
-    _log_leaderboard(run, ranked, best.best_spec)
-    model = build_model(best.best_spec)
-    model.load_state_dict(best.best_state)
-    test_loss, test_acc = _score(model, data.test.x, data.test.y)
-    best_metrics = {**best.best_metrics, "test_loss": test_loss, "test_acc": test_acc}
-    run.log_metrics({"test_loss": test_loss, "test_acc": test_acc}, step=len(rows))
-    run.set_tags({"agentnn.best_candidate": best.row["candidate"],
-                  "agentnn.best_child_run_id": best.row["run_id"]})
-    run.log_params({"best_candidate": best.row["candidate"],
-                    "best_hidden_sizes": ",".join(map(str, best.best_spec["hidden_sizes"])),
-                    "best_dropout": best.best_spec["dropout"],
-                    "best_activation": best.best_spec["activation"]})
-    model_uri, version = log_best_model(
-        model, builder=BUILDER, config=best.best_spec, input_example=data.val.x[:2].numpy(),
-        register_as=register_as, metadata={**data.metadata, "leaderboard_rank": 1},
-    )
+def _join_workers(processes: list[subprocess.Popen[bytes]], *, stop: bool = False) -> list[int]:
+    """Wait for every worker (stopping them first when ``stop``); the failed exit codes."""
+    import signal
+
+    if stop:
+        for process in processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGINT)
+    failed = []
+    for process in processes:
+        code = process.wait()
+        if code != 0:
+            failed.append(code)
+    return failed
+
+
+def run_worker(folder: Path, index: int) -> None:
+    """A worker process: join the study and its parent run, run this worker's share."""
+    import torch
+
+    from agentnn.mlflow_integration import ExperimentTracker
+
+    job, prepared = _WorkerJob.read(folder)
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // job.workers))
+    config = check_config(job.config, ArchitectureSearchConfig)
+    tracker = ExperimentTracker(job.experiment, tracking_uri=job.tracking_uri,
+                                journal_dir=job.journal_dir)
+    rdb = search_study.open_storage(job.storage_url)
+    optuna_study, _ = search_study.open_study(
+        job.study_name, rdb, _sampler(config, config.seed + index * WORKER_SEED_STRIDE),
+        _pruner(config))
+    with tracker.start_run(run_id=job.parent_run_id) as parent:
+        ctx = _SearchContext(config, _on_device(prepared, resolve_device(config.device)),
+                             tracker, parent, job.study_name, job.command_id)
+        _optimize(optuna_study, ctx, search_study.worker_share(config.n_trials, job.workers,
+                                                               index), None)
+
+
+# --- the end of a command: leaderboard and best model on the parent ----------------------------
+
+
+def _finish(parent: TrackedRun, tracker: ExperimentTracker, study: optuna.Study,
+            data: PreparedData, config: ArchitectureSearchConfig, register_as: str | None,
+            study_name: str) -> TrainResult:
+    """Leaderboard, best architecture, test score and the best model, all on the parent run.
+
+    The study may hold trials of other processes and earlier commands; the leaderboard and
+    the best model cover them all. The model is logged again only when the best trial changed
+    (or a registration was asked for that has not been made).
+    """
+    rows = leaderboard_rows(study.get_trials(deepcopy=False))
+    complete = [row for row in rows if row["state"] == "complete"]
+    counts = {state: sum(1 for row in rows if row["state"] == state)
+              for state in ("complete", "pruned", "failed")}
+    if not complete:
+        raise TrainingJobError(
+            f"no trial of study {study_name!r} completed ({counts['pruned']} pruned, "
+            f"{counts['failed']} failed); nothing to log as the best model"
+        )
+    best = complete[0]
+    model, spec, best_epoch, best_metrics = _load_trial_model(tracker, best["run_id"])
+    model.to(data.train.x.device)
+    test_loss, test_acc = _score(model, data.test)
+    summary = {"best_val_loss": best["val_loss"], "best_val_acc": best["val_acc"],
+               "test_loss": test_loss, "test_acc": test_acc,
+               **{f"trials_{state}": float(count) for state, count in counts.items()}}
+    parent.log_metrics(summary, step=len(rows))
+    _log_leaderboard(parent, rows, spec)
+    tags = tracker.client.get_run(parent.run_id).data.tags
+    parent.set_tags({"agentnn.best_trial": best["trial"], "agentnn.best_child_run_id":
+                     best["run_id"], "agentnn.best_hidden_sizes":
+                     ",".join(map(str, spec["hidden_sizes"])), "agentnn.best_dropout":
+                     spec["dropout"], "agentnn.best_activation": spec["activation"],
+                     "agentnn.best_learning_rate": best["learning_rate"]})
+    already = tags.get("agentnn.best_model_trial") == str(best["trial"])
+    registered = tags.get("agentnn.registered_as") == (register_as or "")
+    model_uri, version = tags.get("agentnn.model_uri"), None
+    if not (already and registered):
+        model_uri, version = log_best_model(
+            model.cpu(), builder=BUILDER, config=spec,
+            input_example=data.val.x[:2].cpu().numpy(), register_as=register_as,
+            metadata={**data.metadata, "leaderboard_rank": 1, "study": study_name},
+        )
+        parent.set_tags({"agentnn.best_model_trial": best["trial"],
+                         "agentnn.registered_as": register_as or ""})
     return TrainResult(
-        run_id=run.run_id, best_metrics=best_metrics, model_uri=model_uri,
-        registered_version=version, epochs_run=len(rows) * config.epochs,
-        experiment_id=tracker.experiment_id, best_epoch=best.best_epoch,
-        checkpoint_dir=str(saver.directory),
+        run_id=parent.run_id, best_metrics={**best_metrics, "test_loss": test_loss,
+                                            "test_acc": test_acc, "best_val_loss":
+                                            best["val_loss"]},
+        model_uri=model_uri, registered_version=version,
+        epochs_run=sum(1 for _ in rows) * config.epochs, experiment_id=tracker.experiment_id,
+        best_epoch=best_epoch, study=study_name,
     )
+
+
+def _load_trial_model(
+    tracker: ExperimentTracker, run_id: str,
+) -> tuple[torch.nn.Module, dict[str, Any], int, dict[str, float]]:
+    """A trial's best weights from its child run (any process or machine may have logged them)."""
+    from safetensors.torch import load_file
+
+    with tempfile.TemporaryDirectory(prefix="agentnn-best-") as tmp:
+        folder = Path(tracker.client.download_artifacts(run_id, TRIAL_MODEL_DIR, tmp))
+        saved = json.loads((folder / TRIAL_SPEC).read_text(encoding="utf-8"))
+        model = build_model(saved["spec"])
+        model.load_state_dict(load_file(str(folder / TRIAL_WEIGHTS)))
+    return model, saved["spec"], int(saved["best_epoch"]), dict(saved["metrics"])
