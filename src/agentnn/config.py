@@ -46,6 +46,9 @@ MLFLOW_HTTP_REQUEST_MAX_RETRIES = "MLFLOW_HTTP_REQUEST_MAX_RETRIES"
 MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR = "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"
 MLFLOW_HTTP_REQUEST_BACKOFF_JITTER = "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER"
 MLFLOW_HTTP_REQUEST_TIMEOUT = "MLFLOW_HTTP_REQUEST_TIMEOUT"
+# MLflow's workspace switches: with either set, SQL stores are read through MLflow only.
+MLFLOW_ENABLE_WORKSPACES = "MLFLOW_ENABLE_WORKSPACES"
+MLFLOW_WORKSPACE = "MLFLOW_WORKSPACE"
 
 # Credentials MLflow reads from os.environ only; a .env file may carry them too.
 CREDENTIAL_VARIABLES = (MLFLOW_TRACKING_USERNAME, MLFLOW_TRACKING_PASSWORD, MLFLOW_TRACKING_TOKEN)
@@ -255,6 +258,20 @@ def point_mlflow_at(uri: str) -> None:
         os.environ.pop(MLFLOW_TRACKING_URI, None)
     else:
         os.environ[MLFLOW_TRACKING_URI] = before
+
+
+def mlflow_workspaces_requested() -> str | None:
+    """Which of MLflow's workspace settings is set in the environment, if any.
+
+    MLflow 3.17 scopes a SQL store by workspace only when ``MLFLOW_ENABLE_WORKSPACES`` is true
+    (``MLFLOW_WORKSPACE`` picks one); agentnn's direct SQLite reader then leaves the answers
+    to MLflow, which knows how workspaces resolve.
+    """
+    if os.environ.get(MLFLOW_ENABLE_WORKSPACES, "").strip().lower() in ("true", "1", "yes"):
+        return MLFLOW_ENABLE_WORKSPACES
+    if os.environ.get(MLFLOW_WORKSPACE, "").strip():
+        return MLFLOW_WORKSPACE
+    return None
 
 
 def check_tracking_uri(setting: Setting) -> None:

@@ -25,6 +25,7 @@ import sqlite3
 from pathlib import Path
 from urllib.parse import quote, unquote, urlparse
 
+from agentnn import config
 from agentnn.errors import NotFoundError
 from agentnn.sdk import _search
 from agentnn.sdk._downsample import bucket_count
@@ -132,6 +133,9 @@ class SqliteReader:
         MLflow's to answer (it refuses it unless workspaces are enabled).
         """
         assert self._connection is not None
+        requested = config.mlflow_workspaces_requested()
+        if requested is not None:
+            raise Unsupported(f"{requested} is set: MLflow resolves the workspace")
         columns = {row[1] for row in self._connection.execute("PRAGMA table_info(experiments)")}
         if "workspace" not in columns:
             return None
