@@ -21,6 +21,10 @@ Register a builder in your own code::
     def build_my_router(config: dict) -> torch.nn.Module:
         ...
 
+A builder takes the config dict and returns a fresh module. It must also work under
+``torch.device("meta")`` (plain ``torch.nn`` layers do): the loader first builds on the meta
+device to compare the shapes with the weights file before anything is allocated.
+
 and, so that models using it load in any process, declare it in your package's
 ``pyproject.toml``::
 

@@ -258,7 +258,8 @@ def verify_weights(path: Path, spec: Mapping[str, Any]) -> Path:
     folder = Path(path)
     weights = inside_folder(folder, spec.get("weights", WEIGHTS_FILE), "the weights path")
     if not weights.is_file():
-        raise ModelError(f"{folder} has no weights file {weights.name}")
+        raise MalformedModelError(str(folder), f"it has no weights file "
+                                  f"{spec.get('weights', WEIGHTS_FILE)!r:.80}")
     try:
         actual = file_sha256(weights)
     except OSError as error:
@@ -388,15 +389,9 @@ def load_torch_model(
         raise ModelIntegrityError(str(weights), expected_sha256, spec["sha256"])
     shapes = weights_shapes(weights)
     spec_path = folder / SPEC_FILE
-    try:
-        skeleton = build_module(spec["builder"], spec["config"], device="meta", source=spec_path)
-    except MalformedModelError:
-        skeleton = None  # a builder that cannot run on "meta": check the real module instead
-    if skeleton is not None:
-        check_fits(skeleton, shapes, weights)
+    skeleton = build_module(spec["builder"], spec["config"], device="meta", source=spec_path)
+    check_fits(skeleton, shapes, weights)  # only now may the config's shapes be allocated
     module = build_module(spec["builder"], spec["config"], source=spec_path)
-    if skeleton is None:
-        check_fits(module, shapes, weights)
     try:
         load_model(module, str(weights), strict=True, device=device)
         return module.to(device).eval()
