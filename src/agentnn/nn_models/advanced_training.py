@@ -35,7 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from agentnn.nn_models import common
+from agentnn.nn_models import common, loop
 from agentnn.nn_models.common import (
     EpochCallback,
     TrainResult,
@@ -43,6 +43,7 @@ from agentnn.nn_models.common import (
     check_positive,
     check_range,
 )
+from agentnn.nn_models.devices import check_device
 
 EXPERIMENT = "advanced_training"
 BUILDER = "agentnn.nn_models.advanced_training:build_model"
@@ -79,11 +80,15 @@ class AdvancedTrainingConfig:
     seed: int = 0  # seeds weights, dropout and batch order; same seed, same metrics on CPU
     log_every_steps: int = 1  # per-step ``step_loss`` every N optimiser steps
     checkpoint_dir: str | None = None  # default ./checkpoints/advanced_training/<run id>
-    keep_checkpoints: int = 2  # the last N epoch checkpoints are kept
+    keep_checkpoints: int = 2  # the last N checkpoints (written on improvement and at the end)
+    # hardware
+    device: str = "auto"  # auto (CUDA when present), cpu, cuda or mps
+    amp: bool = False  # float16 mixed precision, on CUDA only
 
     def validate(self) -> None:
         """Raise :class:`TrainerConfigError` naming the first unusable value."""
         check_choice("mode", self.mode, MODES)
+        check_device(self.device)
         check_choice("scheduler", self.scheduler, common.SCHEDULERS)
         for name in ("hidden_dim", "attention_heads", "epochs", "batch_size", "learning_rate",
                      "scheduler_step_size", "log_every_steps", "keep_checkpoints"):
@@ -329,8 +334,17 @@ def _multimodal_inputs(data: Any) -> PreparedData:
 
 
 def compute_loss(model: Any, batch: dict[str, Any], config: AdvancedTrainingConfig) -> Any:
-    """The scalar loss the optimiser minimises, for either mode."""
-    return loss_of(model(batch["x"]), batch, config)
+    """The scalar loss the optimiser minimises, for either mode, and the batch's accuracy.
+
+    The accuracy is a tensor (no host sync); the loop averages it into ``train_acc`` /
+    ``train_success_acc`` without a second pass over the training split.
+    """
+    output = model(batch["x"])
+    loss = loss_of(output, batch, config)
+    if config.mode == "classifier":
+        return loss, {"acc": (output.argmax(1) == batch["label"]).float().mean()}
+    correct = ((output["success_logit"] > 0).float() == batch["success"]).float().mean()
+    return loss, {"success_acc": correct}
 
 
 def loss_of(output: Any, batch: dict[str, Any], config: AdvancedTrainingConfig) -> Any:
@@ -422,7 +436,7 @@ def train(
     """
     config = common.check_config(config, AdvancedTrainingConfig)
     prepared = prepare_data(data, config)
-    task = common.SupervisedTask(
+    task = loop.SupervisedTask(
         experiment=EXPERIMENT,
         builder=BUILDER,
         spec=model_spec(config, prepared),
@@ -433,5 +447,5 @@ def train(
         metadata=prepared.metadata,
         tags={"mode": config.mode},
     )
-    return common.fit(task, config, build_model, tracker=tracker, register_as=register_as,
+    return loop.fit(task, config, build_model, tracker=tracker, register_as=register_as,
                       resume_from=resume_from, on_epoch=on_epoch)

@@ -36,7 +36,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentnn.nn_models import common
+from agentnn.nn_models import common, loop
 from agentnn.nn_models.common import (
     EpochCallback,
     TrainResult,
@@ -44,6 +44,7 @@ from agentnn.nn_models.common import (
     check_positive,
     check_range,
 )
+from agentnn.nn_models.devices import check_device
 
 EXPERIMENT = "multi_task_learning"
 BUILDER = "agentnn.nn_models.multi_task_learning:build_model"
@@ -84,10 +85,14 @@ class MultiTaskConfig:
     seed: int = 0
     log_every_steps: int = 1
     checkpoint_dir: str | None = None  # default ./checkpoints/multi_task_learning/<run id>
-    keep_checkpoints: int = 2
+    keep_checkpoints: int = 2  # written on improvement and at the end
+    # hardware
+    device: str = "auto"  # auto (CUDA when present), cpu, cuda or mps
+    amp: bool = False  # float16 mixed precision, on CUDA only
 
     def validate(self) -> None:
         """Raise :class:`TrainerConfigError` naming the first unusable value."""
+        check_device(self.device)
         if not isinstance(self.tasks, (list, tuple)) or not self.tasks:
             raise common.TrainerConfigError(
                 f"tasks must be a non-empty list of {', '.join(TASKS)}; got {self.tasks!r}"
@@ -257,6 +262,14 @@ def task_losses(output: dict[str, Any], batch: dict[str, Any], tasks: list[str])
     return losses
 
 
+def _loss_and_task_losses(model: Any, batch: dict[str, Any], tasks: list[str],
+                          config: MultiTaskConfig) -> tuple[Any, dict[str, Any]]:
+    """The weighted total, and each task's loss as ``<task>_loss`` (``train_<task>_loss``)."""
+    losses = task_losses(model(batch["x"]), batch, tasks)
+    return (combine_losses(losses, model, config),
+            {f"{task}_loss": value for task, value in losses.items()})
+
+
 def combine_losses(losses: dict[str, Any], model: Any, config: MultiTaskConfig) -> Any:
     """The weighted total the optimiser minimises (fixed weights or learned uncertainty)."""
     total = 0.0
@@ -341,18 +354,17 @@ def train(
     prepared = prepare_data(data, config)
     rt_scaling = prepared.metadata["target_scaling"]["response_time"]
     tasks = list(config.tasks)
-    task = common.SupervisedTask(
+    task = loop.SupervisedTask(
         experiment=EXPERIMENT,
         builder=BUILDER,
         spec=model_spec(config, prepared),
         splits=prepared.splits,
-        loss=lambda model, batch: combine_losses(
-            task_losses(model(batch["x"]), batch, tasks), model, config),
+        loss=lambda model, batch: _loss_and_task_losses(model, batch, tasks, config),
         evaluate=lambda model, split: evaluate(model, split, config, rt_scaling),
         data_params=data.params,
         metadata=prepared.metadata,
         epoch_extras=lambda model: current_task_weights(model, config),
         tags={"tasks": ",".join(tasks), "weighting": config.weighting},
     )
-    return common.fit(task, config, build_model, tracker=tracker, register_as=register_as,
+    return loop.fit(task, config, build_model, tracker=tracker, register_as=register_as,
                       resume_from=resume_from, on_epoch=on_epoch)

@@ -1,0 +1,329 @@
+"""The supervised training core: state, one epoch, evaluation, checkpoints, early stopping.
+
+Why one loop: the advanced and multi-task trainers plug a :class:`SupervisedTask` (model
+builder, loss, evaluation) into :func:`fit`, so tracking, devices, resume and bookkeeping
+behave the same in both. The loop keeps its own cost low, because the trainers are measured
+against untracked twins (``bench/trainer_overhead.py``):
+
+- the training metrics of an epoch are accumulated on the device during the epoch (no second
+  pass over the training split, no Python float per batch);
+- ``step_loss`` is read back to the host only every ``log_every_steps`` steps;
+- a checkpoint is written when ``val_loss`` improves and at the end (or on a crash), not
+  every epoch; a resume retrains the epochs after it and logs only steps not logged before.
+
+Read it top to bottom: :class:`TrainState`, :func:`run_epoch`, :func:`evaluate_splits`,
+:func:`save_state` / :func:`restore_state`, then :func:`fit`, which tells the story.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from agentnn.errors import TrainerConfigError
+from agentnn.nn_models.common import (
+    Checkpoint,
+    CheckpointManager,
+    EarlyStopping,
+    EpochCallback,
+    EpochTimer,
+    TrainResult,
+    batch_order,
+    check_resume_config,
+    checkpoint_dir,
+    config_dict,
+    copy_state,
+    current_lr,
+    flatten_config,
+    iterate_batches,
+    load_checkpoint,
+    log_best_model,
+    log_data_params,
+    make_scheduler,
+    open_tracker,
+    seed_everything,
+    step_scheduler,
+)
+from agentnn.nn_models.devices import amp_enabled, autocast, grad_scaler, resolve_device
+
+if TYPE_CHECKING:
+    import torch
+
+    from agentnn.mlflow_integration import ExperimentTracker, TrackedRun
+
+Batch = dict[str, "torch.Tensor"]
+LossResult = "torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]"
+
+
+@dataclass
+class SupervisedTask:
+    """What one trainer plugs into :func:`fit`: its model, its loss and its metrics.
+
+    The config must carry the shared optimisation fields (``seed``, ``epochs``, ``batch_size``,
+    ``learning_rate``, ``weight_decay``, ``grad_clip``, ``scheduler``, ``min_learning_rate``,
+    ``early_stopping_patience``, ``log_every_steps``, ``checkpoint_dir``, ``keep_checkpoints``;
+    optionally ``scheduler_step_size``, ``scheduler_gamma``, ``early_stopping_min_delta``,
+    ``device``, ``amp``).
+    """
+
+    experiment: str
+    """The trainer's own MLflow experiment."""
+    builder: str
+    """``agentnn.nn_models.<module>:build_model``, called with ``spec`` on load."""
+    spec: dict[str, Any]
+    """The JSON-able architecture config handed to the builder."""
+    splits: dict[str, Batch]
+    """``train``/``val``/``test`` -> tensors; ``x`` is the float32 model input."""
+    loss: Callable[[torch.nn.Module, Batch], Any]
+    """``loss(model, batch)``: the scalar to minimise, or (scalar, {name: batch-mean tensor})
+    whose extra values become ``train_<name>`` metrics, averaged over the epoch on the device."""
+    evaluate: Callable[[torch.nn.Module, Batch], dict[str, float]]
+    """``evaluate(model, split) -> {"loss": ..., <task metrics>}`` without gradients."""
+    data_params: dict[str, Any]
+    metadata: dict[str, Any] = field(default_factory=dict)
+    """Stored with the logged model (agents, featuriser, target scaling, tasks)."""
+    epoch_extras: Callable[[torch.nn.Module], dict[str, float]] | None = None
+    """Extra per-epoch metrics read off the model (e.g. learned task weights)."""
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class TrainState:
+    """Everything that changes while training and rides in a checkpoint."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    stopper: EarlyStopping
+    scaler: torch.amp.GradScaler
+    epoch: int = 0
+    global_step: int = 0
+    best_state: dict[str, torch.Tensor] = field(default_factory=dict)
+    best_metrics: dict[str, float] = field(default_factory=dict)
+
+
+def _split_loss(result: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    if isinstance(result, tuple):
+        return result[0], result[1]
+    return result, {}
+
+
+def run_epoch(state: TrainState, loss_fn: Callable[[torch.nn.Module, Batch], Any], split: Batch,
+              config: Any, run: TrackedRun, *, epoch: int, amp: bool,
+              first_step_to_log: int) -> dict[str, float]:
+    """One pass over the training split; ``train_loss`` and ``train_<m>`` of the epoch.
+
+    Sums stay on the device; ``step_loss`` is read every ``log_every_steps`` steps.
+    """
+    import torch
+
+    model, optimizer = state.model, state.optimizer
+    x = split["x"]
+    n_samples = len(x)
+    model.train()
+    order = batch_order(n_samples, seed=config.seed, epoch=epoch).to(x.device)
+    loss_sum = torch.zeros((), device=x.device)
+    extra_sums: dict[str, torch.Tensor] = {}
+    for index in iterate_batches(order, config.batch_size):
+        batch = {key: value[index] for key, value in split.items()}
+        with autocast(x.device, amp):
+            loss, extras = _split_loss(loss_fn(model, batch))
+        optimizer.zero_grad(set_to_none=True)
+        state.scaler.scale(loss).backward()
+        if config.grad_clip > 0:
+            state.scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        state.scaler.step(optimizer)
+        state.scaler.update()
+        state.global_step += 1
+        weight = len(index)
+        loss_sum += loss.detach() * weight
+        for key, value in extras.items():
+            extra_sums[key] = extra_sums.get(key, 0) + value.detach().float() * weight
+        if (state.global_step % config.log_every_steps == 0
+                and state.global_step >= first_step_to_log):
+            run.log_metrics({"step_loss": float(loss.detach())}, step=state.global_step)
+    metrics = {f"train_{key}": float(value) / n_samples for key, value in extra_sums.items()}
+    metrics["train_loss"] = float(loss_sum) / n_samples
+    return metrics
+
+
+def evaluate_splits(task: SupervisedTask, model: torch.nn.Module, names: tuple[str, ...],
+                    amp: bool) -> dict[str, float]:
+    """``<split>_<metric>`` for each named split, without gradients."""
+    metrics: dict[str, float] = {}
+    for name in names:
+        split = task.splits.get(name)
+        if split is None or not len(split["x"]):
+            continue
+        with autocast(split["x"].device, amp):
+            metrics.update({f"{name}_{key}": value
+                            for key, value in task.evaluate(model, split).items()})
+    return metrics
+
+
+def save_state(saver: CheckpointManager, state: TrainState, config: Any, run_id: str,
+               spec: dict[str, Any]) -> None:
+    """An atomic checkpoint of the whole state (weights on the CPU, so any device resumes)."""
+    import torch
+
+    saver.save(Checkpoint(
+        config=config_dict(config),
+        model_state={k: v.detach().cpu() for k, v in state.model.state_dict().items()},
+        optimizer_state=state.optimizer.state_dict(), epoch=state.epoch,
+        global_step=state.global_step, run_id=run_id,
+        scheduler_state=state.scheduler.state_dict(),
+        extra={"early_stopping": state.stopper.state_dict(),
+               "best_state": {k: v.detach().cpu() for k, v in state.best_state.items()},
+               "best_metrics": state.best_metrics, "model_spec": spec,
+               "torch_rng_state": torch.get_rng_state()},
+    ))
+
+
+def restore_state(state: TrainState, checkpoint: Checkpoint, device: torch.device) -> None:
+    """Continue from a checkpoint: weights, optimiser, schedule, early stopping, RNG."""
+    import torch
+
+    state.model.load_state_dict(checkpoint.model_state)
+    state.optimizer.load_state_dict(checkpoint.optimizer_state)
+    state.scheduler.load_state_dict(checkpoint.scheduler_state)
+    state.stopper.load_state_dict(checkpoint.extra["early_stopping"])
+    state.best_state = {k: v.to(device) for k, v in checkpoint.extra["best_state"].items()}
+    state.best_metrics = dict(checkpoint.extra["best_metrics"])
+    torch.set_rng_state(checkpoint.extra["torch_rng_state"])
+    state.epoch, state.global_step = checkpoint.epoch, checkpoint.global_step
+
+
+def _check_resume(checkpoint: Checkpoint, config: Any, task: SupervisedTask) -> None:
+    check_resume_config(checkpoint, config)
+    if checkpoint.epoch >= config.epochs:
+        raise TrainerConfigError(
+            f"run {checkpoint.run_id} already finished all {config.epochs} epochs at its "
+            "last checkpoint; there is nothing to resume"
+        )
+    if checkpoint.extra.get("model_spec") != task.spec:
+        raise TrainerConfigError(
+            f"checkpoint of run {checkpoint.run_id} was trained on data of another shape "
+            f"({checkpoint.extra.get('model_spec')} vs {task.spec})"
+        )
+
+
+def _logged_up_to(tracker: ExperimentTracker, run_id: str, key: str) -> int:
+    """The highest step of ``key`` the store already holds for a resumed run (0 if none)."""
+    history = tracker.client.get_metric_history(run_id, key)
+    return max((metric.step for metric in history), default=0)
+
+
+def _on_device(splits: dict[str, Batch], device: torch.device) -> dict[str, Batch]:
+    return {name: {key: value.to(device) for key, value in split.items()}
+            for name, split in splits.items()}
+
+
+def fit(
+    task: SupervisedTask,
+    config: Any,
+    build_model: Callable[[dict[str, Any]], torch.nn.Module],
+    *,
+    tracker: ExperimentTracker | None = None,
+    register_as: str | None = None,
+    resume_from: str | os.PathLike[str] | None = None,
+    on_epoch: EpochCallback | None = None,
+) -> TrainResult:
+    """Train with AdamW, a per-epoch LR schedule, gradient clipping and early stopping on
+    ``val_loss``; track everything; log and optionally register the best epoch's model.
+
+    Resume (``resume_from``) reopens the checkpoint's run and continues epochs and steps;
+    a different config or data shape raises :class:`TrainerConfigError` before the run opens.
+    """
+    import torch
+
+    checkpoint = load_checkpoint(resume_from) if resume_from is not None else None
+    if checkpoint is not None:
+        _check_resume(checkpoint, config, task)
+    device = resolve_device(getattr(config, "device", "cpu"))
+    amp = amp_enabled(device, getattr(config, "amp", False))
+    task.splits = _on_device(task.splits, device)  # 1. data and model move once
+    seed_everything(config.seed)
+    model = build_model(task.spec).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
+                                  weight_decay=config.weight_decay)
+    state = TrainState(
+        model=model, optimizer=optimizer,
+        scheduler=make_scheduler(
+            optimizer, config.scheduler, epochs=config.epochs, min_lr=config.min_learning_rate,
+            step_size=getattr(config, "scheduler_step_size", 10),
+            gamma=getattr(config, "scheduler_gamma", 0.5)),
+        stopper=EarlyStopping(config.early_stopping_patience,
+                              getattr(config, "early_stopping_min_delta", 0.0)),
+        scaler=grad_scaler(device, amp), best_state=copy_state(model),
+    )
+    if checkpoint is not None:
+        restore_state(state, checkpoint, device)
+
+    tracker = open_tracker(tracker, task.experiment)
+    run_id = checkpoint.run_id if checkpoint is not None else None
+    with tracker.start_run(run_id=run_id, tags={"trainer": task.experiment, **task.tags}) as run:
+        logged_epochs = logged_steps = 0
+        if checkpoint is None:  # 2. params once: the config, the device it ran on, the data
+            params = flatten_config(config)
+            if "device" in params:
+                params["device.requested"] = params.pop("device")
+            run.log_params({**params, "device": str(device)})
+            run.log_params(flatten_config(task.spec, prefix="model."))
+            log_data_params(run, task.data_params)
+        else:  # a resume retrains epochs after the checkpoint: log only what is new
+            logged_epochs = _logged_up_to(tracker, run.run_id, "val_loss")
+            logged_steps = _logged_up_to(tracker, run.run_id, "step_loss")
+        saver = CheckpointManager(
+            checkpoint_dir(config.checkpoint_dir, task.experiment, run.run_id),
+            config.keep_checkpoints,
+        )
+        saved_epoch, between_epochs = state.epoch, True
+        try:
+            while state.epoch < config.epochs:  # 3. epochs: train, evaluate, track, stop
+                between_epochs = False
+                with EpochTimer(len(task.splits["train"]["x"])) as timer:
+                    metrics = run_epoch(state, task.loss, task.splits["train"], config, run,
+                                        epoch=state.epoch + 1, amp=amp,
+                                        first_step_to_log=logged_steps + 1)
+                metrics.update(evaluate_splits(task, model, ("val",), amp))
+                if task.epoch_extras is not None:
+                    metrics.update(task.epoch_extras(model))
+                metrics.update(timer.metrics(), lr=current_lr(optimizer))
+                state.epoch, between_epochs = state.epoch + 1, True
+                if state.epoch > logged_epochs:
+                    run.log_metrics(metrics, step=state.epoch)
+                improved = state.stopper.update(metrics["val_loss"], state.epoch)
+                if improved:
+                    state.best_state, state.best_metrics = copy_state(model), dict(metrics)
+                step_scheduler(state.scheduler, metrics["val_loss"])
+                if improved:  # 4. checkpoint on improvement (and at the end, below)
+                    save_state(saver, state, config, run.run_id, task.spec)
+                    saved_epoch = state.epoch
+                if on_epoch is not None:
+                    on_epoch(state.epoch, metrics)
+                if state.stopper.should_stop:
+                    run.set_tags({"stopped_early_at_epoch": str(state.epoch)})
+                    break
+        finally:  # a crash between epochs keeps the last finished one; mid-epoch, the last saved
+            if between_epochs and state.epoch > saved_epoch:
+                save_state(saver, state, config, run.run_id, task.spec)
+
+        model.load_state_dict(state.best_state)  # 5. the best epoch: test it, log it
+        final = {"best_epoch": float(state.stopper.best_epoch),
+                 "best_val_loss": float(state.stopper.best)}
+        final.update(evaluate_splits(task, model, ("test",), amp))
+        run.log_metrics(final)
+        model_uri, version = log_best_model(
+            model.cpu(), builder=task.builder, config=task.spec,
+            input_example=task.splits["val"]["x"][:5].cpu().numpy(), register_as=register_as,
+            metadata=task.metadata,
+        )
+    return TrainResult(
+        run_id=run.run_id, best_metrics={**state.best_metrics, **final}, model_uri=model_uri,
+        registered_version=version, epochs_run=state.epoch,
+        experiment_id=tracker.experiment_id, best_epoch=state.stopper.best_epoch,
+        checkpoint_dir=str(saver.directory), stopped_early=state.stopper.should_stop,
+    )
