@@ -152,9 +152,14 @@ def log_batches(
     return LOG_BATCH
 
 
-def choose_path(tracking_uri: str) -> PathChoice:
+def choose_path(tracking_uri: str, *, report: Callable[[str], None] = print) -> PathChoice:
     """Which path a store gets (decided once per URI and cached; the writer lives long)."""
-    return _state_for(tracking_uri, lambda _message: None).choice
+    return _state_for(tracking_uri, report).choice
+
+
+def engine_for(tracking_uri: str, *, report: Callable[[str], None] = print) -> Engine | None:
+    """The engine the native path writes a store with, or None when the store gets log_batch."""
+    return _state_for(tracking_uri, report).engine
 
 
 # --- the fence --------------------------------------------------------------------------------
