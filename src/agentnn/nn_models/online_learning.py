@@ -63,6 +63,7 @@ from agentnn.nn_models.common import (
     plain_mlp,
     seed_everything,
 )
+from agentnn.nn_models.devices import check_device, resolve_device
 
 EXPERIMENT = "online_learning"
 BUILDER = "agentnn.nn_models.online_learning:build_model"
@@ -100,8 +101,10 @@ class OnlineConfig:
     keep_checkpoints: int = DEFAULT_KEEP_CHECKPOINTS
     checkpoint_root: str | None = None  # default ./checkpoints/online_learning/<run id>
     seed: int = 0
+    device: str = "auto"  # auto (CUDA when present), cpu, cuda or mps
 
     def validate(self) -> None:
+        check_device(self.device)
         if any(not isinstance(name, str) or not name.strip() for name in self.agents):
             raise TrainerConfigError(f"agents must be non-empty names, got {self.agents!r}")
         if len(set(self.agents)) != len(self.agents):
@@ -306,7 +309,8 @@ class OnlineLearner:
         self.spec = {"n_features": self.featurizer.dim, "n_agents": len(self.config.agents),
                      "hidden_sizes": list(self.config.hidden_sizes),
                      "dropout": self.config.dropout}
-        self.model = build_model(self.spec)
+        self.device = resolve_device(self.config.device)
+        self.model = build_model(self.spec).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.config.lr)
         self.buffer = ReplayBuffer(self.config.replay_capacity, self.featurizer.dim,
                                    self.config.seed)
@@ -318,6 +322,7 @@ class OnlineLearner:
         self._run: Any = None
         self._saver: CheckpointManager | None = None
         self._last_metrics: dict[str, float] = {}
+        self._logged_up_to = 0  # a resume does not log again the updates the run already has
         if self._checkpoint is not None:
             self._restore(self._checkpoint)
 
@@ -334,9 +339,14 @@ class OnlineLearner:
             self.config.keep_checkpoints,
         )
         if self._checkpoint is None:
-            self._run.log_params(flatten_config(self.config))
+            params = flatten_config(self.config)
+            params["device.requested"] = params.pop("device")
+            self._run.log_params({**params, "device": str(self.device)})
             if self._data_params:
                 log_data_params(self._run, self._data_params)
+        else:  # updates after the last snapshot were logged before the crash: not twice
+            history = tracker.client.get_metric_history(self._run.run_id, "val_loss")
+            self._logged_up_to = max((metric.step for metric in history), default=0)
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> bool | None:
@@ -377,9 +387,9 @@ class OnlineLearner:
         replay_x, replay_a, replay_s = self.buffer.sample(
             int(round(self.config.replay_ratio * len(agents)))
         )
-        x = torch.cat([features, replay_x])
-        a = torch.cat([agents, replay_a])
-        s = torch.cat([success, replay_s])
+        x = torch.cat([features, replay_x.to(self.device)])
+        a = torch.cat([agents, replay_a.to(self.device)])
+        s = torch.cat([success, replay_s.to(self.device)])
         self.model.train()
         for _ in range(self.config.updates_per_batch):
             logits = self.model(x).gather(1, a.unsqueeze(1)).squeeze(1)
@@ -387,7 +397,7 @@ class OnlineLearner:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-        self.buffer.add(features, agents, success)
+        self.buffer.add(features.cpu(), agents.cpu(), success.cpu())
         self.updates += 1
         self.records_seen += len(agents)
         seconds = max(time.perf_counter() - started, 1e-9)
@@ -398,7 +408,8 @@ class OnlineLearner:
             "update_time_s": seconds, "samples_per_s": len(a) * self.config.updates_per_batch
             / seconds,
         }
-        self._run.log_metrics(metrics, step=self.updates)
+        if self.updates > self._logged_up_to:
+            self._run.log_metrics(metrics, step=self.updates)
         if fired:
             self._run.set_tags({DRIFT_TAG: "true", LAST_DRIFT_TAG: self.updates,
                                 DRIFT_COUNT_TAG: self.drift.drift_count})
@@ -412,6 +423,7 @@ class OnlineLearner:
         import torch
 
         features = torch.from_numpy(self.featurizer.transform(list(task_descriptions)))
+        features = features.to(self.device)
         self.model.eval()
         with torch.no_grad():
             best = self.model(features).argmax(dim=1).tolist()
@@ -422,7 +434,8 @@ class OnlineLearner:
         self._require_open()
         assert self._saver is not None
         return self._saver.save(Checkpoint(
-            config=config_dict(self.config), model_state=self.model.state_dict(),
+            config=config_dict(self.config),
+            model_state={k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             optimizer_state=self.optimizer.state_dict(), epoch=self.updates,
             global_step=self.updates, run_id=self._run.run_id,
             extra={"buffer": self.buffer.state_dict(), "drift": self.drift.state_dict(),
@@ -459,7 +472,7 @@ class OnlineLearner:
         )
         agents = torch.tensor([self.agent_index[r.chosen_agent] for r in parsed])
         success = torch.tensor([float(r.success) for r in parsed])
-        return features, agents, success
+        return features.to(self.device), agents.to(self.device), success.to(self.device)
 
     def _score(self, features: Any, agents: Any, success: Any) -> tuple[float, float]:
         """Prequential loss and accuracy of the success prediction, before learning."""
@@ -489,7 +502,7 @@ class OnlineLearner:
         model_uri = version = None
         if self.updates:
             model_uri, version = log_best_model(
-                self.model, builder=BUILDER, config=self.spec,
+                self.model.cpu(), builder=BUILDER, config=self.spec,
                 input_example=self.featurizer.transform(["example task"]),
                 register_as=self._register_as,
                 metadata={**routing_metadata(self.config.agents, self.featurizer),
