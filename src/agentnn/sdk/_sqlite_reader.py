@@ -45,6 +45,13 @@ TESTED_SCHEMA_REVISIONS = frozenset({"dc11669786a5"})
 
 logger = logging.getLogger(__name__)
 
+# Whether a history exceeds a budget (:cap is budget + 1), and its step range.
+SIZE_SQL = """
+SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM metrics WHERE run_uuid = :run AND key = :key
+                              LIMIT :cap)),
+       (SELECT MIN(step) FROM metrics WHERE run_uuid = :run AND key = :key),
+       (SELECT MAX(step) FROM metrics WHERE run_uuid = :run AND key = :key)
+"""
 # One statement downsamples a history (see agentnn.sdk._downsample): the step range is cut into
 # :n half-open buckets, and each keeps its first and last point (by step, then time) and its
 # smallest and largest value. Each pick is an index seek on (run_uuid, key, step).
@@ -338,10 +345,10 @@ class SqliteReader:
     ) -> list[MetricPoint]:
         """Every point, or with ``max_points`` the extremes :data:`BUCKETS_SQL` picks."""
         self.get_run(run_id)
-        (count, first, last), = self._rows(
-            "SELECT COUNT(*), MIN(step), MAX(step) FROM metrics WHERE run_uuid = ? AND key = ?",
-            (run_id, key),
-        )
+        count = first = last = 0
+        if max_points is not None:  # index seeks; the count stops once it passes the budget
+            (count, first, last), = self._rows(SIZE_SQL, {
+                "run": run_id, "key": key, "cap": max_points + 1})
         if max_points is None or count <= max_points:
             rows = self._rows(
                 "SELECT step, value, timestamp, is_nan FROM metrics "
