@@ -1,0 +1,56 @@
+"""A tracking server that does not answer at run start: the run goes on in ./mlruns, tagged."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from agentnn.errors import StoreUnreachableError
+from agentnn.mlflow_integration import ExperimentTracker
+
+
+def test_a_dead_server_keeps_the_run_in_mlruns_with_one_warning(
+    dead_server: str, workdir: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+):
+    port = dead_server.rsplit(":", 1)[1]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://alice:s3cret@127.0.0.1:{port}")
+
+    tracker = ExperimentTracker("routing")
+    with tracker.start_run(params={"lr": 0.1}) as run:
+        for step in range(20):
+            run.log_metric("loss", 1 / (step + 1), step=step)
+
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(warnings) == 1
+    local = f"sqlite:///{workdir / 'mlruns' / 'mlflow.db'}"
+    assert f"http://alice:***@127.0.0.1:{port}" in warnings[0] and local in warnings[0]
+    kept = mlflow.MlflowClient(local).get_run(run.run_id)
+    assert kept.info.status == "FINISHED"
+    assert len(mlflow.MlflowClient(local).get_metric_history(run.run_id, "loss")) == 20
+    assert kept.data.tags["agentnn.push"] == "pending"
+    assert kept.data.tags["agentnn.intended_tracking_uri"] == f"http://alice:***@127.0.0.1:{port}"
+    assert "s3cret" not in json.dumps(kept.data.tags)
+
+
+def test_offline_fail_keeps_the_one_line_error(
+    dead_server: str, workdir: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("AGENTNN_OFFLINE", "fail")
+    with pytest.raises(StoreUnreachableError, match="127.0.0.1"):
+        ExperimentTracker("routing")
+    assert not (workdir / "mlruns" / "mlflow.db").exists()
+
+
+def test_runs_pending_lists_what_has_not_reached_its_server(dead_server: str, workdir: Path, cli):
+    tracker = ExperimentTracker("routing")
+    with tracker.start_run() as run:
+        run.log_metric("loss", 0.5)
+
+    listed = cli("model", "runs", "--pending", "--output", "json")
+
+    assert listed.exit_code == 0, listed.output
+    assert [r["run_id"] for r in json.loads(listed.stdout)] == [run.run_id]
