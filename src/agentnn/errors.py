@@ -23,6 +23,7 @@ expect (``TypeError``/``ValueError``), so code written against plain MLflow keep
     │   └── InvalidQueryError       (also ValueError) a run filter or order-by the store rejects
     ├── TrackingError               the logging path failed
     │   └── JournalError            the local journal cannot be written or read
+    │       └── DamagedJournalError a journal's header or a chunk of it is unreadable
     ├── TrainingJobError            the processes of a training job failed (a torchrun rank)
     ├── NotFoundError               (also LookupError) a run, experiment, model or alias is unknown
     │   └── RunHasNoModelError      a run to register has no logged model
@@ -222,6 +223,19 @@ class TrackingError(AgentNNError):
 
 class JournalError(TrackingError):
     """The local journal of a run cannot be written or read."""
+
+
+class DamagedJournalError(JournalError):
+    """A journal's header or one of its chunks is torn or corrupt (a crash, a bad disk, an edit).
+
+    Keeps the journal's path, the byte offset of the damage and the reason.
+    """
+
+    def __init__(self, path: str, offset: int, reason: str) -> None:
+        self.path = path
+        self.offset = offset
+        self.reason = reason
+        super().__init__(f"journal {path}: damaged at byte {offset} ({reason})")
 
 
 # --- training jobs -------------------------------------------------------------------------

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from typing import Annotated
 
 import typer
 
 from agentnn.cli import console
-
-WAIT_POLL = 0.2  # seconds between checks while a background writer does the sending
 
 
 def sync(
@@ -17,32 +14,40 @@ def sync(
         float, typer.Option(help="Seconds to keep retrying a store that does not answer.")
     ] = 60.0,
 ) -> None:
-    """Send every unsent record in the local run journals to the store (after a crash or outage)."""
+    """Send every unsent record in the local run journals to the store (after a crash or outage).
+
+    A damaged journal or chunk is set aside (named) and the rest still sent; a run whose
+    training process is gone without ending it is set KILLED.
+    """
     from pathlib import Path
 
     from agentnn import config
-    from agentnn.mlflow_integration import journal as journal_io
-    from agentnn.mlflow_integration import writer
+    from agentnn.mlflow_integration.writer_process import sync_journals
 
     journal_dir = Path(config.resolve().journal_dir.value)
-    journals = sorted(journal_dir.glob(f"*{journal_io.JOURNAL_SUFFIX}"))
-    journals = [j for j in journals if not j.name.endswith(journal_io.REJECTED_SUFFIX)]
-    if not journals:
+    report = sync_journals(journal_dir, timeout)
+    for line in report.events:
+        console.warn_line(line)
+    for line in report.waiting:
+        print(line)
+    if report.journals == 0 and not report.damaged:
         print(f"nothing to send: no run journals in {journal_dir}")
         return
-    sent = writer.forward_all(journal_dir, once=True, retry_limit=timeout)
-    if sent < 0:  # a background writer holds the folder: wait for it instead
-        deadline = time.monotonic() + timeout
-        while any(journal_io.unsent_bytes(j) for j in journals) and time.monotonic() < deadline:
-            time.sleep(WAIT_POLL)
-    left = [j for j in journals if journal_io.unsent_bytes(j)]
-    if left:
+    if report.unsent:
+        reason = f" ({report.store_error})" if report.store_error else ""
         console.error_line(
-            f"{len(left)} journal(s) in {journal_dir} could not be sent yet; is the store up?"
+            f"{len(report.unsent)} journal(s) in {journal_dir} could not be sent yet: the store "
+            f"did not answer{reason}; run `agentnn model sync` again once it is up"
         )
         raise typer.Exit(1)
-    count = f"{sent} records" if sent >= 0 else "the records (a background writer sent them)"
-    print(f"sent {count} from {len(journals)} journal(s) in {journal_dir}")
-    rejected = sorted(journal_dir.glob(f"*{journal_io.REJECTED_SUFFIX}"))
-    if rejected:
-        console.warn_line(f"the store refused records kept in: {', '.join(map(str, rejected))}")
+    count = (f"{report.sent} records" if report.sent is not None
+             else "the records (a background writer sent them; see its writer.log)")
+    print(f"sent {count} from {report.journals} journal(s) in {journal_dir}")
+    if report.damaged:
+        console.warn_line(
+            f"damaged journal data is kept apart in: {', '.join(map(str, report.damaged))}"
+        )
+    if report.rejected:
+        console.warn_line(
+            f"the store refused records kept in: {', '.join(map(str, report.rejected))}"
+        )

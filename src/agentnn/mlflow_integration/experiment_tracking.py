@@ -38,7 +38,7 @@ from agentnn.errors import (
 )
 from agentnn.mlflow_integration import journal as journal_io
 from agentnn.mlflow_integration import offline
-from agentnn.mlflow_integration import writer as writer_process
+from agentnn.mlflow_integration.journal import EndRecord, MetricRecord, ParamRecord, TagRecord
 from agentnn.mlflow_integration.queries import best_run_query
 from agentnn.mlflow_integration.redaction import REDACTED_KEYS_TAG, redact
 from agentnn.mlflow_integration.run_context import automatic_tags, generate_run_name
@@ -51,10 +51,10 @@ from agentnn.mlflow_integration.validation import (
     param_value,
     tag_value,
 )
+from agentnn.mlflow_integration.writer_process import WriterProcess
 
 NONFINITE_TAG = "agentnn.nonfinite_metric_points"  # how many NaN/inf points the run logged
 PROGRESS_AFTER = 1.0  # seconds of draining before a progress line is shown
-WRITER_CHECK_INTERVAL = 2.0  # seconds between checks that the writer still runs while draining
 
 FINISHED, FAILED, KILLED = "FINISHED", "FAILED", "KILLED"
 
@@ -141,7 +141,7 @@ class TrackedRun:
             number = metric_value(key, value)
             if not is_finite(number):
                 self._nonfinite_points += 1
-            points.append(["m", key, number, timestamp, step])
+            points.append(MetricRecord(key, number, timestamp, step))
         for point in points:  # all checked first: a bad value queues nothing of the call
             self._journal.add(point)
 
@@ -166,7 +166,7 @@ class TrackedRun:
         for key, value in values.items():
             if key not in self._params:
                 self._params[key] = value
-                self._journal.add(["p", key, value])
+                self._journal.add(ParamRecord(key, value))
         self._note_redacted(redacted)
 
     def set_tag(self, key: str, value: Any) -> None:
@@ -178,13 +178,13 @@ class TrackedRun:
         values = {check_key(key): tag_value(key, value) for key, value in flatten(tags).items()}
         values, redacted = redact(values)
         for key, value in values.items():
-            self._journal.add(["t", key, value])
+            self._journal.add(TagRecord(key, value))
         self._note_redacted(redacted)
 
     def _note_redacted(self, keys: list[str]) -> None:
         if keys and not set(keys) <= self._redacted_keys:
             self._redacted_keys.update(keys)
-            self._journal.add(["t", REDACTED_KEYS_TAG, ",".join(sorted(self._redacted_keys))])
+            self._journal.add(TagRecord(REDACTED_KEYS_TAG, ",".join(sorted(self._redacted_keys))))
 
     # --- artifacts ---------------------------------------------------------------------------
 
@@ -223,18 +223,24 @@ class TrackedRun:
         return False  # an exception always propagates
 
     def end(self, status: str = FINISHED) -> None:
-        """Send every queued record, then set the run's status. Safe to call twice."""
+        """Wait (at most the drain timeout) for the store to have every record, then end the run.
+
+        The status and end time are set once: here, when the store answers, or else by the
+        writer from the journal's end record once the records are in. Safe to call twice.
+        """
         if self._ended:
             return
         self._ended = True
         if self._nonfinite_points:
-            self._journal.add(["t", NONFINITE_TAG, str(self._nonfinite_points)])
-        self._journal.add(["end", status, _now_ms()])
+            self._journal.add(TagRecord(NONFINITE_TAG, str(self._nonfinite_points)))
+        applied = False
         try:
-            self._journal.close()
-        finally:
+            self._journal.flush(sync=True)
             drained = self._tracker._drain(self._journal.path, self.run_id)
-            self._tracker._end_active_run(self.run_id, status, drained)
+            applied = self._tracker._end_mlflow_run(self.run_id, status, drained)
+        finally:
+            self._journal.add(EndRecord(status, _now_ms(), applied=applied))
+            self._journal.close()
 
     def _check_open(self) -> None:
         if self._ended:
@@ -386,13 +392,12 @@ class ExperimentTracker:
         run_id = active.info.run_id
         if self.intended_uri:
             offline.record_pending(self.journal_dir, run_id, self.tracking_uri, self.intended_uri)
-        writer_process.start_writer(self.journal_dir)  # imports MLflow while training starts
         journal = journal_io.BufferedJournal(
             journal_io.new_journal_path(self.journal_dir, run_id),
-            {"run_id": run_id, "tracking_uri": self.tracking_uri, "created": _now_ms()},
+            journal_io.new_header(run_id, self.tracking_uri),
             self._flush_interval,
-            keepalive=lambda: writer_process.start_writer(self.journal_dir),
         )
+        self._writer.watch(journal.path)  # the writer imports MLflow while training starts
         run = TrackedRun(self, run_id, run_name, journal, logged_params)
         if params:
             try:
@@ -427,66 +432,61 @@ class ExperimentTracker:
 
     # --- draining ----------------------------------------------------------------------------
 
+    @property
+    def _writer(self) -> WriterProcess:
+        return WriterProcess.for_folder(self.journal_dir)
+
     def _drain(self, journal: Path, run_id: str) -> bool:
         """Wait until the store has every record of the journal; True when it does."""
         started = time.monotonic()
-        total = max(journal_io.unsent_bytes(journal), 1)
-        last_check, shown, shown_percent = started, False, -1
-        try:
-            while (left := journal_io.unsent_bytes(journal)) > 0:
-                now = time.monotonic()
-                if now - started > self.drain_timeout:
-                    _progress_end(shown)
-                    print(
-                        f"agentnn: run {run_id}: the store has not confirmed every record after "
-                        f"{self.drain_timeout:.0f} s; they stay in {journal} and will be sent when "
-                        "it answers (`agentnn model sync` sends them now)",
-                        file=sys.stderr,
-                    )
-                    return False
-                if now - last_check > WRITER_CHECK_INTERVAL:
-                    last_check = now
-                    writer_process.start_writer(self.journal_dir)
-                if now - started > PROGRESS_AFTER:
-                    percent = int(100 * (1 - left / total))
-                    if percent != shown_percent:
-                        _progress(run_id, percent, first=not shown)
-                        shown, shown_percent = True, percent
-                time.sleep(0.02)
-        except KeyboardInterrupt:
-            _progress_end(shown)
-            print(f"agentnn: stopped waiting; unsent records stay in {journal} "
-                  "(`agentnn model sync` sends them)", file=sys.stderr)
+        shown, shown_percent = False, -1
+
+        def progress(fraction: float) -> None:
+            nonlocal shown, shown_percent
+            percent = int(100 * fraction)
+            if time.monotonic() - started > PROGRESS_AFTER and percent != shown_percent:
+                _progress(run_id, percent, first=not shown)
+                shown, shown_percent = True, percent
+
+        drained = self._writer.wait_drained(journal, self.drain_timeout, progress)
+        _progress_end(shown, done=drained)
+        if not drained:
+            print(
+                f"agentnn: run {run_id}: the store has not confirmed every record (waited up to "
+                f"{self.drain_timeout:.0f} s); they stay in {journal} and the writer sends them "
+                "when it answers (`agentnn model sync` sends them now)",
+                file=sys.stderr,
+            )
             return False
-        _progress_end(shown, done=True)
-        rejected = journal.with_name(journal.name.removesuffix(journal_io.JOURNAL_SUFFIX)
-                                     + journal_io.REJECTED_SUFFIX)
+        rejected = journal_io.rejected_path(journal)
         if rejected.exists():
             print(f"agentnn: the store refused some records of run {run_id}; they are kept in "
                   f"{rejected}", file=sys.stderr)
         return True
 
-    def _end_active_run(self, run_id: str, status: str, drained: bool) -> None:
+    def _end_mlflow_run(self, run_id: str, status: str, drained: bool) -> bool:
+        """Release MLflow's active run and set the status; True when the store has it.
+
+        ``mlflow.end_run`` is MLflow's one public way to release its active run, and it sets the
+        status too. When the journal is not drained and the run is not MLflow's active run,
+        nothing is asked of the store: the writer sets the status from the end record.
+        """
         import mlflow
 
         active = mlflow.active_run()
-        if not drained:
-            # The store is not answering: asking it to end the run would block on MLflow's
-            # HTTP retries for minutes. The journal's end record sets the status later, so
-            # only release MLflow's active run here.
-            if active is not None and active.info.run_id == run_id:
-                from mlflow.tracking import fluent
-
-                fluent._active_run_stack.get().pop()
-            return
         try:
             if active is not None and active.info.run_id == run_id:
-                mlflow.end_run(status)
-            else:
+                mlflow.end_run(status)  # bounded: the store layer caps MLflow's HTTP retries
+            elif drained:
                 self.client.set_terminated(run_id, status)
+            else:
+                return False
         except Exception as error:  # the store is down; the writer sets the status later
-            print(f"agentnn: could not set the status of run {run_id} yet ({error}); "
-                  "it is set when the journal reaches the store", file=sys.stderr)
+            print(f"agentnn: could not set the status of run {run_id} yet "
+                  f"({str(error).splitlines()[0] if str(error) else type(error).__name__}); "
+                  "the writer sets it when the journal reaches the store", file=sys.stderr)
+            return False
+        return True
 
 
 def _progress(run_id: str, percent: int, first: bool) -> None:

@@ -231,6 +231,11 @@ class Store:
                     self.check()
                 if self.settings.artifact_location is not None:  # the embedded default
                     Path(self.settings.artifact_location.value).mkdir(parents=True, exist_ok=True)
+                if self.is_sqlite:  # created (the embedded one also upgraded) once, under a lock
+                    from agentnn.mlflow_integration.embedded import ensure_sqlite_store
+
+                    with self.errors():
+                        ensure_sqlite_store(self.uri, upgrade=self.is_embedded)
                 from mlflow import MlflowClient
 
                 with self.errors():

@@ -5,6 +5,19 @@ priority, so the 98% of logging cost that is SQLAlchemy work in Python never hol
 process's GIL. It retries with back-off while the store does not answer, and exits once its
 parent process is gone and every journal is sent, or after a long idle spell.
 
+What it does with a journal that is not simply "records to send" (each said in one line):
+
+- a damaged chunk (checksum, JSON or a record does not check out) is set aside, whole, in
+  ``<journal>.damaged``; the chunks around it are still sent;
+- a torn last line is left for later while the journal's training process lives (it is still
+  being written) and set aside once that process is gone (a crash cut it);
+- a broken header sets the whole journal aside, named;
+- a journal whose training process is gone without an end record: its run is set KILLED, with
+  the time of its last metric point as end time.
+
+A pass that sends nothing is idle: the writer sleeps or (``--once``) returns, so it never spins.
+The process itself is owned by :class:`agentnn.mlflow_integration.writer_process.WriterProcess`.
+
 Start by hand (what ``agentnn model sync`` does, in the foreground)::
 
     python -m agentnn.mlflow_integration.writer <journal_dir> [--once]
@@ -17,22 +30,35 @@ import errno
 import fcntl
 import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from agentnn.errors import DamagedJournalError
 from agentnn.mlflow_integration.journal import (
-    JOURNAL_SUFFIX,
-    REJECTED_SUFFIX,
+    HEADER_GRACE,
     Cursor,
+    EndRecord,
+    HeaderIncomplete,
+    MetricRecord,
+    ParamRecord,
+    Record,
+    TagRecord,
     cursor_path,
-    read_chunks,
+    list_journals,
     read_header,
+    rejected_path,
+    scan_chunks,
+    set_aside,
+    set_aside_journal,
 )
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 LOCK_NAME = "writer.lock"
 LOG_NAME = "writer.log"
@@ -41,6 +67,7 @@ POLL_INTERVAL = 0.2  # seconds between scans when there is nothing to send
 IDLE_EXIT = 600.0  # seconds without work after which a writer whose parent lives exits anyway
 ORPHAN_RETRY_LIMIT = 600.0  # seconds an orphaned writer keeps retrying an unanswering store
 BACKOFF_START, BACKOFF_MAX = 0.5, 30.0
+KILLED = "KILLED"
 
 # MLflow's log_batch limits.
 MAX_METRICS, MAX_PARAMS, MAX_TAGS, MAX_ENTITIES = 1000, 100, 100, 1000
@@ -65,41 +92,36 @@ def writer_running(journal_dir: Path) -> bool:
         return False
 
 
-def start_writer(journal_dir: Path) -> subprocess.Popen | None:
-    """Start a detached writer for ``journal_dir`` unless one runs; returns the new process."""
-    journal_dir.mkdir(parents=True, exist_ok=True)
-    if writer_running(journal_dir):
-        return None
-    log = open(journal_dir / LOG_NAME, "ab")  # noqa: SIM115 - handed to the child
-    try:
-        return subprocess.Popen(
-            [sys.executable, "-m", "agentnn.mlflow_integration.writer", str(journal_dir),
-             "--parent", str(os.getpid())],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-        )
-    finally:
-        log.close()
-
-
 # --- batching ------------------------------------------------------------------------------
 
 
 @dataclass
 class Batch:
-    """Records grouped within MLflow's log_batch limits."""
+    """Records grouped within MLflow's log_batch limits, as MLflow entities."""
 
     metrics: list[Any] = field(default_factory=list)
     params: list[Any] = field(default_factory=list)
     tags: list[Any] = field(default_factory=list)
 
-    def fits(self, kind: str) -> bool:
+    def fits(self, record: Record) -> bool:
         total = len(self.metrics) + len(self.params) + len(self.tags)
         if total >= MAX_ENTITIES:
             return False
-        limits = {"m": (self.metrics, MAX_METRICS), "p": (self.params, MAX_PARAMS),
-                  "t": (self.tags, MAX_TAGS)}
-        items, limit = limits[kind]
-        return len(items) < limit
+        if isinstance(record, MetricRecord):
+            return len(self.metrics) < MAX_METRICS
+        if isinstance(record, ParamRecord):
+            return len(self.params) < MAX_PARAMS
+        return len(self.tags) < MAX_TAGS
+
+    def add(self, record: MetricRecord | ParamRecord | TagRecord) -> None:
+        from mlflow.entities import Metric, Param, RunTag
+
+        if isinstance(record, MetricRecord):
+            self.metrics.append(Metric(record.key, record.value, record.timestamp, record.step))
+        elif isinstance(record, ParamRecord):
+            self.params.append(Param(record.key, record.value))
+        else:
+            self.tags.append(RunTag(record.key, record.value))
 
     def __bool__(self) -> bool:
         return bool(self.metrics or self.params or self.tags)
@@ -115,83 +137,153 @@ def is_retryable(error: Exception) -> bool:
     return True  # connection errors, timeouts, locked databases
 
 
-class JournalForwarder:
-    """Sends one run's journal, from its cursor on, to the store of its header."""
+def _iso(timestamp_ms: int) -> str:
+    return datetime.fromtimestamp(timestamp_ms / 1000, tz=timezone.utc).isoformat(
+        timespec="seconds"
+    )
 
-    def __init__(self, journal: Path, client_for: Callable[[str], Any]) -> None:
+
+class JournalForwarder:
+    """Sends one run's journal, from its cursor on, to the store of its header.
+
+    Raises (from the constructor): HeaderIncomplete, DamagedJournalError.
+    """
+
+    def __init__(
+        self,
+        journal: Path,
+        client_for: Callable[[str], MlflowClient],
+        report: Callable[[str], None] = print,
+    ) -> None:
         self.journal = journal
         self.cursor_file = cursor_path(journal)
-        header, first_chunk = read_header(journal)
-        self.run_id: str = header["run_id"]
-        self.tracking_uri: str = header["tracking_uri"]
+        self.header, first_chunk = read_header(journal)
+        self.run_id = self.header.run_id
+        self.tracking_uri = self.header.tracking_uri
         self.cursor = Cursor.load(self.cursor_file) or Cursor(first_chunk, 0)
         self.ended = False
+        self.waiting_on_tail = False  # a torn last line whose training process still runs
+        self.sent = 0  # records the store confirmed
         self._client_for = client_for
-
-    def pending(self) -> bool:
-        return self.journal.stat().st_size > self.cursor.offset
+        self._report = report
 
     def forward(self) -> int:
-        """Send everything complete in the journal; returns the number of records sent.
+        """Send everything complete in the journal; returns how much happened (0: idle).
 
         The cursor is saved after every accepted batch, so a crash re-sends at most one batch,
         which MLflow's SQL store ignores (identical metric points and params are deduplicated).
         """
-        from mlflow.entities import Metric, Param, RunTag
-
+        # Asked before reading: once the process is gone, everything it wrote is in the file.
+        gone = not self.ended and self.header.process_gone()
+        size = self.journal.stat().st_size
+        if size == self.cursor.offset and not gone:
+            return self._finish_if_done(size)
         client = self._client_for(self.tracking_uri)
+        done = 0
+        for chunk in scan_chunks(self.journal, self.cursor.offset, self.header.format):
+            if chunk.damage is not None:
+                done += self._set_aside(chunk.start, chunk.end, chunk.damage)
+                continue
+            done += self._forward_chunk(client, chunk.start, chunk.end, chunk.records)
+        size = self.journal.stat().st_size
+        torn = self.cursor.index == 0 and size > self.cursor.offset
+        self.waiting_on_tail = torn and not gone
+        if torn and gone:
+            done += self._set_aside(self.cursor.offset, size, "the last line was cut off")
+        if gone and not self.ended and self.cursor.offset == size:
+            done += self._mark_killed(client)
+        return done + self._finish_if_done(size)
+
+    def _forward_chunk(
+        self, client: MlflowClient, start: int, end: int, records: list[Record]
+    ) -> int:
+        index = self.cursor.index if start == self.cursor.offset else 0
         sent = 0
-        for start, end, records in read_chunks(self.journal, self.cursor.offset):
-            index = self.cursor.index if start == self.cursor.offset else 0
-            while index < len(records):
-                batch, stop, terminal = Batch(), index, None
-                while stop < len(records):
-                    record = records[stop]
-                    kind = record[0]
-                    if kind == "end":
-                        terminal = record
-                        stop += 1
-                        break
-                    if not batch.fits(kind):
-                        break
-                    if kind == "m":
-                        batch.metrics.append(Metric(record[1], record[2], record[3], record[4]))
-                    elif kind == "p":
-                        batch.params.append(Param(record[1], record[2]))
-                    elif kind == "t":
-                        batch.tags.append(RunTag(record[1], record[2]))
+        last_time = self.cursor.last_time
+        while index < len(records):
+            batch, stop, terminal = Batch(), index, None
+            while stop < len(records):
+                record = records[stop]
+                if isinstance(record, EndRecord):
+                    terminal = record
                     stop += 1
-                if batch:
-                    self._send(client, batch, records[index:stop])
-                if terminal is not None:
-                    self._terminate(client, terminal)
-                sent += stop - index
-                index = stop
-                self.cursor = Cursor(start, index) if index < len(records) else Cursor(end, 0)
-                self.cursor.save(self.cursor_file)
-        if self.ended and self.cursor.offset == self.journal.stat().st_size:
-            self.journal.unlink()  # the run ended and the store has all of it
-            self.cursor_file.unlink(missing_ok=True)
+                    break
+                if not batch.fits(record):
+                    break
+                batch.add(record)
+                if isinstance(record, MetricRecord):
+                    last_time = max(last_time, record.timestamp)
+                stop += 1
+            if batch:
+                self._send(client, batch, records[index:stop])
+            if terminal is not None:
+                self._terminate(client, terminal)
+            sent += stop - index
+            self.sent += stop - index
+            index = stop
+            self.cursor = (
+                Cursor(start, index, last_time) if index < len(records)
+                else Cursor(end, 0, last_time)
+            )
+            self.cursor.save(self.cursor_file)
         return sent
 
-    def _terminate(self, client: Any, terminal: list[Any]) -> None:
+    def _finish_if_done(self, size: int) -> int:
+        """Remove a journal whose run ended and whose every record the store has."""
+        if self.ended and self.cursor.offset == size:
+            self.journal.unlink()
+            self.cursor_file.unlink(missing_ok=True)
+            return 1
+        return 0
+
+    def _set_aside(self, start: int, end: int, reason: str) -> int:
+        """Move bytes ``start:end`` to ``<journal>.damaged`` and go on after them."""
+        with self.journal.open("rb") as handle:
+            handle.seek(start)
+            data = handle.read(end - start)
+        damaged = set_aside(self.journal, data)
+        self.cursor = Cursor(end, 0, self.cursor.last_time)
+        self.cursor.save(self.cursor_file)
+        self._report(
+            f"journal {self.journal}: damaged chunk at byte {start} ({reason}); set aside in "
+            f"{damaged}, the rest of the journal is sent"
+        )
+        return 1
+
+    def _mark_killed(self, client: MlflowClient) -> int:
+        """The training process is gone and the run never ended: set it KILLED."""
         self.ended = True
+        run = client.get_run(self.run_id)
+        if run.info.status != "RUNNING":  # ended by its process before the journal's end
+            return 1
+        end_time = self.cursor.last_time or self.header.created
+        client.set_terminated(self.run_id, KILLED, end_time=end_time)
+        self._report(
+            f"run {self.run_id}: its training process ({self.header.describe_process()}) is "
+            f"gone and the run never ended; set KILLED, ended at {_iso(end_time)} "
+            "(its last record)"
+        )
+        return 1
+
+    def _terminate(self, client: MlflowClient, terminal: EndRecord) -> None:
+        self.ended = True
+        if terminal.applied:  # the training process set the status itself
+            return
         try:
-            client.set_terminated(self.run_id, terminal[1], end_time=terminal[2])
+            client.set_terminated(self.run_id, terminal.status, end_time=terminal.end_time)
         except Exception as error:
             if is_retryable(error):
+                self.ended = False
                 raise
-            self._reject(terminal, error)
+            self._reject([terminal], error)
 
-    def _reject(self, records: Any, error: Exception) -> None:
+    def _reject(self, records: list[Record], error: Exception) -> None:
         """Keep records the store refused for good beside the journal, and go on."""
-        rejected = self.journal.with_name(
-            self.journal.name.removesuffix(JOURNAL_SUFFIX) + REJECTED_SUFFIX
-        )
-        with rejected.open("a") as handle:
-            handle.write(json.dumps({"error": str(error)[:2000], "records": records}) + "\n")
+        with rejected_path(self.journal).open("a") as handle:
+            handle.write(json.dumps({"error": str(error)[:2000],
+                                     "records": [record.to_json() for record in records]}) + "\n")
 
-    def _send(self, client: Any, batch: Batch, records: list[Any]) -> None:
+    def _send(self, client: MlflowClient, batch: Batch, records: list[Record]) -> None:
         from agentnn.mlflow_integration import sql_bulk
 
         try:
@@ -207,86 +299,144 @@ class JournalForwarder:
 # --- the process ---------------------------------------------------------------------------
 
 
+@dataclass
+class WriterResult:
+    """What a writer did, for ``agentnn model sync`` to say."""
+
+    sent: int = 0
+    """Records the store confirmed."""
+    events: list[str] = field(default_factory=list)
+    """One line per journal set aside, chunk set aside or run found killed."""
+    waiting: list[str] = field(default_factory=list)
+    """One line per journal left for later (its training process still writes it)."""
+    store_error: str | None = None
+    """The last error of a store that did not answer, when the writer gave up retrying."""
+
+
 class Writer:
     """Scans a journal folder and forwards every journal that has unsent records."""
 
     def __init__(self, journal_dir: Path, retry_limit: float = ORPHAN_RETRY_LIMIT) -> None:
         self.journal_dir = journal_dir
         self.retry_limit = retry_limit
+        self.result = WriterResult()
         self._forwarders: dict[Path, JournalForwarder] = {}
         self._clients: dict[str, Any] = {}
         self._broken: set[Path] = set()
 
-    def client_for(self, tracking_uri: str) -> Any:
+    def report(self, line: str) -> None:
+        """Say it in the writer's log and keep it for ``sync``."""
+        print(line, flush=True)
+        self.result.events.append(line)
+
+    def client_for(self, tracking_uri: str) -> MlflowClient:
         if tracking_uri not in self._clients:
             from mlflow import MlflowClient
 
             self._clients[tracking_uri] = MlflowClient(tracking_uri=tracking_uri)
         return self._clients[tracking_uri]
 
-    def pending_journals(self) -> list[JournalForwarder]:
-        pending = []
-        for journal in sorted(self.journal_dir.glob(f"*{JOURNAL_SUFFIX}")):
-            if journal.name.endswith(REJECTED_SUFFIX) or journal in self._broken:
+    def journals(self) -> tuple[list[JournalForwarder], list[str]]:
+        """A forwarder per readable journal, and a line per journal whose header is not written
+        yet; broken headers are set aside on the way."""
+        forwarders = []
+        waiting = []
+        for journal in list_journals(self.journal_dir):
+            if journal in self._broken:
                 continue
             forwarder = self._forwarders.get(journal)
             if forwarder is None:
                 try:
-                    forwarder = JournalForwarder(journal, self.client_for)
-                except Exception:  # header still being written, or not a journal
+                    forwarder = JournalForwarder(journal, self.client_for, self.report)
+                except FileNotFoundError:
+                    continue
+                except HeaderIncomplete:
+                    if not self._header_given_up(journal):
+                        waiting.append(f"journal {journal}: its header is still being written; "
+                                       "left for later")
+                    continue
+                except DamagedJournalError as error:
+                    self._set_aside_journal(journal, error.reason)
                     continue
                 self._forwarders[journal] = forwarder
-            try:
-                if forwarder.pending():
-                    pending.append(forwarder)
-            except FileNotFoundError:  # the run removed its finished journal
-                del self._forwarders[journal]
-        return pending
+            forwarders.append(forwarder)
+        return forwarders, waiting
 
-    def _forward(self, forwarder: JournalForwarder) -> int:
-        """Forward one journal; a journal the store refuses for good is set aside, not retried."""
+    def _header_given_up(self, journal: Path) -> bool:
+        """A header without its newline for longer than a write takes was cut by a crash."""
         try:
-            return forwarder.forward()
-        except FileNotFoundError:  # its run confirmed the drain and removed the journal
-            self._forwarders.pop(forwarder.journal, None)
-            return 0
-        except Exception as error:
-            if is_retryable(error):
-                raise
-            print(f"giving up on {forwarder.journal.name}: {error}", flush=True)
-            self._broken.add(forwarder.journal)
-            return 0
+            age = time.time() - journal.stat().st_mtime
+        except FileNotFoundError:
+            return True
+        if age < HEADER_GRACE:
+            return False
+        self._set_aside_journal(journal, "broken header: cut off before its newline")
+        return True
 
-    def run(self, parent_pid: int | None, once: bool = False) -> int:
-        """Forward until done; returns the number of records sent."""
-        total, backoff, idle_since, failing_since = 0, BACKOFF_START, time.monotonic(), None
+    def _set_aside_journal(self, journal: Path, reason: str) -> None:
+        try:
+            damaged = set_aside_journal(journal)
+        except FileNotFoundError:
+            return
+        self.report(f"journal {journal}: {reason}; the whole journal is set aside as {damaged}")
+
+    def forward_pass(self) -> tuple[int, Exception | None]:
+        """Forward every journal once: (how much happened, the last store error or None)."""
+        done, failure = 0, None
+        forwarders, waiting = self.journals()
+        for forwarder in forwarders:
+            sent_before = forwarder.sent
+            try:
+                done += forwarder.forward()
+            except FileNotFoundError:  # its run confirmed the drain and removed the journal
+                self._forwarders.pop(forwarder.journal, None)
+            except Exception as error:
+                if is_retryable(error):
+                    failure = error  # the other journals still get their turn
+                    continue
+                print(f"giving up on {forwarder.journal.name}: {error}", flush=True)
+                self._broken.add(forwarder.journal)
+            finally:
+                self.result.sent += forwarder.sent - sent_before
+        for journal in [j for j in self._forwarders if not j.exists()]:
+            del self._forwarders[journal]
+        self.result.waiting = waiting + [
+            f"journal {f.journal}: its last line is still being written by its training process "
+            f"({f.header.describe_process()}); left for later"
+            for f in self._forwarders.values() if f.waiting_on_tail
+        ]
+        return done, failure
+
+    def run(self, parent_pid: int | None, once: bool = False) -> WriterResult:
+        """Forward until done (``once``: until a pass finds nothing to do)."""
+        backoff, idle_since, failing_since = BACKOFF_START, time.monotonic(), None
         from agentnn.mlflow_integration.push import AutoPusher  # runs kept locally in an outage
 
         pusher = None if once else AutoPusher(self.journal_dir)
         while True:
-            pending = self.pending_journals()
-            try:
-                for forwarder in pending:
-                    total += self._forward(forwarder)
-                backoff, failing_since = BACKOFF_START, None
-            except Exception as error:
+            done, failure = self.forward_pass()
+            if failure is not None:
                 failing_since = failing_since or time.monotonic()
-                print(f"store did not answer ({error}); retrying in {backoff:.1f}s", flush=True)
+                print(f"store did not answer ({failure}); retrying in {backoff:.1f}s", flush=True)
                 orphan = parent_pid is not None and not _alive(parent_pid)
                 if (once or orphan) and time.monotonic() - failing_since > self.retry_limit:
-                    return total
+                    self.result.store_error = str(failure).splitlines()[0] if str(failure) else (
+                        type(failure).__name__)
+                    return self.result
                 time.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
                 continue
-            if pending:
+            backoff, failing_since = BACKOFF_START, None
+            if done:
                 idle_since = time.monotonic()
                 continue
+            # An idle pass: nothing complete to send, nothing to set aside; never spin.
             pushing = pusher is not None and pusher.step()  # True while a push waits
             if once or (parent_pid is not None and not _alive(parent_pid)):
                 if not pushing or time.monotonic() - idle_since > self.retry_limit:
-                    return total
+                    return self.result
             elif time.monotonic() - idle_since > IDLE_EXIT and not pushing:
-                return total
+                return self.result
             time.sleep(POLL_INTERVAL)
 
 
@@ -306,9 +456,9 @@ def forward_all(
     parent_pid: int | None = None,
     once: bool = False,
     retry_limit: float = ORPHAN_RETRY_LIMIT,
-) -> int:
-    """Be the folder's writer until done; returns records sent, or -1 when another writer is."""
-    journal_dir.mkdir(parents=True, exist_ok=True)
+) -> WriterResult | None:
+    """Be the folder's writer until done; None when another writer holds the folder."""
+    journal_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     # The writer retries with its own back-off; MLflow's HTTP retries would block one call for
     # minutes while a server is down.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
@@ -317,7 +467,7 @@ def forward_all(
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            return -1
+            return None
         lock.seek(0)
         lock.truncate()
         lock.write(str(os.getpid()))

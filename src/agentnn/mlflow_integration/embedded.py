@@ -1,0 +1,71 @@
+"""A SQLite store is created (and the embedded one upgraded) once, under a file lock.
+
+MLflow creates a SQLite store's tables on first use, through alembic migrations. Eight processes
+doing that at once on a fresh folder collide: all of them fail, and the half-made store breaks
+the next process too. So before any process of agentnn opens a SQLite store, it takes
+``<db>.lock`` (``filelock``), lets MLflow create the store if it is not there, and only then
+goes on; the others wait for the lock and find the store made.
+
+The embedded default (``./mlruns/mlflow.db``) is agentnn's own, so an out-of-date schema there is
+upgraded in the same locked step (``mlflow db upgrade``). A store the user pointed at is not
+changed: MLflow's own message asks for the upgrade.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from urllib.parse import unquote
+
+LOCK_TIMEOUT = 600.0  # seconds to wait for another process creating or upgrading the store
+UPGRADE_TIMEOUT = 600.0  # seconds `mlflow db upgrade` may take on a large store
+LOCK_SUFFIX = ".lock"
+
+_ready: set[str] = set()
+_ready_lock = threading.Lock()
+
+
+def sqlite_file(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI; None for other stores and in-memory ones."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = unquote(uri[len("sqlite:///"):].split("?")[0])
+    return Path(path) if path and path != ":memory:" else None
+
+
+def ensure_sqlite_store(uri: str, *, upgrade: bool = False) -> None:
+    """Make sure the SQLite store at ``uri`` exists (created under its lock); once per process.
+
+    Args:
+        uri: any tracking URI; only ``sqlite:///`` files are handled, others return at once.
+        upgrade: also upgrade an out-of-date schema (the embedded default only).
+    """
+    path = sqlite_file(uri)
+    if path is None:
+        return
+    with _ready_lock:
+        if uri in _ready:
+            return
+        from filelock import FileLock
+        from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(path) + LOCK_SUFFIX, timeout=LOCK_TIMEOUT):
+            try:
+                MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+            except MlflowException as error:
+                if not (upgrade and "out-of-date" in str(error)):
+                    raise
+                _upgrade(uri)
+        _ready.add(uri)
+
+
+def _upgrade(uri: str) -> None:
+    """Run MLflow's own schema upgrade on the store (under the caller's lock)."""
+    subprocess.run(
+        [sys.executable, "-m", "mlflow", "db", "upgrade", uri],
+        check=True, capture_output=True, timeout=UPGRADE_TIMEOUT,
+    )

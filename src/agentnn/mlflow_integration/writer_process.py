@@ -1,0 +1,199 @@
+"""The one owner of the writer process, for a training process and for ``agentnn model sync``.
+
+A training process asks its :class:`WriterProcess` (one per journal folder) to watch a journal:
+the owner starts the writer unless one already serves the folder, keeps it alive from a daemon
+thread while a watched journal is open or unsent, waits (bounded) for a journal's drain when the
+run ends, and reaps the process it started. It never waits on the store at process exit: the
+keep-alive thread is a daemon, and a writer left with unsent records finishes them on its own
+(it outlives its parent until the store has them, or until its retry limit).
+
+``agentnn model sync`` calls :func:`sync_journals`, which runs the writer in the foreground (or,
+when a background writer holds the folder, waits for it) and returns what happened as plain data.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agentnn.mlflow_integration import journal as journal_io
+from agentnn.mlflow_integration import writer
+
+KEEPALIVE_INTERVAL = 5.0  # seconds between checks that a writer serves the folder
+WRITER_CHECK_INTERVAL = 2.0  # the same check while a run waits for its drain
+DRAIN_POLL = 0.02  # seconds between looks at the cursor while waiting for a drain
+STOP_TIMEOUT = 5.0  # seconds stop() waits for the keep-alive thread
+SYNC_WAIT_POLL = 0.2  # seconds between looks while a background writer does the sending
+
+
+class WriterProcess:
+    """Starts, keeps alive and waits for the writer of one journal folder.
+
+    Use :meth:`for_folder`: every tracker of a process shares the folder's owner.
+    """
+
+    _owners: dict[Path, WriterProcess] = {}
+    _owners_lock = threading.Lock()
+
+    def __init__(self, journal_dir: Path) -> None:
+        self.journal_dir = journal_dir
+        self.process: subprocess.Popen[bytes] | None = None
+        """The writer this owner started last (None when another process's writer serves)."""
+        self._open: set[Path] = set()  # journals of runs in progress
+        self._draining: set[Path] = set()  # journals of ended runs the store does not have yet
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def for_folder(cls, journal_dir: Path) -> WriterProcess:
+        key = journal_dir.resolve()
+        with cls._owners_lock:
+            if key not in cls._owners:
+                cls._owners[key] = cls(journal_dir)
+            return cls._owners[key]
+
+    # --- the process -----------------------------------------------------------------------
+
+    def ensure_running(self) -> bool:
+        """Start a detached writer unless one holds the folder; True when one was started."""
+        if self.process is not None and self.process.poll() is not None:
+            self.process = None  # reaped: it finished or was killed
+        self.journal_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if writer.writer_running(self.journal_dir):
+            return False
+        with open(self.journal_dir / writer.LOG_NAME, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "agentnn.mlflow_integration.writer",
+                 str(self.journal_dir), "--parent", str(os.getpid())],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+            )
+        return True
+
+    # --- journals --------------------------------------------------------------------------
+
+    def watch(self, journal: Path) -> None:
+        """A run started writing ``journal``: make sure a writer serves it until it is sent."""
+        with self._lock:
+            self._open.add(journal)
+        self.ensure_running()
+        if self._thread is None or not self._thread.is_alive():
+            self._stop.clear()
+            self._thread = threading.Thread(
+                target=self._keep_alive, name="agentnn-writer-keepalive", daemon=True
+            )
+            self._thread.start()
+
+    def wait_drained(
+        self,
+        journal: Path,
+        timeout: float,
+        on_progress: Callable[[float], None] | None = None,
+    ) -> bool:
+        """Wait until the store has every record of ``journal``; False after ``timeout`` s.
+
+        ``on_progress`` gets the fraction sent, about every 20 ms. Ctrl-C stops the wait (False).
+        Either way the journal stays watched until it is sent.
+        """
+        started = last_check = time.monotonic()
+        total = max(journal_io.unsent_bytes(journal), 1)
+        with self._lock:
+            self._open.discard(journal)
+            self._draining.add(journal)
+        try:
+            while (left := journal_io.unsent_bytes(journal)) > 0:
+                now = time.monotonic()
+                if now - started > timeout:
+                    return False
+                if now - last_check > WRITER_CHECK_INTERVAL:
+                    last_check = now
+                    self.ensure_running()
+                if on_progress is not None:
+                    on_progress(1 - left / total)
+                time.sleep(DRAIN_POLL)
+        except KeyboardInterrupt:
+            return False
+        return True
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """Stop keeping the writer alive (bounded join); reap the writer if it has exited.
+
+        The writer itself is not stopped: it exits once its parent is gone and every journal
+        is sent, so stopping here never loses a record.
+        """
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self.process is not None and self.process.poll() is not None:
+            self.process = None
+
+    def _keep_alive(self) -> None:
+        while not self._stop.wait(KEEPALIVE_INTERVAL):
+            with self._lock:
+                self._draining = {j for j in self._draining if journal_io.unsent_bytes(j)}
+                busy = bool(self._open or self._draining)
+            if not busy:
+                return
+            self.ensure_running()
+
+
+# --- agentnn model sync --------------------------------------------------------------------
+
+
+@dataclass
+class SyncReport:
+    """What ``agentnn model sync`` did, as plain data for the command (or a script) to show."""
+
+    journal_dir: Path
+    journals: int = 0
+    """Journals found."""
+    sent: int | None = 0
+    """Records sent; None when a background writer did the sending."""
+    events: list[str] = field(default_factory=list)
+    """One line each: a journal or chunk set aside, a run found killed."""
+    waiting: list[str] = field(default_factory=list)
+    """One line each: a journal left for later because its training process still writes it."""
+    unsent: list[Path] = field(default_factory=list)
+    """Journals with records the store did not take (it did not answer)."""
+    store_error: str | None = None
+    damaged: list[Path] = field(default_factory=list)
+    """Files of damaged records kept beside the journals."""
+    rejected: list[Path] = field(default_factory=list)
+    """Files of records the store refused."""
+
+
+def sync_journals(journal_dir: Path, timeout: float) -> SyncReport:
+    """Send what the journals of ``journal_dir`` still hold; retry the store up to ``timeout`` s.
+
+    Runs the writer in this process; when a background writer holds the folder, waits (up to
+    ``timeout``) for it instead. Damaged journals never stop the others, and nothing here spins:
+    a journal still being written is left for later.
+    """
+    report = SyncReport(journal_dir)
+    journals = journal_io.list_journals(journal_dir) if journal_dir.is_dir() else []
+    report.journals = len(journals)
+    if journals:
+        result = writer.forward_all(journal_dir, once=True, retry_limit=timeout)
+        if result is None:  # a background writer holds the folder: wait for it instead
+            report.sent = None
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and any(
+                journal_io.complete_unsent_bytes(j) for j in journals
+            ):
+                time.sleep(SYNC_WAIT_POLL)
+        else:
+            report.sent = result.sent
+            report.events = result.events
+            report.waiting = result.waiting
+            report.store_error = result.store_error
+        report.unsent = [j for j in journals if journal_io.complete_unsent_bytes(j)]
+    if journal_dir.is_dir():
+        report.damaged = sorted(journal_dir.glob(f"*{journal_io.DAMAGED_SUFFIX}"))
+        report.rejected = sorted(journal_dir.glob(f"*{journal_io.REJECTED_SUFFIX}"))
+    return report
