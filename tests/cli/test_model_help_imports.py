@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-COMMANDS = ["experiments", "runs", "show", "best", "compare", "plot", "register", "alias",
-            "versions", "load", "ui", "migrate"]
+COMMANDS = ["experiments", "runs", "show", "best", "compare", "plot", "watch", "register",
+            "alias", "versions", "load", "ui", "migrate", "sync"]
 
 PROBE = """
 import sys

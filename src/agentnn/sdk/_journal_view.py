@@ -17,7 +17,7 @@ from agentnn.sdk._records import MetricPoint
 
 logger = logging.getLogger(__name__)
 
-METRIC_RECORD = "m"  # ["m", key, value, timestamp_ms, step]
+METRIC_RECORD = "m"  # the kind of a metric point record
 
 
 def run_journals(journal_dir: Path, run_id: str) -> list[Path]:
@@ -29,9 +29,14 @@ def run_journals(journal_dir: Path, run_id: str) -> list[Path]:
 
 
 def _metric(record: Any) -> tuple[str, MetricPoint] | None:
-    """(key, point) of a metric record; None for params, tags and the end record."""
-    if isinstance(record, journal_io.MetricRecord):
-        return record.key, MetricPoint(record.step, record.value, record.timestamp)
+    """(key, point) of a metric record; None for params, tags and the end record.
+
+    Records are the journal's typed records (``MetricRecord``: key, value, timestamp, step);
+    the JSON list of the first journal format, ``["m", key, value, timestamp, step]``, too.
+    """
+    if getattr(record, "KIND", None) == METRIC_RECORD:
+        return record.key, MetricPoint(int(record.step), float(record.value),
+                                       int(record.timestamp))
     if isinstance(record, (list, tuple)) and record and record[0] == METRIC_RECORD:
         _, key, value, timestamp, step = record[:5]
         return str(key), MetricPoint(int(step), float(value), int(timestamp))
