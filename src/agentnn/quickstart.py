@@ -12,6 +12,7 @@ quickstart model.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from agentnn import config
@@ -24,12 +25,19 @@ HEADLINE_METRIC = "val_acc"
 LEARNING_RATE = 1e-2  # higher than the trainer's default: the quickstart runs only a few epochs
 
 
-def run_quickstart(epochs: int = 5, seed: int = 0) -> dict[str, Any]:
-    """Train, register and promote; returns the run id, best val accuracy and the version."""
-    import mlflow
+def run_quickstart(
+    epochs: int = 5, seed: int = 0, on_epoch: Callable[[int, dict[str, float]], None] | None = None
+) -> dict[str, Any]:
+    """Train, register and promote; returns what happened as plain data.
 
+    ``on_epoch(epoch, metrics)`` hears about every epoch (``agentnn quickstart`` prints it).
+    The result holds ``run_id``, ``experiment``, ``experiment_id``, ``best_val_accuracy``,
+    ``best_epoch``, ``registered_model``, ``registered_version``, ``alias`` and
+    ``tracking_uri``.
+    """
     from agentnn.data import build_interaction_dataset, synthesize_interactions
     from agentnn.nn_models import advanced_training
+    from agentnn.sdk.nn_models import ModelManager
 
     settings = config.resolve()
     records = synthesize_interactions(N_RECORDS, N_AGENTS, seed=seed)
@@ -38,20 +46,21 @@ def run_quickstart(epochs: int = 5, seed: int = 0) -> dict[str, Any]:
         mode="classifier", epochs=epochs, seed=seed, learning_rate=LEARNING_RATE
     )
 
-    def report(epoch: int, metrics: dict[str, float]) -> None:
-        print(f"epoch {epoch}/{epochs}  val_loss {metrics['val_loss']:.4f}  "
-              f"{HEADLINE_METRIC} {metrics[HEADLINE_METRIC]:.3f}")
-
     result = advanced_training.train(train_config, data, register_as=REGISTERED_MODEL,
-                                     on_epoch=report)
-    client = mlflow.MlflowClient(tracking_uri=settings.tracking_uri.value)
-    client.set_registered_model_alias(REGISTERED_MODEL, CHAMPION_ALIAS, result.registered_version)
-    best = result.best_metrics.get(HEADLINE_METRIC, float("nan"))
-    print(f"run id:        {result.run_id}")
-    print(f"experiment:    {advanced_training.EXPERIMENT} ({result.experiment_id})")
-    print(f"best {HEADLINE_METRIC}:  {best:.3f} (epoch {result.best_epoch})")
-    print(f"registered:    {REGISTERED_MODEL} version {result.registered_version}, "
-          f"alias @{CHAMPION_ALIAS} -> {result.registered_version}")
-    print(f"open the UI:   mlflow ui --backend-store-uri {settings.tracking_uri.value}")
-    return {"run_id": result.run_id, "best_val_accuracy": best,
-            "registered_version": result.registered_version}
+                                     on_epoch=on_epoch)
+    manager = ModelManager(settings.tracking_uri.value)
+    try:
+        manager.set_alias(REGISTERED_MODEL, CHAMPION_ALIAS, result.registered_version)
+    finally:
+        manager.close()
+    return {
+        "run_id": result.run_id,
+        "experiment": advanced_training.EXPERIMENT,
+        "experiment_id": result.experiment_id,
+        "best_val_accuracy": result.best_metrics.get(HEADLINE_METRIC, float("nan")),
+        "best_epoch": result.best_epoch,
+        "registered_model": REGISTERED_MODEL,
+        "registered_version": result.registered_version,
+        "alias": CHAMPION_ALIAS,
+        "tracking_uri": settings.tracking_uri.value,
+    }

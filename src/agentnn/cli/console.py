@@ -129,8 +129,9 @@ def print_json(data: Any) -> None:
 
 
 def message(text: str, style: str | None = None) -> None:
-    """One human-readable line on stdout, e.g. what a command changed."""
-    stdout().print(text, style=style, markup=False)
+    """One human-readable line on stdout, e.g. what a command changed; printed as written
+    (no markup, no emoji codes, never folded, so scripts can grep it)."""
+    stdout().print(text, style=style, markup=False, emoji=False, soft_wrap=True)
 
 
 def print_json_line(data: Any) -> None:

@@ -69,9 +69,24 @@ def quickstart(
     seed: Annotated[int, typer.Option(help="Seed for data, weights and batches.")] = 0,
 ) -> None:
     """Train a small routing model on synthetic data and track it on the resolved store."""
-    from agentnn.quickstart import run_quickstart
+    from agentnn.quickstart import HEADLINE_METRIC, run_quickstart
 
-    run_quickstart(epochs=epochs, seed=seed)
+    def report(epoch: int, metrics: dict[str, float]) -> None:
+        console.message(f"epoch {epoch}/{epochs}  val_loss {metrics['val_loss']:.4f}  "
+                        f"{HEADLINE_METRIC} {metrics[HEADLINE_METRIC]:.3f}")
+
+    result = run_quickstart(epochs=epochs, seed=seed, on_epoch=report)
+    version = result["registered_version"]
+    for line in (
+        f"run id:        {result['run_id']}",
+        f"experiment:    {result['experiment']} ({result['experiment_id']})",
+        f"best {HEADLINE_METRIC}:  {result['best_val_accuracy']:.3f} "
+        f"(epoch {result['best_epoch']})",
+        f"registered:    {result['registered_model']} version {version}, "
+        f"alias @{result['alias']} -> {version}",
+        f"open the UI:   mlflow ui --backend-store-uri {result['tracking_uri']}",
+    ):
+        console.message(line)
 
 
 app.command("config")(show_config)
