@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from agentnn.errors import StoreNotFoundError
 from agentnn.sdk.nn_models import ModelManager
 
 
@@ -31,7 +32,8 @@ def test_deleted_experiments_show_only_when_asked(populated_copy):
     assert deleted.lifecycle_stage == "deleted"
 
 
-def test_a_store_that_does_not_exist_yet_has_no_experiments_and_is_not_created(workdir):
+def test_a_store_that_does_not_exist_is_refused_and_not_created(workdir):
     manager = ModelManager(f"sqlite:///{workdir / 'absent.db'}")
-    assert manager.list_experiments() == []
+    with pytest.raises(StoreNotFoundError, match="no MLflow store at"):
+        manager.list_experiments()  # a read on a mistyped path must not show an empty store
     assert not (workdir / "absent.db").exists()

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agentnn.errors import InvalidQueryError, NotFoundError, TrackingURIError
+from agentnn.errors import InvalidQueryError, NotFoundError
 from agentnn.sdk._downsample import downsample
 from agentnn.sdk._records import (
     RUN_NAME_TAG,
@@ -20,38 +20,37 @@ from agentnn.sdk._records import (
     RunInfo,
 )
 
+if TYPE_CHECKING:
+    from agentnn.mlflow_integration.store import Store
+
 DEFAULT_PAGE_SIZE = 1000  # MLflow's own default page; servers cap max_results at 50,000
 ARTIFACT_LISTING_LIMIT = 10_000
 
 
 @contextmanager
 def mlflow_errors(
-    uri: str, source: str, *, kind: str = "", name: str = "", order_by: str = ""
+    store: Store, *, kind: str = "", name: str = "", order_by: str = ""
 ) -> Iterator[None]:
-    """Turn MLflow's exceptions into agentnn's: unknown things, bad queries, dead stores.
+    """Turn MLflow's exceptions into agentnn's: bad queries here, the rest by the store layer.
 
     ``kind``/``name`` say what was asked for; for a search, ``kind="filter"`` with the filter
     as ``name`` and the order-by clauses in ``order_by``, so a rejection names the right one.
+    Unknown things, malformed ids, dead stores, 401/403 and server errors are translated by
+    :meth:`agentnn.mlflow_integration.store.Store.errors`.
     """
     from mlflow.exceptions import MlflowException
-    from requests.exceptions import ConnectionError as RequestsConnectionError
 
-    try:
-        yield
-    except MlflowException as error:
-        code = getattr(error, "error_code", "")
-        message = str(getattr(error, "message", error)).splitlines()[0][:300]
-        if code == "INVALID_PARAMETER_VALUE" and kind == "filter":
-            if order_by and ("order" in message.lower() or not name):
-                raise InvalidQueryError("order-by", order_by, message) from None
-            raise InvalidQueryError("filter", name, message) from None
-        if code == "RESOURCE_DOES_NOT_EXIST" or "not found" in message.lower():
-            raise NotFoundError(kind or "resource", name or message) from None
-        if "API request" in message or "Max retries" in message:
-            raise TrackingURIError(uri, source, f"the store does not answer ({message})") from None
-        raise
-    except (ConnectionError, RequestsConnectionError) as error:
-        raise TrackingURIError(uri, source, f"the store does not answer ({error})") from None
+    with store.errors(kind=kind, name=name):
+        try:
+            yield
+        except MlflowException as error:
+            code = getattr(error, "error_code", "")
+            message = str(getattr(error, "message", error)).splitlines()[0][:300]
+            if code == "INVALID_PARAMETER_VALUE" and kind == "filter":
+                if order_by and ("order" in message.lower() or not name):
+                    raise InvalidQueryError("order-by", order_by, message) from None
+                raise InvalidQueryError("filter", name, message) from None
+            raise
 
 
 def run_info(run: Any) -> RunInfo:
@@ -75,11 +74,10 @@ class MlflowReader:
     """The read-only questions of :class:`ModelManager`, asked of MLflow."""
 
     def __init__(
-        self, client_factory: Callable[[], Any], uri: str, source: str, page_size: int
+        self, client_factory: Callable[[], Any], store: Store, page_size: int
     ) -> None:
         self._client_factory = client_factory
-        self.uri = uri
-        self.source = source
+        self.store = store
         self.page_size = page_size
 
     @property
@@ -87,7 +85,7 @@ class MlflowReader:
         return self._client_factory()
 
     def _errors(self, kind: str = "", name: str = "", order_by: str = ""):
-        return mlflow_errors(self.uri, self.source, kind=kind, name=name, order_by=order_by)
+        return mlflow_errors(self.store, kind=kind, name=name, order_by=order_by)
 
     def _pages(self, fetch: Callable[[str | None], Any], limit: int | None = None) -> list[Any]:
         """Every item of a paged MLflow search, following ``page_token`` until done."""
