@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agentnn.errors import JournalError
 from agentnn.mlflow_integration import journal as journal_io
 from agentnn.mlflow_integration import writer
 
@@ -183,9 +184,7 @@ def sync_journals(journal_dir: Path, timeout: float) -> SyncReport:
         if result is None:  # a background writer holds the folder: wait for it instead
             report.sent = None
             deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and any(
-                journal_io.complete_unsent_bytes(j) for j in journals
-            ):
+            while time.monotonic() < deadline and not all(map(_settled, journals)):
                 time.sleep(SYNC_WAIT_POLL)
         else:
             report.sent = result.sent
@@ -197,3 +196,19 @@ def sync_journals(journal_dir: Path, timeout: float) -> SyncReport:
         report.damaged = sorted(journal_dir.glob(f"*{journal_io.DAMAGED_SUFFIX}"))
         report.rejected = sorted(journal_dir.glob(f"*{journal_io.REJECTED_SUFFIX}"))
     return report
+
+
+def _settled(journal: Path) -> bool:
+    """Nothing a writer can do about ``journal`` now: it is gone, or sent up to a line its
+    live training process is still writing."""
+    try:
+        if journal_io.complete_unsent_bytes(journal):
+            return False
+        header, _ = journal_io.read_header(journal)
+    except FileNotFoundError:
+        return True
+    except journal_io.HeaderIncomplete:
+        return True  # being created; left for later
+    except JournalError:
+        return False  # damaged: the writer sets it aside
+    return not header.process_gone()
