@@ -51,6 +51,17 @@ class AgentNNError(Exception):
     def __str__(self) -> str:
         return mask_text(super().__str__())
 
+    def __reduce__(self) -> tuple[object, ...]:
+        """Copy and pickle whatever a subclass's ``__init__`` takes (errors cross processes)."""
+        return (_restore, (type(self), self.args, self.__dict__))
+
+
+def _restore(cls: type[AgentNNError], args: tuple[object, ...], state: dict) -> AgentNNError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
+
 
 # --- configuration -------------------------------------------------------------------------
 

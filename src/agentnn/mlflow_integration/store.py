@@ -42,7 +42,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
@@ -115,9 +115,9 @@ class StoreHealth:
     """The error :meth:`Store.check` raises for this result, if any."""
 
     def to_dict(self) -> dict[str, object]:
-        data = asdict(self)
-        data.pop("problem")
-        return data
+        """Plain data for JSON output (the error object itself left out)."""
+        return {item.name: getattr(self, item.name) for item in fields(self)
+                if item.name != "problem"}
 
 
 class Store:
