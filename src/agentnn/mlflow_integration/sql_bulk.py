@@ -55,6 +55,7 @@ RUN_NAME_TAG = "mlflow.runName"
 SQLITE_BUSY_TIMEOUT_MS = 20000  # MLflow's own PRAGMA busy_timeout for its sessions
 SQLITE_CACHE_SIZE = -32768  # KiB per connection (not stored in the file): the metric indexes
 # outgrow SQLite's 2 MiB default within a few hundred thousand points
+PRAGMAS_SET = "agentnn_sql_bulk_pragmas"  # marks a pooled SQLite connection as configured
 KEY_CHUNK = 500  # keys per IN (...) clause, as MLflow chunks them
 DECIDE_AGAIN_AFTER = 60.0  # seconds before a store whose revision could not be read is re-read
 
@@ -132,8 +133,8 @@ def log_batches(
     When the native transaction fails for any reason, nothing of it stays, and every batch is
     sent through ``client.log_batch`` in order (whose errors propagate, as the writer expects).
     """
-    state = _state_for(tracking_uri, report)
-    if state.choice.native and native_path_enabled:
+    state = _state_for(tracking_uri, report) if native_path_enabled else None
+    if state is not None and state.choice.native:
         kind = reason = _unsupported(batches)
         if reason is None:
             try:
@@ -270,9 +271,11 @@ def write_batches(engine: Engine, batches: Sequence[RunBatch]) -> None:
         if dialect == "sqlite":
             # As MLflow's sessions; then take the write lock up front, so no read in this
             # transaction can meet a concurrent writer's commit (SQLITE_BUSY on upgrade).
-            connection.exec_driver_sql("PRAGMA foreign_keys = ON")
-            connection.exec_driver_sql(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-            connection.exec_driver_sql(f"PRAGMA cache_size = {SQLITE_CACHE_SIZE}")
+            if not connection.info.get(PRAGMAS_SET):  # once per pooled connection
+                connection.exec_driver_sql("PRAGMA foreign_keys = ON")
+                connection.exec_driver_sql(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+                connection.exec_driver_sql(f"PRAGMA cache_size = {SQLITE_CACHE_SIZE}")
+                connection.info[PRAGMAS_SET] = True
             connection.exec_driver_sql("BEGIN IMMEDIATE")
         try:
             _check_runs_active(connection, {batch.run_id for batch in prepared})
@@ -340,11 +343,13 @@ def _prepare(batch: RunBatch) -> _Prepared:
             if type(key) is str:
                 valid_keys.add(key)
         # SqlAlchemyStore.sanitize_metric_value: NaN stored as 0 with is_nan; ±inf clamped.
-        is_nan = math.isnan(value)
+        is_nan = value != value
         if is_nan:
             value = 0.0
-        elif math.isinf(value):
-            value = FLOAT64_MAX if value > 0 else -FLOAT64_MAX
+        elif value == math.inf:
+            value = FLOAT64_MAX
+        elif value == -math.inf:
+            value = -FLOAT64_MAX
         row = (key, value, timestamp, step, is_nan, run_id)  # the metrics primary key
         if row not in seen:
             seen.add(row)
@@ -432,33 +437,40 @@ def _write_metrics(connection: Connection, batch: _Prepared) -> None:
     if connection.dialect.name == "sqlite":
         # The driver's executemany with plain tuples: SQLAlchemy's per-row parameter handling
         # would cost more than SQLite's insert itself. Same statement, same stored values.
-        sql, order = _compiled_metric_insert(connection)
-        rows = batch.metric_rows
-        if order != METRIC_COLUMNS:
-            positions = [METRIC_COLUMNS.index(name) for name in order]
-            rows = [tuple(row[i] for i in positions) for row in rows]
-        connection.exec_driver_sql(sql, rows)
+        sql, order = _compiled_statement(
+            connection, "metrics", lambda c: _insert_ignoring_duplicates(c, metrics)
+        )
+        connection.exec_driver_sql(sql, _in_order(batch.metric_rows, order))
     else:  # SQLAlchemy batches executemany into multi-row INSERTs (insertmanyvalues)
         connection.execute(_insert_ignoring_duplicates(connection, metrics),
                            [dict(zip(METRIC_COLUMNS, row)) for row in batch.metric_rows])
     _update_latest(connection, batch)
 
 
-_compiled: dict[str, tuple[str, tuple[str, ...]]] = {}
+_compiled: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {}
 
 
-def _compiled_metric_insert(connection: Connection) -> tuple[str, tuple[str, ...]]:
-    """The dialect's SQL text for the metric insert, and the order of its positional values."""
-    dialect = connection.dialect.name
-    if dialect not in _compiled:
-        metrics = _tables()[1]
-        compiled = _insert_ignoring_duplicates(connection, metrics).compile(
+def _compiled_statement(
+    connection: Connection, name: str, build: Callable[[Connection], object]
+) -> tuple[str, tuple[str, ...]]:
+    """A statement's SQL text for this dialect, and the order of its positional values."""
+    cache_key = (connection.dialect.name, name)
+    if cache_key not in _compiled:
+        compiled = build(connection).compile(
             dialect=connection.dialect, column_keys=list(METRIC_COLUMNS)
         )
         if not compiled.positional:
-            raise ValueError(f"the {dialect} driver does not take positional parameters")
-        _compiled[dialect] = (compiled.string, tuple(compiled.positiontup))
-    return _compiled[dialect]
+            raise ValueError(f"the {connection.dialect.name} driver takes no positional values")
+        _compiled[cache_key] = (compiled.string, tuple(compiled.positiontup))
+    return _compiled[cache_key]
+
+
+def _in_order(rows: list[MetricRow], order: tuple[str, ...]) -> list[tuple]:
+    """Rows as the driver's positional values (already so when the columns line up)."""
+    if order == METRIC_COLUMNS:
+        return rows
+    positions = [METRIC_COLUMNS.index(name) for name in order]
+    return [tuple(row[i] for i in positions) for row in rows]
 
 
 def _insert_ignoring_duplicates(connection: Connection, table: object):  # noqa: ANN202
@@ -482,49 +494,76 @@ def _insert_ignoring_duplicates(connection: Connection, table: object):  # noqa:
 
 
 def _update_latest(connection: Connection, batch: _Prepared) -> None:
-    """MLflow's _update_latest_metrics_if_necessary, row for row.
+    """MLflow's _update_latest_metrics_if_necessary, with the same outcome.
 
-    A point replaces a key's latest row only when ``(step, timestamp, value)`` is strictly
-    greater; the batch's points are compared in order, against the stored row (locked FOR
-    UPDATE where the database has row locks) or, for a new key, against the first point.
-    Points already stored can be compared again harmlessly: the row is at least as great.
+    MLflow walks the batch in order and lets a point replace a key's latest row only when its
+    ``(step, timestamp, value)`` is strictly greater. That is: per key, the first of the batch's
+    greatest points, and it replaces the stored row only if strictly greater than it. Points
+    already stored can be compared again harmlessly: the stored row is at least as great.
     """
+    winners: dict[str, MetricRow] = {}
+    for row in batch.metric_rows:
+        current = winners.get(row[KEY])
+        if current is None or (row[STEP], row[TIMESTAMP], row[VALUE]) > (
+            current[STEP], current[TIMESTAMP], current[VALUE]
+        ):
+            winners[row[KEY]] = row
+    rows = [winners[key] for key in sorted(winners)]  # one lock order for every writer
+    dialect = connection.dialect.name
+    if dialect == "sqlite":
+        sql, order = _compiled_statement(connection, "latest", _latest_upsert)
+        connection.exec_driver_sql(sql, _in_order(rows, order))
+    elif dialect == "postgresql":
+        connection.execute(_latest_upsert(connection),
+                           [dict(zip(METRIC_COLUMNS, row)) for row in rows])
+    else:
+        _update_latest_row_by_row(connection, batch.run_id, rows)
+
+
+def _latest_upsert(connection: Connection):  # noqa: ANN202 - an SQLAlchemy Insert
+    """Insert a key's latest row, or overwrite it when the new one is strictly greater."""
     import sqlalchemy
 
     latest = _tables()[2]
-    keys = sorted({row[KEY] for row in batch.metric_rows})
-    stored: dict[str, dict[str, object]] = {}
-    for chunk in _chunks(keys):
-        query = (
-            sqlalchemy.select(latest.c.key, latest.c.value, latest.c.timestamp, latest.c.step,
-                              latest.c.is_nan)
-            .where(latest.c.run_uuid == batch.run_id, latest.c.key.in_(chunk))
-            .order_by(latest.c.run_uuid, latest.c.key)
-        )
-        if connection.dialect.name != "sqlite":
-            query = query.with_for_update()
-        for row in connection.execute(query).mappings():
-            stored[row["key"]] = (row["key"], row["value"], row["timestamp"], row["step"],
-                                  row["is_nan"], batch.run_id)
+    if connection.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        from sqlalchemy.dialects.postgresql import insert
+    statement = insert(latest)
+    new = statement.excluded
+    return statement.on_conflict_do_update(
+        index_elements=[latest.c.key, latest.c.run_uuid],
+        set_={"value": new.value, "timestamp": new.timestamp, "step": new.step,
+              "is_nan": new.is_nan},
+        where=sqlalchemy.tuple_(new.step, new.timestamp, new.value)
+        > sqlalchemy.tuple_(latest.c.step, latest.c.timestamp, latest.c.value),
+    )
 
-    changed: dict[str, MetricRow] = {}
-    new: dict[str, MetricRow] = {}
-    for row in batch.metric_rows:
-        key = row[KEY]
-        current = changed.get(key) or stored.get(key) or new.get(key)
-        if current is None:
-            new[key] = row
-        elif (row[STEP], row[TIMESTAMP], row[VALUE]) > (
-            current[STEP], current[TIMESTAMP], current[VALUE]
-        ):
-            if key in new:
-                new[key] = row
-            else:
-                changed[key] = row
+
+def _update_latest_row_by_row(connection: Connection, run_id: str, rows: list[MetricRow]) -> None:
+    """For databases without a conditional upsert: read the rows FOR UPDATE, as MLflow does."""
+    import sqlalchemy
+
+    latest = _tables()[2]
+    stored: dict[str, tuple[int, int, float]] = {}
+    for chunk in _chunks([row[KEY] for row in rows]):
+        query = (
+            sqlalchemy.select(latest.c.key, latest.c.step, latest.c.timestamp, latest.c.value)
+            .where(latest.c.run_uuid == run_id, latest.c.key.in_(chunk))
+            .order_by(latest.c.run_uuid, latest.c.key)
+            .with_for_update()
+        )
+        for key, step, timestamp, value in connection.execute(query):
+            stored[key] = (step, timestamp, value)
+    new = [dict(zip(METRIC_COLUMNS, row)) for row in rows if row[KEY] not in stored]
     if new:
-        connection.execute(latest.insert(), [
-            dict(zip(METRIC_COLUMNS, row)) for row in new.values()
-        ])
+        connection.execute(latest.insert(), new)
+    changed = [
+        {"b_run": run_id, "b_key": row[KEY], "b_value": row[VALUE],
+         "b_timestamp": row[TIMESTAMP], "b_step": row[STEP], "b_is_nan": row[IS_NAN]}
+        for row in rows
+        if row[KEY] in stored and (row[STEP], row[TIMESTAMP], row[VALUE]) > stored[row[KEY]]
+    ]
     if changed:
         update = (
             latest.update()
@@ -535,11 +574,7 @@ def _update_latest(connection: Connection, batch: _Prepared) -> None:
                     step=sqlalchemy.bindparam("b_step"),
                     is_nan=sqlalchemy.bindparam("b_is_nan"))
         )
-        connection.execute(update, [
-            {"b_run": batch.run_id, "b_key": key, "b_value": row[VALUE],
-             "b_timestamp": row[TIMESTAMP], "b_step": row[STEP], "b_is_nan": row[IS_NAN]}
-            for key, row in changed.items()
-        ])
+        connection.execute(update, changed)
 
 
 def _write_tags(connection: Connection, batch: _Prepared) -> None:

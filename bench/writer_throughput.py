@@ -1,0 +1,140 @@
+"""How fast the writer moves points from a run journal into a SQLite store, by path.
+
+    .venv/bin/python bench/writer_throughput.py [--points 100000] [--metrics 10] [--batch 1000]
+
+For each path (the native bulk path of ``sql_bulk``, and MLflow's ``log_batch``), in the same
+process: a fresh embedded SQLite store with one run, a journal of ``--points`` metric points
+(``--metrics`` keys a step), then the writer in the foreground (``forward_all(once=True)``, what
+``agentnn model sync`` does) until the store has every point. A second measure sends the same
+points as ready-made batches, without the journal, to show what the store path alone costs.
+
+Prints points per second per path and the native/log_batch ratio. Target: native >= 100,000
+points/s (issue 9).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+
+# --- defaults ------------------------------------------------------------------------------
+POINTS = 100_000  # the log_batch path takes about 15-30 s for these on 2 cores
+METRICS_PER_STEP = 10  # as a training loop that logs loss, accuracy, lr, ...
+BATCH = 1000  # points per log_batch call (MLflow's limit)
+TARGET = 100_000  # points/s, native path
+
+
+def fresh_store(folder: Path) -> tuple[str, str]:
+    """An empty embedded store with one run; returns (tracking URI, run id)."""
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    run_id = MlflowClient(tracking_uri=uri).create_run("0").info.run_id
+    return uri, run_id
+
+
+def write_journal(journal_dir: Path, uri: str, run_id: str, points: int, n_metrics: int) -> None:
+    """A journal as a training run leaves it: metric records appended in chunks."""
+    from agentnn.mlflow_integration import journal as journals
+
+    if hasattr(journals, "new_header"):  # typed records (journal format 2)
+        header, record = journals.new_header(run_id, uri), journals.MetricRecord
+    else:  # format 1: a dict header and plain lists
+        header = {"run_id": run_id, "tracking_uri": uri, "created": time.time()}
+
+        def record(*fields: object) -> list[object]:
+            return ["m", *fields]
+
+    journal = journals.BufferedJournal(
+        journals.new_journal_path(journal_dir, run_id), header, flush_interval=3600
+    )
+    now = int(time.time() * 1000)
+    for i in range(points):
+        step = i // n_metrics
+        journal.add(record(f"metric_{i % n_metrics}", 1.0 / (1 + step), now + step, step))
+    journal.close()
+
+
+def stored_points(uri: str) -> int:
+    with sqlite3.connect(uri.removeprefix("sqlite:///")) as connection:
+        return connection.execute("SELECT COUNT(*) FROM metrics").fetchone()[0]
+
+
+def journal_mode(uri: str) -> str:
+    with sqlite3.connect(uri.removeprefix("sqlite:///")) as connection:
+        return connection.execute("PRAGMA journal_mode").fetchone()[0]
+
+
+def from_journal(native: bool, points: int, n_metrics: int) -> tuple[float, str]:
+    """Seconds for the writer to send a journal of ``points``; and the store's journal mode."""
+    from agentnn.mlflow_integration import sql_bulk
+    from agentnn.mlflow_integration.writer import forward_all
+
+    sql_bulk.native_path_enabled = native
+    with tempfile.TemporaryDirectory() as folder:
+        uri, run_id = fresh_store(Path(folder))
+        journal_dir = Path(folder) / "journal"
+        write_journal(journal_dir, uri, run_id, points, n_metrics)
+        started = time.perf_counter()
+        forward_all(journal_dir, once=True)
+        elapsed = time.perf_counter() - started
+        if stored_points(uri) != points:
+            raise SystemExit(f"the store has {stored_points(uri)} points, expected {points}")
+        return elapsed, journal_mode(uri)
+
+
+def from_batches(native: bool, points: int, n_metrics: int, batch: int) -> float:
+    """Seconds to send ready-made batches of ``points`` (no journal), by path."""
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+
+    from agentnn.mlflow_integration import sql_bulk
+
+    sql_bulk.native_path_enabled = native
+    with tempfile.TemporaryDirectory() as folder:
+        uri, run_id = fresh_store(Path(folder))
+        client = MlflowClient(tracking_uri=uri)
+        now = int(time.time() * 1000)
+        metrics = [Metric(f"metric_{i % n_metrics}", 1.0 / (1 + i // n_metrics),
+                          now + i // n_metrics, i // n_metrics) for i in range(points)]
+        started = time.perf_counter()
+        for start in range(0, points, batch):
+            sql_bulk.log_batch(client, uri, run_id, metrics[start:start + batch],
+                               report=lambda _message: None)
+        elapsed = time.perf_counter() - started
+        if stored_points(uri) != points:
+            raise SystemExit(f"the store has {stored_points(uri)} points, expected {points}")
+        return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--points", type=int, default=POINTS)
+    parser.add_argument("--metrics", type=int, default=METRICS_PER_STEP)
+    parser.add_argument("--batch", type=int, default=BATCH, help="points per batch (no journal)")
+    args = parser.parse_args()
+
+    rows = []
+    for native in (True, False):
+        seconds, mode = from_journal(native, args.points, args.metrics)
+        batches = from_batches(native, args.points, args.metrics, args.batch)
+        rows.append(("native" if native else "log_batch", seconds, batches, mode))
+
+    print(f"\n{args.points:,} points, {args.metrics} metrics a step, SQLite store\n")
+    print(f"{'path':<10} {'journal->store pts/s':>21} {'batches->store pts/s':>21} "
+          f"{'store mode':>11}")
+    for name, seconds, batches, mode in rows:
+        print(f"{name:<10} {args.points / seconds:>21,.0f} {args.points / batches:>21,.0f} "
+              f"{mode:>11}")
+    (_, native_s, native_b, _), (_, plain_s, plain_b, _) = rows
+    print(f"{'ratio':<10} {plain_s / native_s:>20.1f}x {plain_b / native_b:>20.1f}x")
+    verdict = "meets" if args.points / native_s >= TARGET else "misses"
+    print(f"\nnative journal->store {args.points / native_s:,.0f} points/s {verdict} the "
+          f"target of {TARGET:,}")
+
+
+if __name__ == "__main__":
+    main()
