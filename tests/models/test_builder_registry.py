@@ -167,3 +167,17 @@ def test_an_entry_point_that_registers_nothing_is_named(plugin_package, tmp_path
     )
     with pytest.raises(ModelError, match="did not register.*@register_builder"):
         get_builder("tiny-plugin-net")
+
+
+def test_a_trainer_decorating_a_listed_builder_takes_its_place():
+    listed = get_builder("online_learning")
+    assert listed.listed
+
+    def build_router(config):
+        return listed.function(config)
+
+    try:
+        register_builder("online_learning", keys=listed.keys)(build_router)
+        assert get_builder("online_learning").function is build_router
+    finally:
+        builder_registry._REGISTRY["online_learning"] = listed

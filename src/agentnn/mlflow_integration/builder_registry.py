@@ -5,11 +5,12 @@ JSON config. Importing whatever a file names would let the file run any code, so
 an entry of this registry instead, and agentnn calls only functions registered here, with only
 the config keys they declared. Nothing a model file says is ever imported.
 
-Builders come from three places, looked up in this order when a name is not yet known:
+Builders come from two places, looked up in this order when a name is not yet known:
 
-1. agentnn's own modules listed in :data:`AGENTNN_BUILDER_MODULES` (imported on first use, so this
-   module stays import-light and trainer modules can import it at no cost), and the trainers'
-   builders in :data:`AGENTNN_BUILDERS`;
+1. agentnn itself: the modules listed in :data:`AGENTNN_BUILDER_MODULES`, which register with
+   the decorator, and the trainers' builders listed in :data:`AGENTNN_BUILDERS` (both imported
+   on first use, so this module stays import-light and trainer modules can import it at no
+   cost; a trainer module that decorates its builder under a listed name takes its place);
 2. installed packages, through the entry-point group ``agentnn.builders``: the entry point's name
    is the builder's name, its value the module or function that registers it.
 
@@ -102,6 +103,8 @@ class Builder:
     """Every config key the builder takes; a config with any other key is refused."""
     origin: str
     """Where it was registered: the function's module."""
+    listed: bool = False
+    """True when it came from :data:`AGENTNN_BUILDERS`; a decorator may take its place."""
 
 
 _REGISTRY: dict[str, Builder] = {}
@@ -134,7 +137,8 @@ def register_builder(
 def _add(builder: Builder) -> None:
     with _LOCK:
         existing = _REGISTRY.get(builder.name)
-        if existing is not None and existing.function is not builder.function:
+        if (existing is not None and existing.function is not builder.function
+                and not existing.listed):
             raise ModelError(
                 f"builder {builder.name!r} is already registered by {existing.origin}; "
                 f"{builder.origin} must pick another name"
@@ -218,15 +222,22 @@ def _known_agentnn_names() -> set[str]:
 def _import_agentnn_builders(name: str | None = None) -> None:
     """Import agentnn's own builder modules (fixed names, never taken from a model file)."""
     for module in AGENTNN_BUILDER_MODULES:
-        importlib.import_module(module)
+        _import_agentnn(module)
     for listed, (module, function, keys) in AGENTNN_BUILDERS.items():
         if listed in _REGISTRY or (name is not None and listed != name):
             continue
-        target = getattr(importlib.import_module(module), function, None)
+        target = getattr(_import_agentnn(module), function, None)
         if not callable(target):
             raise ModelError(f"builder {listed!r}: {module} has no function {function!r}")
         if listed not in _REGISTRY:  # the module's own decorator may have registered it
-            _add(Builder(listed, target, frozenset(keys), module))
+            _add(Builder(listed, target, frozenset(keys), module, listed=True))
+
+
+def _import_agentnn(module: str) -> Any:
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:  # a missing optional dependency of that module
+        raise ModelError(f"agentnn's builder module {module} cannot be imported: {error}") from None
 
 
 def _load_entry_point(entry_point: EntryPoint) -> None:
