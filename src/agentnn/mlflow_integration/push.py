@@ -61,6 +61,7 @@ PROBE_TIMEOUT = 2.0  # seconds one health probe of the intended store may take
 BACKOFF_START, BACKOFF_MAX = 1.0, 10.0  # seconds between probes of a store that is down
 LIVE_PUSH_INTERVAL = 2.0  # seconds between pushes of a run that is still going, at the least
 LIVE_PUSH_DUTY = 4.0  # ... and at least this many times the last push's duration
+STATUS_CHECK_INTERVAL = 1.0  # seconds between looks at whether a run pushed live has ended
 MARKER_SUFFIX = ".push"  # <journal_dir>/<run_id>.push: a run the writer should push
 LOCK_SUFFIX = ".push.lock"
 REGISTRATION_WAIT_SECONDS = 300
@@ -117,11 +118,15 @@ def push_run(
     *,
     target_label: str,
     lock_dir: Path | None = None,
+    known_points: dict[str, set[tuple[int, int, str]]] | None = None,
 ) -> PushResult:
     """Copy run ``run_id`` from ``source`` to ``target``, or finish an earlier copy.
 
     ``target_label`` is the target's masked URI, recorded on the source run. With ``lock_dir``
     a file lock keeps two pushes of the same run (the writer and the command) from racing.
+    ``known_points`` (per metric key, the points the target has) lets a caller that pushes a
+    running run again and again skip reading the target's whole history each time; it is
+    filled in here. Re-sending a point is harmless: MLflow's SQL stores keep identical points once.
 
     Raises:
         NotFoundError: the run does not exist on the source.
@@ -132,7 +137,7 @@ def push_run(
     # MLflow's per-download progress bars would break the command's own (a user's value wins).
     os.environ.setdefault(MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name, "false")
     with _run_lock(lock_dir, run_id):
-        return _Push(source, target, run_id, target_label).run()
+        return _Push(source, target, run_id, target_label, known_points).run()
 
 
 @contextmanager
@@ -153,8 +158,10 @@ class _Push:
     """One push of one run; each step sends only what the target lacks."""
 
     def __init__(self, source: MlflowClient, target: MlflowClient, run_id: str,
-                 target_label: str) -> None:
+                 target_label: str,
+                 known_points: dict[str, set[tuple[int, int, str]]] | None = None) -> None:
         self.source, self.target = source, target
+        self.known = known_points if known_points is not None else {}
         self.run_id = run_id
         self.target_label = target_label
         self.counts: dict[str, int] = {}
@@ -250,12 +257,15 @@ class _Push:
         pending: list[Metric] = []
         for key in sorted(run.data.metrics):
             points = self.source.get_metric_history(self.run_id, key)
-            have = set() if self.created else {
-                _point_key(p) for p in self.target.get_metric_history(target_id, key)
-            }
+            if key not in self.known:
+                self.known[key] = set() if self.created else {
+                    _point_key(p) for p in self.target.get_metric_history(target_id, key)
+                }
+            have = self.known[key]
             for point in sorted(points, key=lambda p: (p.timestamp, p.step)):
                 if _point_key(point) not in have:
                     pending.append(Metric(key, point.value, point.timestamp, point.step))
+                    have.add(_point_key(point))  # counted as there once its batch is sent
             while len(pending) >= MAX_METRICS:
                 self.target.log_batch(target_id, metrics=pending[:MAX_METRICS])
                 sent += MAX_METRICS
@@ -571,6 +581,8 @@ class AutoPusher:
         self._next_try: dict[str, float] = {}  # run id -> monotonic time of the next attempt
         self._backoff: dict[str, float] = {}
         self._given_up: set[str] = set()
+        self._live: dict[str, float] = {}  # running run id -> when to look at its status again
+        self._known: dict[str, dict[str, set[tuple[int, int, str]]]] = {}  # see push_run
 
     def step(self) -> bool:
         """Push what is due; True while some pending run has not fully reached its store."""
@@ -578,7 +590,7 @@ class AutoPusher:
             if pending.run_id in self._given_up:
                 continue
             now = time.monotonic()
-            if now < self._next_try.get(pending.run_id, 0.0):
+            if now < self._next_try.get(pending.run_id, 0.0) and not self._ended(pending, now):
                 continue
             if not store_answers(pending.intended_uri):
                 self._retry_later(pending, "does not answer")
@@ -589,8 +601,11 @@ class AutoPusher:
                     self._client(pending.source_uri), self._client(pending.intended_uri),
                     pending.run_id, target_label=mask_uri(pending.intended_uri),
                     lock_dir=self.journal_dir,
+                    known_points=self._known.setdefault(pending.run_id, {}),
                 )
             except Exception as error:
+                self._known.pop(pending.run_id, None)  # it may count points that were not sent
+                self._live.pop(pending.run_id, None)
                 if _is_retryable(error):
                     self._retry_later(pending, f"failed ({str(error).splitlines()[0][:200]})")
                 else:
@@ -601,13 +616,27 @@ class AutoPusher:
             self._backoff.pop(pending.run_id, None)
             if result.complete:
                 pending.remove()
+                self._known.pop(pending.run_id, None)
+                self._live.pop(pending.run_id, None)
                 self._log(f"pushed run {pending.run_id} to {result.target_uri} "
                           f"as {result.target_run_id}")
             else:
                 took = time.monotonic() - started
                 self._next_try[pending.run_id] = time.monotonic() + max(
                     LIVE_PUSH_INTERVAL, LIVE_PUSH_DUTY * took)
+                self._live[pending.run_id] = time.monotonic() + STATUS_CHECK_INTERVAL
         return any(p.run_id not in self._given_up for p in PendingPush.all(self.journal_dir))
+
+    def _ended(self, pending: PendingPush, now: float) -> bool:
+        """True when a run pushed while it went has just ended: its last push is due now."""
+        if pending.run_id not in self._live or now < self._live[pending.run_id]:
+            return False
+        self._live[pending.run_id] = now + STATUS_CHECK_INTERVAL
+        try:
+            status = self._client(pending.source_uri).get_run(pending.run_id).info.status
+        except Exception:
+            return False
+        return status in TERMINAL_STATUSES
 
     def _client(self, uri: str) -> MlflowClient:
         if uri not in self._clients:
