@@ -1,14 +1,20 @@
 """`agentnn train <trainer>`: run one of the five trainers with tracking.
 
-Every command takes the same options: where the data comes from (``--data logs.jsonl`` or
-``--dataset digits|synthetic``), ``--epochs``, ``--seed``, a YAML ``--config`` whose keys are
-the trainer's config fields, ``--register-as`` and ``--resume-from``. Command-line options
-win over the YAML file. Trainers are imported inside the command bodies so ``--help`` never
-loads torch or MLflow.
+The commands are generated from one table, :data:`TRAINERS`: each row names the command, the
+trainer module, its config class, the data it trains on and how it runs. Every command takes
+the shared options (declared once in :data:`SHARED_OPTIONS`): where the data comes from
+(``--data logs.jsonl`` or ``--dataset digits|synthetic``), ``--epochs`` (or a clear refusal),
+``--seed``, ``--device``, ``--amp``, a YAML ``--config`` whose keys are the trainer's config
+fields, ``--register-as`` and ``--resume-from``; a row adds its own options on top.
+Command-line options win over the YAML file. Trainers are imported inside the command bodies,
+so ``--help`` never loads torch or MLflow.
 """
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,31 +26,102 @@ app = typer.Typer(help="Train one of the five networks; every run is tracked.",
                   no_args_is_help=True)
 
 DATASETS = ("digits", "synthetic")
+LOG, DIGITS, SYNTHETIC = "log", "digits", "synthetic"  # the data kinds a trainer accepts
 SYNTHETIC_RECORDS = 2000  # --dataset synthetic: records and agents of the generated log
 SYNTHETIC_AGENTS = 4
+DEVICE_CHOICES = "auto|cpu|cuda|mps"
 PROGRESS_COLUMNS_METRICS = ("val_loss", "val_acc", "val_agent_acc", "val_success_acc")
 RESULT_METRIC_PREFIXES = ("best_", "val_", "test_")
 
-DataOption = Annotated[
-    Path | None, typer.Option("--data", help="Interaction log (JSON Lines) to train on.")
-]
-DatasetOption = Annotated[
-    str | None, typer.Option("--dataset", help="A built-in data set: digits or synthetic.")
-]
-EpochsOption = Annotated[int | None, typer.Option("--epochs", min=1, help="Training epochs.")]
-ConfigOption = Annotated[
-    Path | None, typer.Option("--config", help="YAML file of trainer config keys.")
-]
-RegisterOption = Annotated[
-    str | None, typer.Option("--register-as", help="Register the best model under this name.")
-]
-SeedOption = Annotated[
-    int | None, typer.Option("--seed", help="Seed for the data split, weights and batches.")
-]
-ResumeOption = Annotated[
-    Path | None,
-    typer.Option("--resume-from", help="Checkpoint file or folder of a run to continue."),
-]
+
+@dataclass(frozen=True)
+class Trainer:
+    """One row of the table: a command and what it runs."""
+
+    command: str
+    module: str
+    """Module under ``agentnn.nn_models`` with ``train()`` (or ``launch()``)."""
+    config_class: str
+    data_kinds: tuple[str, ...]
+    """``log`` (--data), ``digits``, ``synthetic`` (--dataset)."""
+    summary: str
+    """The command's help text."""
+    runner: str
+    """How it runs: ``epochs``, ``search``, ``stream`` or ``torchrun``."""
+    epochs_help: str = "Training epochs."
+    epochs_refusal: str | None = None
+    """Why ``--epochs`` does not apply; None when it does."""
+    extra_options: tuple[str, ...] = ()
+    """Names in :data:`EXTRA_OPTIONS` this command adds."""
+
+
+TRAINERS: tuple[Trainer, ...] = (
+    Trainer("advanced", "advanced_training", "AdvancedTrainingConfig", (LOG, DIGITS, SYNTHETIC),
+            "Train the advanced network (experiment advanced_training).", "epochs",
+            extra_options=("mode",)),
+    Trainer("multi-task", "multi_task_learning", "MultiTaskConfig", (LOG, SYNTHETIC),
+            "Train the multi-task network (experiment multi_task_learning).", "epochs"),
+    Trainer("architecture", "dynamic_architecture", "ArchitectureSearchConfig",
+            (LOG, DIGITS, SYNTHETIC),
+            "Search architectures with Optuna (experiment architecture_optimization): one "
+            "parent run per study, one nested run per trial.", "search",
+            epochs_help="Epochs per trial.",
+            extra_options=("trials", "workers", "study", "storage")),
+    Trainer("online", "online_learning", "OnlineConfig", (LOG, SYNTHETIC),
+            "Stream a log once through the online learner (experiment online_learning), "
+            "one run. --epochs does not apply: the learner sees each record once.", "stream",
+            epochs_help="Not accepted: the online learner streams the log once.",
+            epochs_refusal="the online learner streams the log once; it has no epochs "
+                           "(use updates_per_batch in --config for more steps per batch)"),
+    Trainer("distributed", "training_infrastructure", "DistributedConfig",
+            (LOG, DIGITS, SYNTHETIC),
+            "Data-parallel training under torchrun (experiment distributed_training), one run.",
+            "torchrun", extra_options=("nproc",)),
+)
+
+# --- options: the shared ones once, then the extras some rows add ------------------------------
+
+SHARED_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "data": (Annotated[Path | None, typer.Option(
+        "--data", help="Interaction log (JSON Lines) to train on.")], None),
+    "dataset": (Annotated[str | None, typer.Option(
+        "--dataset", help="A built-in data set: digits or synthetic.")], None),
+    "config": (Annotated[Path | None, typer.Option(
+        "--config", help="YAML file of trainer config keys.")], None),
+    "register_as": (Annotated[str | None, typer.Option(
+        "--register-as", help="Register the best model under this name.")], None),
+    "seed": (Annotated[int | None, typer.Option(
+        "--seed", help="Seed for the data split, weights and batches.")], None),
+    "device": (Annotated[str | None, typer.Option(
+        "--device", help=f"{DEVICE_CHOICES}; auto takes CUDA when present.")], None),
+    "amp": (Annotated[bool | None, typer.Option(
+        "--amp/--no-amp", help="float16 mixed precision (CUDA only).")], None),
+    "resume_from": (Annotated[Path | None, typer.Option(
+        "--resume-from", help="Checkpoint file or folder of a run to continue.")], None),
+}
+
+EXTRA_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "mode": (Annotated[str | None, typer.Option(
+        "--mode", help="multimodal (success + performance) or classifier (routing; the "
+                       "default for --dataset digits).")], None),
+    "nproc": (Annotated[int, typer.Option(
+        "--nproc", min=1, help="Processes torchrun starts on this machine.")], 2),
+    "trials": (Annotated[int | None, typer.Option(
+        "--trials", min=1, help="Trials this command runs (its workers share them).")], None),
+    "workers": (Annotated[int, typer.Option(
+        "--workers", min=1, help="Processes on this machine sharing the --trials budget.")], 1),
+    "study": (Annotated[str | None, typer.Option(
+        "--study", help="Optuna study to create or join (default: named after the search "
+                        "space and data).")], None),
+    "storage": (Annotated[str | None, typer.Option(
+        "--storage", help="Optuna storage URL shared by every process (default: a SQLite "
+                          "file beside the tracking store; postgresql://… for machines).")],
+                None),
+}
+
+CONFIG_KEYS = {"epochs": "epochs", "seed": "seed", "device": "device", "amp": "amp",
+               "mode": "mode", "trials": "n_trials"}
+"""Options that set a config field: option name -> config key."""
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -86,20 +163,31 @@ def merge_options(values: dict[str, Any], config_class: type, **overrides: Any) 
         if value is None:
             continue
         if key not in fields:
-            raise TrainerConfigError(f"--{key} does not apply to this trainer")
+            option = next((name for name, field in CONFIG_KEYS.items() if field == key), key)
+            raise TrainerConfigError(f"--{option} does not apply to this trainer")
         merged[key] = value
     return merged
 
 
-def load_data(data: Path | None, dataset: str | None, seed: int) -> Any:
-    """The data set for ``--data`` or ``--dataset``, split by ``seed``."""
+def check_data_choice(trainer: Trainer, data: Path | None, dataset: str | None) -> None:
+    """Exactly one source, and one of the kinds this trainer learns from."""
     from agentnn.errors import TrainerConfigError
 
+    datasets = [kind for kind in trainer.data_kinds if kind != LOG]
     if (data is None) == (dataset is None):
         raise TrainerConfigError("give exactly one of --data <logs.jsonl> or --dataset "
-                                 f"<{'|'.join(DATASETS)}>")
+                                 f"<{'|'.join(datasets)}>")
     if dataset is not None and dataset not in DATASETS:
         raise TrainerConfigError(f"--dataset must be one of {', '.join(DATASETS)}; got {dataset!r}")
+    if dataset is not None and dataset not in datasets:
+        raise TrainerConfigError(
+            f"`agentnn train {trainer.command}` learns from an interaction log; --dataset "
+            f"{dataset!r} has none (use --dataset {' or '.join(datasets)} or --data logs.jsonl)"
+        )
+
+
+def load_data(data: Path | None, dataset: str | None, seed: int) -> Any:
+    """The data set for ``--data`` or ``--dataset``, split by ``seed``."""
     from agentnn.data import build_interaction_dataset, load_dataset, synthesize_interactions
 
     if dataset == "synthetic":
@@ -108,29 +196,29 @@ def load_data(data: Path | None, dataset: str | None, seed: int) -> Any:
     return load_dataset(str(data) if data is not None else "digits", seed=seed)
 
 
-def run_with_progress(trainer: Any, config: dict[str, Any], data: Any, *, total: int | None,
-                      register_as: str | None, resume_from: Path | None) -> Any:
-    """Call ``trainer.train`` with a Rich progress bar advanced by its ``on_epoch`` hook."""
+def run_with_progress(call: Callable[..., Any], *, total: int | None,
+                      hook: str = "on_epoch", label: str = "epoch") -> Any:
+    """Run ``call(**{hook: callback})`` with a Rich progress bar the callback advances."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("{task.fields[metrics]}")]
     with Progress(*columns, console=console.stdout(), transient=False) as progress:
-        bar = progress.add_task("epoch", total=total, metrics="")
+        bar = progress.add_task(label, total=total, metrics="")
 
-        def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
+        def advance(done: int, metrics: dict[str, float]) -> None:
             shown = "  ".join(f"{key} {metrics[key]:.4f}" for key in PROGRESS_COLUMNS_METRICS
                               if key in metrics)
-            progress.update(bar, completed=epoch, metrics=shown)
+            progress.update(bar, completed=done, metrics=shown)
 
-        return trainer.train(config, data, register_as=register_as,
-                             resume_from=str(resume_from) if resume_from else None,
-                             on_epoch=on_epoch)
+        return call(**{hook: advance})
 
 
 def print_result(result: Any) -> None:
     """The run id, the model and the headline metrics of a finished training run."""
     print(f"run id:      {result.run_id}")
+    if getattr(result, "study", None):
+        print(f"study:       {result.study}")
     if result.model_uri:
         print(f"model:       {result.model_uri}")
     if result.registered_version:
@@ -142,173 +230,128 @@ def print_result(result: Any) -> None:
     console.print_table("final metrics (best epoch)", ("metric", "value"), rows)
 
 
-def _train_epochs(trainer_module: str, config_class: str, config: dict[str, Any], data: Any,
-                  register_as: str | None, resume_from: Path | None,
-                  total: int | None = None) -> None:
-    import importlib
-
-    from agentnn.nn_models.common import check_config
-
-    trainer = importlib.import_module(f"agentnn.nn_models.{trainer_module}")
-    checked = check_config(config, getattr(trainer, config_class))  # fails before any run
-    if total is None:
-        total = getattr(checked, "epochs", None)
-    result = run_with_progress(trainer, config, data, total=total, register_as=register_as,
-                               resume_from=resume_from)
-    print_result(result)
+# --- runners: one per way of running ------------------------------------------------------------
 
 
-def _seed(values: dict[str, Any], seed: int | None) -> int:
-    return seed if seed is not None else int(values.get("seed", 0))
+def _run_epochs(trainer: Trainer, module: Any, values: dict[str, Any], checked: Any,
+                options: dict[str, Any]) -> Any:
+    data = load_data(options["data"], options["dataset"], checked.seed)
+    resume = options["resume_from"]
+    return run_with_progress(
+        lambda on_epoch: module.train(values, data, register_as=options["register_as"],
+                                      resume_from=str(resume) if resume else None,
+                                      on_epoch=on_epoch),
+        total=checked.epochs)
 
 
-# --- commands ----------------------------------------------------------------------------------
+def _run_search(trainer: Trainer, module: Any, values: dict[str, Any], checked: Any,
+                options: dict[str, Any]) -> Any:
+    import optuna
+
+    from agentnn.errors import TrainerConfigError
+
+    if options["resume_from"] is not None:
+        raise TrainerConfigError("the search resumes from its study: run the command again "
+                                 "with the same --study and --storage (no --resume-from)")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    data = load_data(options["data"], options["dataset"], checked.seed)
+    return run_with_progress(
+        lambda on_trial: module.train(values, data, register_as=options["register_as"],
+                                      study=options["study"], storage=options["storage"],
+                                      workers=options["workers"], on_trial=on_trial),
+        total=checked.n_trials, hook="on_trial", label="trial")
 
 
-@app.command()
-def advanced(
-    data: DataOption = None,
-    dataset: DatasetOption = None,
-    epochs: EpochsOption = None,
-    config: ConfigOption = None,
-    register_as: RegisterOption = None,
-    seed: SeedOption = None,
-    resume_from: ResumeOption = None,
-    mode: Annotated[
-        str | None,
-        typer.Option("--mode", help="multimodal (success + performance) or classifier "
-                                    "(routing; the default for --dataset digits)."),
-    ] = None,
-) -> None:
-    """Train the advanced network (experiment advanced_training)."""
-    from agentnn.nn_models.advanced_training import AdvancedTrainingConfig
-
-    values = read_config_file(config)
-    if dataset == "digits" and mode is None and "mode" not in values:
-        mode = "classifier"
-    values = merge_options(values, AdvancedTrainingConfig, epochs=epochs, seed=seed, mode=mode)
-    loaded = load_data(data, dataset, _seed(values, seed))
-    _train_epochs("advanced_training", "AdvancedTrainingConfig", values, loaded, register_as,
-                  resume_from)
-
-
-@app.command("multi-task")
-def multi_task(
-    data: DataOption = None,
-    dataset: DatasetOption = None,
-    epochs: EpochsOption = None,
-    config: ConfigOption = None,
-    register_as: RegisterOption = None,
-    seed: SeedOption = None,
-    resume_from: ResumeOption = None,
-) -> None:
-    """Train the multi-task network (experiment multi_task_learning)."""
-    from agentnn.nn_models.multi_task_learning import MultiTaskConfig
-
-    values = merge_options(read_config_file(config), MultiTaskConfig, epochs=epochs, seed=seed)
-    loaded = load_data(data, dataset, _seed(values, seed))
-    _train_epochs("multi_task_learning", "MultiTaskConfig", values, loaded, register_as,
-                  resume_from)
-
-
-@app.command()
-def architecture(
-    data: DataOption = None,
-    dataset: DatasetOption = None,
-    epochs: EpochsOption = None,
-    config: ConfigOption = None,
-    register_as: RegisterOption = None,
-    seed: SeedOption = None,
-    resume_from: ResumeOption = None,
-) -> None:
-    """Search architectures (experiment architecture_optimization); epochs per candidate."""
-    from agentnn.nn_models.common import check_config
-    from agentnn.nn_models.dynamic_architecture import ArchitectureSearchConfig
-
-    values = merge_options(read_config_file(config), ArchitectureSearchConfig, epochs=epochs,
-                           seed=seed)
-    checked = check_config(values, ArchitectureSearchConfig)
-    loaded = load_data(data, dataset, _seed(values, seed))
-    _train_epochs("dynamic_architecture", "ArchitectureSearchConfig", values, loaded,
-                  register_as, resume_from, total=checked.n_candidates * checked.epochs)
-
-
-@app.command()
-def online(
-    data: DataOption = None,
-    dataset: DatasetOption = None,
-    config: ConfigOption = None,
-    register_as: RegisterOption = None,
-    seed: SeedOption = None,
-    resume_from: ResumeOption = None,
-) -> None:
-    """Stream a log through the online learner (experiment online_learning), one run."""
+def _run_stream(trainer: Trainer, module: Any, values: dict[str, Any], checked: Any,
+                options: dict[str, Any]) -> Any:
     import math
 
-    from agentnn.errors import TrainerConfigError
-    from agentnn.nn_models import online_learning
-    from agentnn.nn_models.common import check_config
+    from agentnn.data import load_interactions, synthesize_interactions
 
-    values = merge_options(read_config_file(config), online_learning.OnlineConfig, seed=seed)
-    checked = check_config(values, online_learning.OnlineConfig)
-    if (data is None) == (dataset is None):
-        raise TrainerConfigError("give exactly one of --data <logs.jsonl> or --dataset synthetic")
-    if dataset is not None and dataset != "synthetic":
-        raise TrainerConfigError(
-            f"the online learner streams interaction records; --dataset {dataset!r} has none "
-            "(use --dataset synthetic or --data logs.jsonl)"
-        )
-    if data is not None:
-        source: Any = data
-        from agentnn.data import load_interactions
-
-        n_records = len(load_interactions(data))
+    if options["data"] is not None:
+        source: Any = options["data"]
+        n_records = len(load_interactions(source))
     else:
-        from agentnn.data import synthesize_interactions
-
-        source = synthesize_interactions(SYNTHETIC_RECORDS, SYNTHETIC_AGENTS,
-                                         seed=_seed(values, seed))
+        source = synthesize_interactions(SYNTHETIC_RECORDS, SYNTHETIC_AGENTS, seed=checked.seed)
         n_records = len(source)
-    total = math.ceil(n_records / checked.batch_size)
-    result = run_with_progress(online_learning, values, source, total=total,
-                               register_as=register_as, resume_from=resume_from)
-    print_result(result)
+    resume = options["resume_from"]
+    return run_with_progress(
+        lambda on_epoch: module.train(values, source, register_as=options["register_as"],
+                                      resume_from=str(resume) if resume else None,
+                                      on_epoch=on_epoch),
+        total=math.ceil(n_records / checked.batch_size), label="update")
 
 
-@app.command()
-def distributed(
-    data: DataOption = None,
-    dataset: DatasetOption = None,
-    epochs: EpochsOption = None,
-    config: ConfigOption = None,
-    register_as: RegisterOption = None,
-    seed: SeedOption = None,
-    resume_from: ResumeOption = None,
-    nproc: Annotated[int, typer.Option("--nproc", min=1,
-                                       help="Processes torchrun starts on this machine.")] = 2,
-) -> None:
-    """Data-parallel training under torchrun (experiment distributed_training), one run."""
+def _run_torchrun(trainer: Trainer, module: Any, values: dict[str, Any], checked: Any,
+                  options: dict[str, Any]) -> Any:
     import tempfile
 
-    from agentnn.errors import TrainerConfigError
-    from agentnn.nn_models import training_infrastructure as ti
+    from agentnn.data import synthesize_interactions, write_interactions
 
-    values = merge_options(read_config_file(config), ti.DistributedConfig, epochs=epochs,
-                           seed=seed)
-    if dataset is not None and dataset not in DATASETS:
-        raise TrainerConfigError(f"--dataset must be one of {', '.join(DATASETS)}; got {dataset!r}")
-    stderr = console.stderr()
+    data, dataset = options["data"], options["dataset"]
     with tempfile.TemporaryDirectory(prefix="agentnn-synthetic-") as tmp:
         if dataset == "synthetic":  # every torchrun process loads the data itself: from a file
-            from agentnn.data import synthesize_interactions, write_interactions
-
             data = write_interactions(
-                synthesize_interactions(SYNTHETIC_RECORDS, SYNTHETIC_AGENTS,
-                                        seed=_seed(values, seed)),
-                Path(tmp) / "synthetic.jsonl",
-            )
+                synthesize_interactions(SYNTHETIC_RECORDS, SYNTHETIC_AGENTS, seed=checked.seed),
+                Path(tmp) / "synthetic.jsonl")
             dataset = None
-        stderr.print(f"launching torchrun with {nproc} processes…")
-        result = ti.launch(nproc, values, data=data, dataset=dataset, register_as=register_as,
-                           resume_from=resume_from)
-    print_result(result)
+        console.stderr().print(f"launching torchrun with {options['nproc']} processes…")
+        return module.launch(options["nproc"], values, data=data, dataset=dataset,
+                             register_as=options["register_as"],
+                             resume_from=options["resume_from"])
+
+
+RUNNERS = {"epochs": _run_epochs, "search": _run_search, "stream": _run_stream,
+           "torchrun": _run_torchrun}
+
+
+def run_trainer(trainer: Trainer, options: dict[str, Any]) -> None:
+    """Parse, check (before any run exists), run, print: the body of every train command."""
+    import importlib
+
+    from agentnn.errors import TrainerConfigError
+    from agentnn.nn_models.common import check_config
+
+    if trainer.epochs_refusal and options.get("epochs") is not None:
+        raise TrainerConfigError(f"--epochs does not apply: {trainer.epochs_refusal}")
+    check_data_choice(trainer, options["data"], options["dataset"])
+    module = importlib.import_module(f"agentnn.nn_models.{trainer.module}")
+    config_class = getattr(module, trainer.config_class)
+    values = read_config_file(options["config"])
+    if ("mode" in trainer.extra_options and options.get("mode") is None
+            and options["dataset"] == "digits" and "mode" not in values):
+        options = {**options, "mode": "classifier"}
+    overrides = {CONFIG_KEYS[name]: options.get(name) for name in CONFIG_KEYS}
+    values = merge_options(values, config_class, **overrides)
+    checked = check_config(values, config_class)  # fails before any run
+    print_result(RUNNERS[trainer.runner](trainer, module, values, checked, options))
+
+
+# --- the commands, generated from the table ------------------------------------------------------
+
+
+def _command_for(trainer: Trainer) -> Callable[..., None]:
+    """A Typer command whose signature is the shared options, --epochs and the row's extras."""
+    epochs = (Annotated[int | None, typer.Option("--epochs", min=1, help=trainer.epochs_help)],
+              None)
+    options = {"data": SHARED_OPTIONS["data"], "dataset": SHARED_OPTIONS["dataset"],
+               "epochs": epochs,
+               **{key: value for key, value in SHARED_OPTIONS.items()
+                  if key not in ("data", "dataset")},
+               **{name: EXTRA_OPTIONS[name] for name in trainer.extra_options}}
+
+    def command(**given: Any) -> None:
+        run_trainer(trainer, given)
+
+    parameters = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                    annotation=annotation)
+                  for name, (annotation, default) in options.items()]
+    command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    command.__annotations__ = {name: annotation for name, (annotation, _) in options.items()}
+    command.__name__ = trainer.command.replace("-", "_")
+    command.__doc__ = trainer.summary
+    return command
+
+
+for _trainer in TRAINERS:
+    app.command(_trainer.command)(_command_for(_trainer))
