@@ -204,8 +204,7 @@ def watch_view(snapshot: Any) -> Any:
             for metric in watched.metrics
         ]
         parts.append(table(title, ["metric", "latest", "step", "best", "curve", "in journal"],
-                           rows, no_wrap=["curve"],
-                           row_styles=None))
+                           rows, no_wrap=["curve"]))
         parts[-1].title_style = STYLE_RUNNING if watched.running else STYLE_ENDED
     parts.append(Text(f"taken {snapshot.to_dict()['taken']}", style=STYLE_MUTED))
     return Group(*parts)

@@ -60,15 +60,20 @@ def stop_group(process: subprocess.Popen) -> None:
 
 def serve(command: list[str]) -> int:
     """Run the server as a child until it exits or this process is told to stop; its exit code."""
-    process = subprocess.Popen(command, start_new_session=True)
     received: list[int] = []
     previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
 
     def note(signum: int, frame: FrameType | None) -> None:
         received.append(signum)
 
-    for sig in STOP_SIGNALS:
+    for sig in STOP_SIGNALS:  # before the child exists, so no signal can orphan it
         signal.signal(sig, note)
+    try:
+        process = subprocess.Popen(command, start_new_session=True)
+    except BaseException:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        raise
     try:
         while not received:
             try:
