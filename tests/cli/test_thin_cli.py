@@ -1,0 +1,55 @@
+"""The command layer stays thin: no command reaches into the SDK's private modules, and the
+`model` commands print only through `agentnn.cli.console`."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import agentnn.cli
+
+CLI = Path(agentnn.cli.__file__).parent
+RENDERED_THROUGH_CONSOLE = ["model.py", "main.py"]
+
+
+def imported_modules(path: Path) -> list[str]:
+    names = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.append(node.module)
+            names += [f"{node.module}.{alias.name}" for alias in node.names]
+    return names
+
+
+@pytest.mark.parametrize("path", sorted(CLI.glob("*.py")), ids=lambda p: p.name)
+def test_no_command_imports_a_private_sdk_module(path):
+    private = [name for name in imported_modules(path)
+               if name.startswith("agentnn.sdk.") and any(
+                   part.startswith("_") for part in name.split(".")[2:])]
+    assert private == []
+
+
+@pytest.mark.parametrize("name", RENDERED_THROUGH_CONSOLE)
+def test_model_commands_print_only_through_the_console(name):
+    path = CLI / name
+    tree = ast.parse(path.read_text())
+    prints = [node.lineno for node in ast.walk(tree)
+              if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+              and node.func.id == "print"]
+    assert prints == []
+    assert not [module for module in imported_modules(path) if module.split(".")[0] == "rich"]
+
+
+def test_sync_is_a_model_command():
+    import typer
+
+    from agentnn.cli.main import app
+
+    group = typer.main.get_command(app)
+    model = group.get_command(typer.Context(group), "model")
+    assert "sync" in model.list_commands(typer.Context(model))
+    assert "sync" not in group.list_commands(typer.Context(group))
