@@ -55,3 +55,23 @@ def test_pushing_an_unknown_run_names_it(store_uri: str, second_store: str, work
     ExperimentTracker("routing", tracking_uri=store_uri)
     with pytest.raises(NotFoundError, match="0123456789abcdef"):
         ModelManager(store_uri).push_runs(["0123456789abcdef"], to=second_store)
+
+
+def test_nested_runs_are_pushed_with_their_parent(store_uri: str, second_store: str,
+                                                  workdir: Path):
+    tracker = ExperimentTracker("search", tracking_uri=store_uri)
+    with tracker.start_run(run_name="study") as parent:
+        for trial in range(2):
+            with tracker.start_run(run_name=f"trial-{trial}", nested=True) as child:
+                child.log_metric("val_loss", 1.0 / (trial + 1))
+
+    result = ModelManager(store_uri).push_runs([parent.run_id], to=second_store)[0]
+
+    target = mlflow.MlflowClient(second_store)
+    assert result.children == 2
+    children = target.search_runs(
+        [target.get_experiment_by_name("search").experiment_id],
+        filter_string=f"tags.`mlflow.parentRunId` = '{result.target_run_id}'",
+    )
+    assert sorted(run.info.run_name for run in children) == ["trial-0", "trial-1"]
+    assert ModelManager(store_uri).push_runs([parent.run_id], to=second_store)[0].changed is False

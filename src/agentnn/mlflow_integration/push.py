@@ -19,6 +19,7 @@ again every few seconds until it ends, so the server's copy follows it.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
 import math
@@ -86,6 +87,8 @@ class PushResult:
     models: int = 0
     registered: list[str] = field(default_factory=list)
     """``name/version`` created on the target this time."""
+    children: int = 0
+    """Nested runs (e.g. search trials) pushed with it."""
 
     @property
     def complete(self) -> bool:
@@ -95,7 +98,7 @@ class PushResult:
     @property
     def changed(self) -> bool:
         return bool(self.created or self.metrics or self.params or self.tags or self.artifacts
-                    or self.models or self.registered)
+                    or self.models or self.registered or self.children)
 
     def summary(self) -> str:
         """What was sent, in a few words, for a table cell."""
@@ -137,7 +140,14 @@ def push_run(
     # MLflow's per-download progress bars would break the command's own (a user's value wins).
     os.environ.setdefault(MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name, "false")
     with _run_lock(lock_dir, run_id):
-        return _Push(source, target, run_id, target_label, known_points).run()
+        result = _Push(source, target, run_id, target_label, known_points).run()
+        changed_children = 0
+        for child in _children(source, run_id):
+            # Nested runs (search trials) belong with their parent; they may have been
+            # started in other processes, on the store the parent fell back to.
+            if push_run(source, target, child, target_label=target_label).changed:
+                changed_children += 1
+    return dataclasses.replace(result, children=changed_children)
 
 
 @contextmanager
@@ -387,6 +397,25 @@ def _get_run(client: MlflowClient, run_id: str) -> Run:
         if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"):
             raise NotFoundError("run", run_id) from None
         raise
+
+
+def _children(client: MlflowClient, run_id: str) -> list[str]:
+    """Ids of the runs nested directly under ``run_id``, oldest first."""
+    from mlflow.entities import ViewType
+
+    experiment_id = client.get_run(run_id).info.experiment_id
+    found: list[str] = []
+    token = None
+    while True:
+        page = client.search_runs(
+            [experiment_id], filter_string=f"tags.`{PARENT_RUN_TAG}` = '{run_id}'",
+            run_view_type=ViewType.ACTIVE_ONLY, order_by=["attributes.start_time ASC"],
+            page_token=token,
+        )
+        found.extend(run.info.run_id for run in page)
+        token = page.token
+        if not token:
+            return found
 
 
 def _target_experiment(client: MlflowClient, name: str) -> str:
