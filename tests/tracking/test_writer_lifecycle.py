@@ -1,0 +1,156 @@
+"""The writer process has one owner; a run's status is set once; a dead store never holds an
+exit."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from agentnn.mlflow_integration import journal as journal_io
+from agentnn.mlflow_integration import writer
+from agentnn.mlflow_integration.writer_process import WriterProcess
+
+GUARD = 300  # seconds; guards against a hang, times nothing
+SRC = Path(__file__).resolve().parents[2] / "src" / "agentnn"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def stop_folder_writer(journal_dir: Path) -> None:
+    """Stop the writer a test's subprocess left behind (by the pid in its lock file)."""
+    lock = journal_dir / writer.LOCK_NAME
+    if lock.exists() and writer.writer_running(journal_dir):
+        os.kill(int(lock.read_text()), signal.SIGTERM)
+
+
+def wait_until(condition, guard: float = GUARD) -> bool:
+    """Poll ``condition`` until it holds; False after ``guard`` seconds (a hang, not a timing)."""
+    deadline = time.monotonic() + guard
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def test_status_and_end_time_are_set_once(tracker, client):
+    with tracker.start_run() as run:
+        run.log_metrics({"loss": 0.5}, step=1)
+    ended = client.get_run(run.run_id).info
+    journal_dir = tracker.journal_dir
+
+    # The writer still reads the journal's end record after the run returned; it must not
+    # set the status or the end time a second time.
+    assert wait_until(lambda: not list(journal_dir.glob(f"{run.run_id}.*.jsonl")))
+    again = client.get_run(run.run_id).info
+    assert ended.status == again.status == "FINISHED"
+    assert ended.end_time == again.end_time
+
+
+def test_mlflow_private_run_stack_is_not_touched():
+    users = [path for path in SRC.rglob("*.py") if "_active_run_stack" in path.read_text()]
+    assert users == []
+
+
+def test_the_run_is_mlflows_active_run_until_it_ends(tracker):
+    with tracker.start_run() as run:
+        assert mlflow.active_run().info.run_id == run.run_id
+    assert mlflow.active_run() is None
+
+
+def test_one_owner_starts_the_folders_writer_and_keeps_its_handle(workdir: Path):
+    journal_dir = workdir / "owned-journal"
+    owner = WriterProcess.for_folder(journal_dir)
+    assert WriterProcess.for_folder(journal_dir) is owner
+    try:
+        assert owner.ensure_running() is True
+        assert owner.process is not None and owner.process.poll() is None
+        assert wait_until(lambda: writer.writer_running(journal_dir))
+        assert owner.ensure_running() is False  # the folder has its writer
+        owner.stop(timeout=5)  # bounded; the writer itself goes on until its work is done
+        assert owner.process is not None
+    finally:
+        if owner.process is not None and owner.process.poll() is None:
+            owner.process.terminate()
+            owner.process.wait(timeout=60)
+
+
+def test_a_process_whose_server_is_a_dead_port_finishes_its_run_and_exits(workdir: Path):
+    port = free_port()  # nothing listens there
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}",
+           "AGENTNN_JOURNAL_DIR": str(workdir / "journal"), "AGENTNN_DRAIN_TIMEOUT": "3"}
+    script = workdir / "train.py"
+    script.write_text(textwrap.dedent("""
+        from agentnn.mlflow_integration import ExperimentTracker
+        with ExperimentTracker("dead-port").start_run() as run:
+            for step in range(300):
+                run.log_metrics({"loss": 1.0 / (step + 1)}, step=step)
+        print(run.run_id, flush=True)
+    """))
+
+    try:
+        trainer = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                                 timeout=GUARD, env=env)
+    finally:
+        stop_folder_writer(workdir / "journal")  # it would keep trying the dead port
+
+    assert trainer.returncode == 0, trainer.stderr
+    run_id = trainer.stdout.strip()
+    local = mlflow.MlflowClient(f"sqlite:///{workdir / 'mlruns' / 'mlflow.db'}")
+    assert local.get_run(run_id).info.status == "FINISHED"
+    assert len(local.get_metric_history(run_id, "loss")) == 300
+
+
+@pytest.mark.server
+@pytest.mark.slow
+def test_a_run_ends_and_its_process_exits_while_the_store_is_dead(workdir: Path,
+                                                                   server_control):
+    start_server, stop_server, free_port = server_control
+    port = free_port()
+    server = start_server(workdir, port)
+    journal_dir = workdir / "journal"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}",
+           "AGENTNN_JOURNAL_DIR": str(journal_dir), "AGENTNN_DRAIN_TIMEOUT": "3"}
+    script = workdir / "train.py"
+    script.write_text(textwrap.dedent("""
+        import sys
+        from agentnn.mlflow_integration import ExperimentTracker
+        with ExperimentTracker("dead-store").start_run() as run:
+            run.log_metrics({"loss": 1.0}, step=0)
+            print(run.run_id, flush=True)
+            sys.stdin.readline()  # the test takes the store away here
+            for step in range(1, 300):
+                run.log_metrics({"loss": 1.0 / step}, step=step)
+        print("left the block", flush=True)
+    """))
+    trainer = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=env, start_new_session=True)
+    try:
+        run_id = trainer.stdout.readline().strip()
+        stop_server(server)
+        out, err = trainer.communicate("\n", timeout=GUARD)
+    finally:
+        if trainer.poll() is None:
+            os.killpg(trainer.pid, signal.SIGKILL)
+            trainer.wait()
+    assert trainer.returncode == 0, err
+    assert "left the block" in out
+    assert "agentnn model sync" in err
+    journals = journal_io.list_journals(journal_dir)
+    assert [j.name.split(".")[0] for j in journals] == [run_id]  # kept for the writer
+    assert journal_io.complete_unsent_bytes(journals[0]) > 0
+    stop_folder_writer(journal_dir)
