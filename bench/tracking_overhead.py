@@ -1,17 +1,23 @@
-"""What tracking costs a training loop: untracked, plain `mlflow.log_metric`, ExperimentTracker.
+"""What tracking costs a training loop: untracked, ExperimentTracker, plain MLflow, trackio.
 
-    .venv/bin/python bench/tracking_overhead.py [--steps 2000] [--metrics 10]
+    .venv/bin/python bench/tracking_overhead.py [--steps 2000] [--metrics 10] [--repeats 3]
+    .venv/bin/python bench/tracking_overhead.py --steps 200 --repeats 1   # a quick check
 
-Trains the same small MLP on CPU (steps of about 5 ms) three ways in one process, each on a fresh
-embedded SQLite store, logging ``--metrics`` values per step:
+Trains the same small MLP on CPU (steps of about 5 ms) in one process, logging ``--metrics``
+values per step, once per torch thread setting (all cores, then cores - 1, so the writer has a
+core of its own), each tracked run on a fresh local store:
 
-- untracked: the bare loop (measured twice, first and last, to see the machine's drift);
-- mlflow: one synchronous ``mlflow.log_metric`` call per value, as most scripts do;
-- agentnn: ``run.log_metrics`` per step through ExperimentTracker.
+- untracked: the bare loop (measured first and last, to see the machine's drift);
+- agentnn: ``run.log_metrics`` per step through ExperimentTracker (journal + writer process);
+- mlflow: ``mlflow.log_metrics`` per step (one synchronous ``log_batch`` a step), plain MLflow;
+- trackio: ``trackio.log`` per step, Hugging Face's local SQLite tracker, when it is installed
+  (``pip install -c constraints.txt trackio``, the ``bench`` extra); kept local: no Space, no
+  server, Hugging Face Hub offline, its folder in a temporary directory.
 
-Prints, for each, the step loop alone and the whole wall time (run start, loop, and the final
-drain until the store has every point), and their ratios to the untracked run. Targets for
-agentnn: loop within 1.02x, whole within 1.15x.
+Prints, per thread setting, the step loop alone and the whole wall time (run start, loop, and the
+end of the run until the store has every point), their ratios to the untracked run, and whether
+agentnn meets its targets: loop <= 1.02x, whole <= 1.05x, and a whole ratio no worse than
+trackio's in the same run (issue 9).
 """
 
 from __future__ import annotations
@@ -27,7 +33,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
+# --- defaults ------------------------------------------------------------------------------
 INPUT, HIDDEN, CLASSES, BATCH = 256, 512, 8, 384  # about 5 ms a step on 2 CPU cores
+STEPS = 2000  # about 10 s of training per run
+METRICS_PER_STEP = 10
+REPEATS = 3  # untracked/agentnn/trackio runs per thread setting; medians are printed
+TARGET_LOOP, TARGET_WHOLE = 1.02, 1.05
+
+Timing = tuple[float, float]  # (loop seconds, whole seconds)
 
 
 def make_model(seed: int) -> tuple[nn.Module, torch.optim.Optimizer, torch.Tensor, torch.Tensor]:
@@ -56,8 +69,8 @@ def train(steps: int, n_metrics: int, log: Callable[[dict[str, float], int], Non
     return time.perf_counter() - started
 
 
-def in_fresh_store(function: Callable[[], tuple[float, float]]) -> tuple[float, float]:
-    """Run ``function`` in a new folder whose ./mlruns is an empty embedded store."""
+def in_fresh_folder(function: Callable[[], Timing]) -> Timing:
+    """Run ``function`` in a new empty working folder (so ./mlruns is a fresh embedded store)."""
     previous = Path.cwd()
     with tempfile.TemporaryDirectory() as folder:
         os.chdir(folder)
@@ -67,36 +80,35 @@ def in_fresh_store(function: Callable[[], tuple[float, float]]) -> tuple[float, 
             os.chdir(previous)
 
 
-def untracked(steps: int, n_metrics: int) -> tuple[float, float]:
+def untracked(steps: int, n_metrics: int) -> Timing:
     started = time.perf_counter()
     loop = train(steps, n_metrics, None)
     return loop, time.perf_counter() - started
 
 
-def plain_mlflow(steps: int, n_metrics: int) -> tuple[float, float]:
+def plain_mlflow(steps: int, n_metrics: int) -> Timing:
     import mlflow
 
-    def run() -> tuple[float, float]:
+    def run() -> Timing:
         mlflow.set_tracking_uri(f"sqlite:///{Path.cwd() / 'mlflow.db'}")
         mlflow.set_experiment("bench")
         started = time.perf_counter()
         with mlflow.start_run():
             def log(metrics: dict[str, float], step: int) -> None:
-                for key, value in metrics.items():
-                    mlflow.log_metric(key, value, step=step)
+                mlflow.log_metrics(metrics, step=step)
 
             loop = train(steps, n_metrics, log)
         return loop, time.perf_counter() - started
 
-    return in_fresh_store(run)
+    return in_fresh_folder(run)
 
 
-def agentnn_tracker(steps: int, n_metrics: int) -> tuple[float, float]:
+def agentnn_tracker(steps: int, n_metrics: int) -> Timing:
     import mlflow
 
     from agentnn.mlflow_integration import ExperimentTracker
 
-    def run() -> tuple[float, float]:
+    def run() -> Timing:
         tracker = ExperimentTracker("bench")
         started = time.perf_counter()
         with tracker.start_run() as tracked:
@@ -108,47 +120,121 @@ def agentnn_tracker(steps: int, n_metrics: int) -> tuple[float, float]:
         assert len(history) == steps, f"only {len(history)} of {steps} points arrived"
         return loop, whole
 
-    return in_fresh_store(run)
+    return in_fresh_folder(run)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--metrics", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=3, help="untracked/agentnn repeats")
-    parser.add_argument("--torch-threads", type=int, default=0,
-                        help="torch intra-op threads (0: torch's default, one per core)")
-    parser.add_argument("--skip-plain", action="store_true",
-                        help="leave out plain mlflow.log_metric (it takes minutes)")
-    args = parser.parse_args()
-    if args.torch_threads:
-        torch.set_num_threads(args.torch_threads)
-    import mlflow  # noqa: F401  (imported up front: not part of any measured time)
+def trackio_available() -> bool:
+    try:
+        import trackio  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
-    train(50, 0, None)  # warm up torch
-    results: dict[str, list[tuple[float, float]]] = {"untracked": [], "agentnn": [], "mlflow": []}
-    for _ in range(args.repeats):
+
+def keep_trackio_local(folder: Path) -> None:
+    """Before trackio is imported: its data in ``folder``, no Space, no server, Hub offline."""
+    for name in ("TRACKIO_SPACE_ID", "TRACKIO_SERVER_URL", "TRACKIO_DATASET_ID",
+                 "TRACKIO_BUCKET_ID"):
+        os.environ.pop(name, None)
+    os.environ["TRACKIO_DIR"] = str(folder)
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+
+
+def trackio_tracker(steps: int, n_metrics: int, run_number: int) -> Timing:
+    import trackio
+
+    started = time.perf_counter()
+    trackio.init(project="bench", name=f"run-{run_number}", auto_log_cpu=False,
+                 auto_log_gpu=False, embed=False)
+
+    def log(metrics: dict[str, float], step: int) -> None:
+        trackio.log(metrics, step=step)
+
+    loop = train(steps, n_metrics, log)
+    trackio.finish()
+    return loop, time.perf_counter() - started
+
+
+def measure(args: argparse.Namespace, with_trackio: bool) -> dict[str, list[Timing]]:
+    """Every mode at the current torch thread count, interleaved so drift hits all alike."""
+    results: dict[str, list[Timing]] = {"untracked": [], "agentnn": [], "mlflow": [],
+                                        "trackio": []}
+    for repeat in range(args.repeats):
         results["untracked"].append(untracked(args.steps, args.metrics))
         results["agentnn"].append(agentnn_tracker(args.steps, args.metrics))
+        if with_trackio:
+            number = len(results["trackio"]) + 100 * torch.get_num_threads() + 1000 * repeat
+            results["trackio"].append(trackio_tracker(args.steps, args.metrics, number))
     if not args.skip_plain:
         results["mlflow"].append(plain_mlflow(args.steps, args.metrics))
     results["untracked"].append(untracked(args.steps, args.metrics))
+    return results
 
+
+def report(args: argparse.Namespace, results: dict[str, list[Timing]]) -> None:
     base_loop = statistics.median(loop for loop, _ in results["untracked"])
     base_whole = statistics.median(whole for _, whole in results["untracked"])
     points = args.steps * args.metrics
-    print(f"{args.steps} steps, {args.metrics} metrics a step ({points} points), "
-          f"torch threads {torch.get_num_threads()}, medians of {args.repeats} runs "
-          f"(plain mlflow: 1 run)")
-    print(f"untracked step {1000 * base_loop / args.steps:.2f} ms")
+    print(f"\ntorch threads {torch.get_num_threads()} of {os.cpu_count()} cores: {args.steps} "
+          f"steps, {args.metrics} metrics a step ({points} points), medians of {args.repeats} "
+          f"runs (plain mlflow: 1 run); untracked step {1000 * base_loop / args.steps:.2f} ms")
     print(f"{'mode':<10} {'loop s':>8} {'whole s':>8} {'loop x':>8} {'whole x':>8}")
+    ratios: dict[str, Timing] = {}
     for mode, runs in results.items():
         if not runs:
             continue
         loop = statistics.median(value for value, _ in runs)
         whole = statistics.median(value for _, value in runs)
+        ratios[mode] = (loop / base_loop, whole / base_whole)
         print(f"{mode:<10} {loop:8.2f} {whole:8.2f} {loop / base_loop:8.3f}x "
               f"{whole / base_whole:8.3f}x")
+    loop_x, whole_x = ratios["agentnn"]
+    verdicts = [f"loop {loop_x:.3f}x {'<=' if loop_x <= TARGET_LOOP else '>'} {TARGET_LOOP}",
+                f"whole {whole_x:.3f}x {'<=' if whole_x <= TARGET_WHOLE else '>'} {TARGET_WHOLE}"]
+    if "trackio" in ratios:
+        trackio_whole = ratios["trackio"][1]
+        relation = "<=" if whole_x <= trackio_whole else ">"
+        verdicts.append(f"whole {whole_x:.3f}x {relation} trackio's {trackio_whole:.3f}x")
+    print("agentnn: " + "; ".join(verdicts))
+
+
+def thread_settings(choice: str) -> list[int]:
+    cores = os.cpu_count() or 1
+    settings = {"all": [cores], "cores-1": [max(1, cores - 1)],
+                "both": sorted({cores, max(1, cores - 1)}, reverse=True)}
+    if choice.isdigit():
+        return [int(choice)]
+    return settings[choice]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=STEPS, help="training steps per run")
+    parser.add_argument("--metrics", type=int, default=METRICS_PER_STEP, help="values a step")
+    parser.add_argument("--repeats", type=int, default=REPEATS,
+                        help="runs per mode and thread setting (medians are printed)")
+    parser.add_argument("--threads", default="both",
+                        help="torch threads: all, cores-1, both (default), or a number")
+    parser.add_argument("--skip-plain", action="store_true", help="leave out plain MLflow")
+    parser.add_argument("--skip-trackio", action="store_true", help="leave out trackio")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as trackio_folder:
+        with_trackio = not args.skip_trackio and trackio_available_locally(Path(trackio_folder))
+        if not with_trackio and not args.skip_trackio:
+            print("trackio is not installed: pip install -c constraints.txt trackio")
+        import mlflow  # noqa: F401  (imported up front: not part of any measured time)
+
+        for threads in thread_settings(args.threads):
+            torch.set_num_threads(threads)
+            train(50, 0, None)  # warm up torch at this thread count
+            report(args, measure(args, with_trackio))
+
+
+def trackio_available_locally(folder: Path) -> bool:
+    keep_trackio_local(folder)
+    return trackio_available()
 
 
 if __name__ == "__main__":
