@@ -54,3 +54,27 @@ def test_runs_pending_lists_what_has_not_reached_its_server(dead_server: str, wo
 
     assert listed.exit_code == 0, listed.output
     assert [r["run_id"] for r in json.loads(listed.stdout)] == [run.run_id]
+
+
+@pytest.mark.server
+def test_a_tracker_kept_for_long_falls_back_when_its_server_goes_away(
+    workdir: Path, server_control, capsys: pytest.CaptureFixture[str]
+):
+    start, stop, free_port = server_control
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    server = start(workdir / "server", port)
+    tracker = ExperimentTracker("loads", tracking_uri=uri)
+    with tracker.start_run() as online:
+        online.log_metric("latency_ms", 3.0)
+    stop(server)
+
+    with tracker.start_run() as offline_run:
+        offline_run.log_metric("latency_ms", 4.0)
+
+    local = mlflow.MlflowClient(f"sqlite:///{workdir / 'mlruns' / 'mlflow.db'}")
+    kept = local.get_run(offline_run.run_id)
+    assert kept.data.tags["agentnn.push"] == "pending"
+    assert kept.data.tags["agentnn.intended_tracking_uri"] == uri
+    assert local.get_metric_history(offline_run.run_id, "latency_ms")[0].value == 4.0
+    assert len([line for line in capsys.readouterr().err.splitlines() if "warning" in line]) == 1

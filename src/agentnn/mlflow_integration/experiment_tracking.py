@@ -321,6 +321,18 @@ class ExperimentTracker:
         offline.warn_fallback(intended, self.tracking_uri, getattr(error, "reason", str(error)))
         self._connect()
 
+    def _fall_back_if_down(self) -> None:
+        """A tracker kept for long (the runtime ModelManager's) checks its server per run."""
+        if self.intended_uri is not None or not self.store.is_http:
+            return
+        health = self.store.probe(offline.RUN_START_PROBE_TIMEOUT, full=False)
+        if health.reachable or health.problem is None:
+            return
+        if not offline.falls_back(self.settings):
+            raise health.problem
+        self._fall_back(health.problem)
+        self.experiment_id = self._get_or_create_experiment()
+
     def _get_or_create_experiment(self) -> str:
         from mlflow.exceptions import MlflowException
 
@@ -371,6 +383,8 @@ class ExperimentTracker:
         user_tags, redacted = redact(user_tags)
         if redacted:
             user_tags[REDACTED_KEYS_TAG] = ",".join(sorted(redacted))
+        if run_id is None and not nested and mlflow.active_run() is None:
+            self._fall_back_if_down()
         if self.intended_uri:
             user_tags.update(offline.pending_tags(self.intended_uri))
         if run_id is None:

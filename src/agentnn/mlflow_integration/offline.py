@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 FALLBACK, FAIL = "fallback", "fail"
+RUN_START_PROBE_TIMEOUT = 2.0  # seconds a known server gets to answer when a run starts
 
 
 def falls_back(settings: config.Settings) -> bool:

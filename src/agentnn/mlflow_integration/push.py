@@ -676,7 +676,8 @@ class AutoPusher:
 
     def _retry_later(self, pending: PendingPush, why: str) -> None:
         backoff = self._backoff.get(pending.run_id, BACKOFF_START)
-        self._log(f"push of run {pending.run_id}: {mask_uri(pending.intended_uri)} {why}; "
-                  f"next try in {backoff:.0f}s")
+        if backoff < BACKOFF_MAX:  # quiet once at the longest wait: a log line per back-off step
+            self._log(f"push of run {pending.run_id}: {mask_uri(pending.intended_uri)} {why}; "
+                      f"next try in {backoff:.0f}s")
         self._next_try[pending.run_id] = time.monotonic() + backoff
         self._backoff[pending.run_id] = min(backoff * 2, BACKOFF_MAX)
