@@ -23,7 +23,7 @@ def test_load_prints_the_signature_and_provenance_as_json(cli, registered):
     data = json.loads(result.stdout)
     assert data["name"] == "router" and data["version"] == "1" and data["alias"] == "champion"
     assert data["safe"] is True
-    assert data["builder"] == "agentnn.managers.builders:build_mlp"
+    assert data["builder"] == "mlp"  # the registry name of managers.builders.build_mlp
     assert data["config"] == MLP_CONFIG
     assert data["parameters"] == 3 * 4 + 4 + 4 * 2 + 2
 

@@ -23,13 +23,16 @@ loads only with ``trust=True``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import re
 import shutil
 import sys
 import tempfile
 import threading
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -375,11 +378,12 @@ class ModelLoader:
         scratch = Path(tempfile.mkdtemp(prefix=".download-", dir=self.cache_dir))
         try:
             try:
-                downloaded = Path(mlflow.artifacts.download_artifacts(
-                    artifact_uri=location or self._artifact_location(reference),
-                    dst_path=str(scratch),
-                    tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri,
-                ))
+                artifact_uri = location or self._artifact_location(reference)
+                with _no_progress_bar():
+                    downloaded = Path(mlflow.artifacts.download_artifacts(
+                        artifact_uri=artifact_uri, dst_path=str(scratch),
+                        tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri,
+                    ))
             except (MlflowException, OSError) as error:
                 translated = self.store.translate(error)
                 if isinstance(translated, TrackingURIError):  # unreachable, 401, 403, 500
@@ -526,6 +530,23 @@ class ModelLoader:
         return LoadedModel(module=module, safe=True, spec=spec,
                            metadata=dict(spec.get("metadata") or {}), sha256=spec["sha256"],
                            **described)
+
+
+@contextlib.contextmanager
+def _no_progress_bar() -> Iterator[None]:
+    """Hide MLflow's download progress bar (a user's own setting wins): a load prints nothing
+    but its result or its one-line error."""
+    from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
+
+    name = MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name
+    if name in os.environ:
+        yield
+        return
+    os.environ[name] = "false"
+    try:
+        yield
+    finally:
+        os.environ.pop(name, None)
 
 
 def _stacklevel_outside_agentnn() -> int:
