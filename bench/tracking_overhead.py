@@ -214,7 +214,7 @@ def main() -> None:
     parser.add_argument("--metrics", type=int, default=METRICS_PER_STEP, help="values a step")
     parser.add_argument("--repeats", type=int, default=REPEATS,
                         help="runs per mode and thread setting (medians are printed)")
-    parser.add_argument("--threads", default="both",
+    parser.add_argument("--threads", "--torch-threads", default="both",
                         help="torch threads: all, cores-1, both (default), or a number")
     parser.add_argument("--skip-plain", action="store_true", help="leave out plain MLflow")
     parser.add_argument("--skip-trackio", action="store_true", help="leave out trackio")
