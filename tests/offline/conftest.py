@@ -38,3 +38,30 @@ def dead_server(monkeypatch: pytest.MonkeyPatch, workdir: Path, server_control) 
     uri = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     return uri
+
+
+SERVER_START_ATTEMPTS = 3  # a loaded machine can take longer than one start's timeout
+
+
+@pytest.fixture
+def start_server(workdir: Path, template_store: Path, server_control):
+    """``start(port)``: a real `mlflow server` on ``port`` whose store is ``workdir/server``.
+
+    The store is a copy of the session's empty schema (no migrations at start), and the start
+    is retried on the same port, so a busy machine does not fail the test.
+    """
+    start, _, _ = server_control
+    root = workdir / "server"
+    root.mkdir(exist_ok=True)
+    if not (root / "server.db").exists():
+        shutil.copyfile(template_store, root / "server.db")
+
+    def start_on(port: int):
+        for attempt in range(SERVER_START_ATTEMPTS):
+            try:
+                return start(root, port)
+            except RuntimeError:
+                if attempt == SERVER_START_ATTEMPTS - 1:
+                    raise
+
+    return start_on

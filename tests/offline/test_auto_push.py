@@ -31,14 +31,13 @@ def local_client(workdir: Path) -> mlflow.MlflowClient:
 
 @pytest.mark.server
 def test_a_run_started_during_an_outage_reaches_the_server_whole_and_once(
-    dead_server: str, workdir: Path, server_control
+    dead_server: str, workdir: Path, start_server
 ):
-    start, _, _ = server_control
     tracker = ExperimentTracker("routing")
     run_id, module = log_full_run(tracker, workdir, steps=1500, register_as="router")
     local = local_client(workdir)
 
-    start(workdir / "server", int(dead_server.rsplit(":", 1)[1]))
+    start_server(int(dead_server.rsplit(":", 1)[1]))
     wait_for(lambda: local.get_run(run_id).data.tags.get("agentnn.push") == "done",
              what="the writer pushed the run")
 
@@ -52,12 +51,10 @@ def test_a_run_started_during_an_outage_reaches_the_server_whole_and_once(
 
 
 @pytest.mark.server
-def test_push_pending_twice_changes_nothing(dead_server: str, workdir: Path, server_control,
-                                            cli):
-    start, _, _ = server_control
+def test_push_pending_twice_changes_nothing(dead_server: str, workdir: Path, start_server, cli):
     tracker = ExperimentTracker("routing")
     run_ids = [log_full_run(tracker, workdir, steps=300)[0] for _ in range(2)]
-    start(workdir / "server", int(dead_server.rsplit(":", 1)[1]))
+    start_server(int(dead_server.rsplit(":", 1)[1]))
 
     first = cli("model", "push", "--pending", "--output", "json")
     second = cli("model", "push", "--pending", "--output", "json")
@@ -75,9 +72,8 @@ def test_push_pending_twice_changes_nothing(dead_server: str, workdir: Path, ser
 @pytest.mark.server
 @pytest.mark.slow
 def test_a_run_still_going_when_the_server_returns_follows_it_there(
-    dead_server: str, workdir: Path, server_control
+    dead_server: str, workdir: Path, start_server
 ):
-    start, _, _ = server_control
     tracker = ExperimentTracker("routing")
     stop = threading.Event()
     steps: list[int] = []
@@ -94,7 +90,7 @@ def test_a_run_still_going_when_the_server_returns_follows_it_there(
         worker = threading.Thread(target=train)
         worker.start()
         try:
-            start(workdir / "server", int(dead_server.rsplit(":", 1)[1]))
+            start_server(int(dead_server.rsplit(":", 1)[1]))
             server = mlflow.MlflowClient(dead_server)
             wait_for(lambda: bool(copies_of(server, run.run_id)), what="a copy while it runs")
             copy_id = copies_of(server, run.run_id)[0].info.run_id

@@ -58,12 +58,12 @@ def test_runs_pending_lists_what_has_not_reached_its_server(dead_server: str, wo
 
 @pytest.mark.server
 def test_a_tracker_kept_for_long_falls_back_when_its_server_goes_away(
-    workdir: Path, server_control, capsys: pytest.CaptureFixture[str]
+    workdir: Path, server_control, start_server, capsys: pytest.CaptureFixture[str]
 ):
-    start, stop, free_port = server_control
+    _, stop, free_port = server_control
     port = free_port()
     uri = f"http://127.0.0.1:{port}"
-    server = start(workdir / "server", port)
+    server = start_server(port)
     tracker = ExperimentTracker("loads", tracking_uri=uri)
     with tracker.start_run() as online:
         online.log_metric("latency_ms", 3.0)

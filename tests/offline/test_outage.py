@@ -15,11 +15,12 @@ OUTAGE = 60.0  # seconds the loop logs while the server is down
 
 @pytest.mark.server
 @pytest.mark.slow
-def test_a_minute_without_the_server_loses_no_point(workdir: Path, server_control):
-    start, stop, free_port = server_control
+def test_a_minute_without_the_server_loses_no_point(workdir: Path, server_control,
+                                                     start_server):
+    _, stop, free_port = server_control
     port = free_port()
     uri = f"http://127.0.0.1:{port}"
-    server = start(workdir / "server", port)
+    server = start_server(port)
     tracker = ExperimentTracker("routing", tracking_uri=uri, drain_timeout=300)
     step = 0
 
@@ -32,7 +33,7 @@ def test_a_minute_without_the_server_loses_no_point(workdir: Path, server_contro
             step += 1
             run.log_metrics({"loss": 1 / (step + 1), "acc": step / 1000}, step=step)
             time.sleep(0.02)
-        start(workdir / "server", port)  # the same store, on the same port
+        start_server(port)  # the same store, on the same port
         last_before = step
         for step in range(last_before + 1, last_before + 201):
             run.log_metrics({"loss": 1 / (step + 1), "acc": step / 1000}, step=step)
