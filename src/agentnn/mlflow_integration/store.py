@@ -65,7 +65,10 @@ if TYPE_CHECKING:
 
 __all__ = ["Store", "StoreHealth", "DEFAULT_PROBE_TIMEOUT"]
 
-DEFAULT_PROBE_TIMEOUT = 10.0  # seconds a store gets per request before it counts as unreachable
+# Seconds a store gets per request before it counts as unreachable. A refused port or unknown
+# host fails at once; this bounds a black-holed host. Generous because the basic-auth app
+# hashes the password on every request (PBKDF2), which takes seconds on a loaded machine.
+DEFAULT_PROBE_TIMEOUT = 30.0
 MAX_DETAIL = 300  # characters of a store's own message kept in an error line
 
 # Database drivers SQLAlchemy needs per URI scheme: (module it imports, package to install).
@@ -290,9 +293,9 @@ class Store:
         version = backend = auth_enabled = artifacts = None
         search = "/api/2.0/mlflow/experiments/search?max_results=1"
         try:
-            status, _ = get(search)
+            status, search_body = get(search)
             if full:
-                answer, body = get("/version", auth=False)
+                answer, body = get("/version")  # the basic-auth app guards even /version
                 version = body.decode(errors="replace").strip()[:40] if answer == 200 else None
                 answer, body = get("/api/3.0/mlflow/server-info", auth=False)
                 backend = _json(body).get("store_type") if answer == 200 else None
@@ -303,13 +306,17 @@ class Store:
             credentials_ok = None if not headers and status == 200 else status in (200, 403)
         except (OSError, ValueError) as error:
             problem = self.translate(error)
-            return StoreHealth(self.masked_uri, kind, reachable=False, detail=str(problem),
-                               problem=problem)
+            return StoreHealth(self.masked_uri, kind, reachable=False,
+                               detail=getattr(problem, "reason", str(problem)), problem=problem)
         problem: AgentNNError | None = None
         detail = ""
         if status == 401:
             detail = "the server refused the credentials" if headers else "no credentials given"
             problem = AuthenticationError(self.uri, self.source, f"HTTP 401, {detail}")
+        elif status == 403 and b"Invalid Host header" in search_body:
+            detail = (f"the server refused the Host header {urlsplit(base).netloc!r}; add it to "
+                      "the server's --allowed-hosts (host:port, or host:*)")
+            problem = TrackingURIError(self.uri, self.source, detail)
         elif status == 403:
             detail = "the credentials may not read experiments"
             problem = PermissionDeniedError(self.uri, self.source, f"HTTP 403, {detail}")
@@ -477,6 +484,9 @@ class Store:
         cause = _root_cause(error)
         if code == "UNAUTHENTICATED":
             return AuthenticationError(self.uri, self.source, "HTTP 401")
+        if "Invalid Host header" in line:
+            return TrackingURIError(self.uri, self.source, "the server refused the Host header; "
+                                    "add host:port to its --allowed-hosts")
         if code == "PERMISSION_DENIED":
             return PermissionDeniedError(self.uri, self.source, _strip_code(line))
         if "API request to" in line and ("failed with exception" in line
