@@ -83,3 +83,21 @@ def test_a_run_name_tag_goes_through_log_batch_which_renames_the_run(store_uri: 
     assert path == sql_bulk.LOG_BATCH
     assert client.get_run(run_id).info.run_name == "after"
     assert any("mlflow.runName" in message for message in messages)
+
+
+def test_a_tracked_run_reaches_an_embedded_store_through_the_native_path(
+    tracker, store_uri: str, session_journal_dir: Path  # noqa: ANN001 - the tracker fixture
+) -> None:
+    from mlflow import MlflowClient
+
+    from agentnn.mlflow_integration.writer import LOG_NAME
+
+    with tracker.start_run() as run:
+        run.log_params({"lr": 0.01})
+        for step in range(50):
+            run.log_metrics({"loss": 1.0 / (step + 1), "nan": float("nan")}, step=step)
+    client = MlflowClient(store_uri)
+    assert len(client.get_metric_history(run.run_id, "loss")) == 50
+    assert client.get_run(run.run_id).data.params == {"lr": "0.01"}
+    log = (session_journal_dir / LOG_NAME).read_text()
+    assert f"{store_uri}: native path" in log

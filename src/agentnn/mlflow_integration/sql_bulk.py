@@ -100,6 +100,11 @@ _stores: dict[str, _StoreState] = {}
 _stores_lock = threading.Lock()
 
 
+def say(message: str) -> None:
+    """The default report: one line on stdout, flushed (the writer's stdout is its log file)."""
+    print(message, flush=True)
+
+
 # --- the front doors --------------------------------------------------------------------------
 
 
@@ -111,7 +116,7 @@ def log_batch(
     params: Sequence[Param] = (),
     tags: Sequence[RunTag] = (),
     *,
-    report: Callable[[str], None] = print,
+    report: Callable[[str], None] | None = None,
 ) -> str:
     """Store one run's batch natively when the store allows it, else with ``client.log_batch``.
 
@@ -126,13 +131,14 @@ def log_batches(
     tracking_uri: str,
     batches: Sequence[RunBatch],
     *,
-    report: Callable[[str], None] = print,
+    report: Callable[[str], None] | None = None,
 ) -> str:
     """Store batches of one or several runs in one transaction, or each with ``log_batch``.
 
     When the native transaction fails for any reason, nothing of it stays, and every batch is
     sent through ``client.log_batch`` in order (whose errors propagate, as the writer expects).
     """
+    report = report or say
     state = _state_for(tracking_uri, report) if native_path_enabled else None
     if state is not None and state.choice.native:
         kind = reason = _unsupported(batches)
@@ -153,14 +159,14 @@ def log_batches(
     return LOG_BATCH
 
 
-def choose_path(tracking_uri: str, *, report: Callable[[str], None] = print) -> PathChoice:
+def choose_path(tracking_uri: str, *, report: Callable[[str], None] | None = None) -> PathChoice:
     """Which path a store gets (decided once per URI and cached; the writer lives long)."""
-    return _state_for(tracking_uri, report).choice
+    return _state_for(tracking_uri, report or say).choice
 
 
-def engine_for(tracking_uri: str, *, report: Callable[[str], None] = print) -> Engine | None:
+def engine_for(tracking_uri: str, *, report: Callable[[str], None] | None = None) -> Engine | None:
     """The engine the native path writes a store with, or None when the store gets log_batch."""
-    return _state_for(tracking_uri, report).engine
+    return _state_for(tracking_uri, report or say).engine
 
 
 # --- the fence --------------------------------------------------------------------------------
