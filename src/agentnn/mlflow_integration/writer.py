@@ -333,6 +333,11 @@ class Writer:
         if tracking_uri not in self._clients:
             from mlflow import MlflowClient
 
+            from agentnn import config
+            from agentnn.mlflow_integration.store import Store
+
+            # credentials from .env reach MLflow through the store layer, as in the trainer
+            Store.from_settings(config.resolve(tracking_uri)).configure_mlflow()
             self._clients[tracking_uri] = MlflowClient(tracking_uri=tracking_uri)
         return self._clients[tracking_uri]
 
