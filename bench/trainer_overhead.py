@@ -268,20 +268,20 @@ def captured_supervised_task() -> Iterator[dict[str, Any]]:
 
     The plain twin then uses the very builder, spec, tensors and loss the trainer used.
     """
-    from agentnn.nn_models import common
+    from agentnn.nn_models import loop
 
     captured: dict[str, Any] = {}
-    original = common.fit
+    original = loop.fit
 
     def recording_fit(task: Any, config: Any, build_model: Any, **options: Any) -> Any:
         captured.update(task=task, config=config, build_model=build_model)
         return original(task, config, build_model, **options)
 
-    common.fit = recording_fit
+    loop.fit = recording_fit
     try:
         yield captured
     finally:
-        common.fit = original
+        loop.fit = original
 
 
 def lazy_twin(make: Callable[[], PlainLoop]) -> Callable[[int], tuple[float, float]]:
@@ -297,7 +297,7 @@ def lazy_twin(make: Callable[[], PlainLoop]) -> Callable[[int], tuple[float, flo
 
 
 def fit_trainer(config_class: str) -> Runner:
-    """Runner for a trainer built on ``common.fit`` (advanced, multi-task)."""
+    """Runner for a trainer built on ``loop.fit`` (advanced, multi-task)."""
 
     def run(module: Any, data: BenchData, folder: Path, epochs: int) -> Pairs:
         config = getattr(module, config_class)(
@@ -311,7 +311,8 @@ def fit_trainer(config_class: str) -> Runner:
                 return PlainLoop(PlainSetup(
                     build=lambda: captured["build_model"](task.spec),
                     train_split=task.splits["train"], val_split=task.splits["val"],
-                    loss=task.loss, learning_rate=used.learning_rate,
+                    loss=lambda model, batch: _scalar(task.loss(model, batch)),
+                    learning_rate=used.learning_rate,
                     weight_decay=used.weight_decay, grad_clip=used.grad_clip,
                     batch_size=used.batch_size,
                 ), SEED)
@@ -322,6 +323,11 @@ def fit_trainer(config_class: str) -> Runner:
         return clock.pairs()
 
     return run
+
+
+def _scalar(loss: Any) -> Any:
+    """The loss a ``SupervisedTask`` returns, without the extra batch metrics it may add."""
+    return loss[0] if isinstance(loss, tuple) else loss
 
 
 def classifier_setup(module: Any, prepared: Any, spec: dict[str, Any], *, learning_rate: float,
@@ -344,14 +350,14 @@ def distributed_trainer(module: Any, data: BenchData, folder: Path, epochs: int)
     """The DDP trainer as a world of one (no ``torchrun``): its loop, minus the collectives."""
     config = module.DistributedConfig(
         epochs=epochs, batch_size=BATCH_SIZE, seed=SEED, early_stopping_patience=0,
-        checkpoint_root=str(folder / "checkpoints"),
+        checkpoint_dir=str(folder / "checkpoints"), log_every_steps=1,
     )
     prepared = module.prepare_data(data.dataset)
-    spec = {"n_features": int(prepared.train.x.shape[1]), "hidden_sizes": config.hidden_sizes,
+    spec = {"n_features": int(prepared.train.x.shape[1]), "hidden_sizes": config.hidden_dims,
             "n_classes": prepared.n_classes, "dropout": config.dropout}
     setup = classifier_setup(
-        module, prepared, spec, learning_rate=config.lr, weight_decay=config.weight_decay,
-        grad_clip=config.max_grad_norm, batch_size=config.batch_size,
+        module, prepared, spec, learning_rate=config.learning_rate,
+        weight_decay=config.weight_decay, grad_clip=config.grad_clip, batch_size=config.batch_size,
         grad_accum_steps=config.grad_accum_steps,
     )
     clock = InterleavedClock(lazy_twin(lambda: PlainLoop(setup, SEED)))
@@ -361,28 +367,30 @@ def distributed_trainer(module: Any, data: BenchData, folder: Path, epochs: int)
 
 
 SEARCH_ARCHITECTURE = {"hidden_sizes": [64, 64], "dropout": 0.1, "activation": "relu"}
+SEARCH_LEARNING_RATE = 3e-3
 
 
 def architecture_trainer(module: Any, data: BenchData, folder: Path, epochs: int) -> Pairs:
-    """The search narrowed to one fixed candidate without reshapes, so both sides train the
-    same network; the candidate's epochs (in its child run) are what is timed."""
+    """The search narrowed to one fixed trial without reshapes or pruning, so both sides
+    train the same network; the trial's epochs (in its child run) are what is timed."""
     config = module.ArchitectureSearchConfig(
-        n_candidates=1, depths=[len(SEARCH_ARCHITECTURE["hidden_sizes"])],
+        n_trials=1, depths=[len(SEARCH_ARCHITECTURE["hidden_sizes"])],
         widths=sorted(set(SEARCH_ARCHITECTURE["hidden_sizes"])),
         dropouts=[SEARCH_ARCHITECTURE["dropout"]],
-        activations=[SEARCH_ARCHITECTURE["activation"]], epochs=epochs,
-        batch_size=BATCH_SIZE, max_reshapes=0, seed=SEED,
-        checkpoint_root=str(folder / "checkpoints"),
+        activations=[SEARCH_ARCHITECTURE["activation"]],
+        learning_rates=[SEARCH_LEARNING_RATE, SEARCH_LEARNING_RATE], epochs=epochs,
+        batch_size=BATCH_SIZE, max_reshapes=0, seed=SEED, pruner="none", device="cpu",
     )
     prepared = module.prepare_data(data.dataset)
     spec = {"n_features": int(prepared.train.x.shape[1]), "n_classes": prepared.n_classes,
             **SEARCH_ARCHITECTURE}
-    setup = classifier_setup(module, prepared, spec, learning_rate=config.lr,
+    setup = classifier_setup(module, prepared, spec, learning_rate=SEARCH_LEARNING_RATE,
                              weight_decay=config.weight_decay, grad_clip=0.0,
                              batch_size=config.batch_size)
     clock = InterleavedClock(lazy_twin(lambda: PlainLoop(setup, SEED)))
     module.train(config, data.dataset, tracker=make_tracker(module.EXPERIMENT, folder),
-                 on_epoch=clock)
+                 on_epoch=clock, study=f"bench-{folder.name}",
+                 storage=f"sqlite:///{folder / 'study.db'}")
     return clock.pairs()
 
 

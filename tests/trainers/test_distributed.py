@@ -80,7 +80,10 @@ def test_launch_refuses_a_bad_config_before_starting_any_process(
     assert not (workdir / "checkpoints").exists()
 
 
-def test_a_failing_rank_fails_the_launch_with_its_error_line(workdir: Path) -> None:
+def test_a_failing_rank_fails_the_launch_with_its_error_line(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AGENTNN_OFFLINE", "fail")  # no fallback to ./mlruns: the rank fails
     with socket.socket() as sock:  # a port nobody listens on once the socket is closed
         sock.bind(("127.0.0.1", 0))
         dead_server = f"http://127.0.0.1:{sock.getsockname()[1]}"

@@ -77,6 +77,13 @@ from agentnn.nn_models.common import (
     seed_everything,
     step_scheduler,
 )
+from agentnn.nn_models.devices import (
+    amp_enabled,
+    autocast,
+    check_device,
+    grad_scaler,
+    resolve_device,
+)
 
 EXPERIMENT = "distributed_training"
 BUILDER = "agentnn.nn_models.training_infrastructure:build_model"
@@ -92,42 +99,47 @@ class DistributedConfig:
     """Settings of a data-parallel training job; every field is logged as a param."""
 
     # --- model --------------------------------------------------------------------------
-    hidden_sizes: list[int] = field(default_factory=lambda: [64, 32])
+    hidden_dims: list[int] = field(default_factory=lambda: [64, 32])
     """Widths of the hidden layers of the router MLP."""
     dropout: float = 0.1  # 0..0.9; regularises small interaction logs
     # --- optimisation -------------------------------------------------------------------
     epochs: int = 10
     batch_size: int = 32  # samples per rank per micro-step
     grad_accum_steps: int = 1  # micro-steps summed before one optimiser step (and one all-reduce)
-    lr: float = 3e-3  # AdamW
+    learning_rate: float = 3e-3  # AdamW
     weight_decay: float = 0.01
-    max_grad_norm: float = 1.0  # gradient clipping; 0 disables it
+    grad_clip: float = 1.0  # max global grad norm; 0 disables clipping
     scheduler: str = "cosine"  # constant | cosine | step | plateau
     early_stopping_patience: int = 0  # epochs without a lower val_loss; 0 never stops
     # --- job ----------------------------------------------------------------------------
-    backend: str = "auto"  # auto picks nccl when CUDA is available, gloo otherwise
+    backend: str = "auto"  # auto: nccl on CUDA devices, gloo otherwise
+    device: str = "auto"  # auto (CUDA when present: one GPU per rank), cpu, cuda or mps
+    amp: bool = False  # float16 mixed precision, on CUDA only
     seed: int = 0
-    keep_checkpoints: int = DEFAULT_KEEP_CHECKPOINTS
-    checkpoint_root: str | None = None  # default ./checkpoints/<experiment>/<run id>
+    log_every_steps: int = 10  # step_loss is all-reduced and logged every N optimiser steps
+    keep_checkpoints: int = DEFAULT_KEEP_CHECKPOINTS  # written on improvement and at the end
+    checkpoint_dir: str | None = None  # default ./checkpoints/<experiment>/<run id>
     rank_metrics_dir: str | None = None
     """When set, every rank appends its own un-reduced epoch sums to ``rank-<r>.jsonl`` here,
     so the all-reduced values in the run can be audited against the shards."""
 
     def validate(self) -> None:
-        if not self.hidden_sizes or any(
+        if not self.hidden_dims or any(
             isinstance(width, bool) or not isinstance(width, int) or width <= 0
-            for width in self.hidden_sizes
+            for width in self.hidden_dims
         ):
             raise TrainerConfigError(
-                f"hidden_sizes must be a non-empty list of positive integers, got "
-                f"{self.hidden_sizes!r}"
+                f"hidden_dims must be a non-empty list of positive integers, got "
+                f"{self.hidden_dims!r}"
             )
+        check_device(self.device)
+        check_positive("log_every_steps", self.log_every_steps)
         check_range("dropout", self.dropout, 0.0, 0.9)
         for name in ("epochs", "batch_size", "grad_accum_steps", "keep_checkpoints"):
             check_positive(name, getattr(self, name))
-        check_positive("lr", self.lr)
+        check_positive("learning_rate", self.learning_rate)
         check_positive("weight_decay", self.weight_decay, allow_zero=True)
-        check_positive("max_grad_norm", self.max_grad_norm, allow_zero=True)
+        check_positive("grad_clip", self.grad_clip, allow_zero=True)
         check_positive("early_stopping_patience", self.early_stopping_patience, allow_zero=True)
         check_choice("scheduler", self.scheduler, SCHEDULERS)
         check_choice("backend", self.backend, BACKENDS)
@@ -175,26 +187,26 @@ def world_from_env() -> World:
     )
 
 
-def _pick_backend(requested: str) -> str:
-    import torch
-
+def _pick_backend(requested: str, device: Any = None) -> str:
     if requested != "auto":
         return requested
-    return "nccl" if torch.cuda.is_available() else "gloo"
+    return "nccl" if device is not None and device.type == "cuda" else "gloo"
 
 
 @contextlib.contextmanager
-def process_group(world: World, backend: str) -> Iterator[Any]:
-    """Join the job's process group (when there is more than one rank); yields the device."""
+def process_group(world: World, backend: str, device_name: str = "auto") -> Iterator[Any]:
+    """Join the job's process group (when there is more than one rank); yields the device.
+
+    On CUDA each rank takes the GPU of its local rank; ``backend="auto"`` then means nccl.
+    """
     import torch
     import torch.distributed as dist
 
-    backend = _pick_backend(backend)
-    if backend == "nccl":
+    device = resolve_device(device_name)
+    if device.type == "cuda":
         torch.cuda.set_device(world.local_rank)
         device = torch.device("cuda", world.local_rank)
-    else:
-        device = torch.device("cpu")
+    backend = _pick_backend(backend, device)
     owns_group = world.distributed and not dist.is_initialized()
     if owns_group:
         dist.init_process_group(backend, timeout=timedelta(seconds=PROCESS_GROUP_TIMEOUT_S))
@@ -313,19 +325,23 @@ class EpochSums:
 
 def train_epoch(
     model: Any, optimizer: Any, data: Split, config: DistributedConfig, world: World,
-    device: Any, epoch: int, log_step: Any, global_step: int,
+    device: Any, epoch: int, log_step: Any, global_step: int, scaler: Any = None,
 ) -> tuple[EpochSums, int]:
     """One pass over this rank's shard with gradient accumulation; returns sums and step."""
     import torch
     import torch.nn.functional as F
 
     model.train()
+    amp = amp_enabled(device, config.amp)
+    scaler = scaler if scaler is not None else grad_scaler(device, amp)
     sums = EpochSums()
     indices = shard(batch_order(len(data.y), seed=config.seed, epoch=epoch), world)
     batches = list(iterate_batches(indices, config.batch_size))
     windows = [batches[i:i + config.grad_accum_steps]
                for i in range(0, len(batches), config.grad_accum_steps)]
     correct = torch.zeros((), dtype=torch.long, device=device)
+    epoch_loss = torch.zeros((), device=device)
+    interval = torch.zeros(2, dtype=torch.float64, device=device)  # loss sum, samples since log
     optimizer.zero_grad(set_to_none=True)
     for window in windows:
         window_samples = sum(len(batch) for batch in window)
@@ -334,24 +350,41 @@ def train_epoch(
             x, y = data.x[batch].to(device), data.y[batch].to(device)
             syncs = number == len(window) or not world.distributed
             with contextlib.nullcontext() if syncs else model.no_sync():
-                logits = model(x)
-                loss = F.cross_entropy(logits, y)
+                with autocast(device, amp):
+                    logits = model(x)
+                loss = F.cross_entropy(logits.float(), y)
                 # weighted by the micro-batch's share, the summed gradient is the window's mean
-                (loss * (len(y) / window_samples)).backward()
+                scaler.scale(loss * (len(y) / window_samples)).backward()
             window_loss += loss.detach() * len(y)
             correct += (logits.detach().argmax(dim=1) == y).sum()
             sums.count += len(y)
-        if config.max_grad_norm > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-        optimizer.step()
+        if config.grad_clip > 0:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
         optimizer.zero_grad(set_to_none=True)
         global_step += 1
-        window_total = float(window_loss)
-        sums.loss += window_total
-        loss_sum, count = all_reduce_sums([window_total, window_samples], world, device)
-        log_step({"step_loss": loss_sum / count}, global_step)
+        epoch_loss += window_loss
+        interval[0] += window_loss
+        interval[1] += window_samples
+        if global_step % config.log_every_steps == 0:  # every rank reaches the same steps
+            loss_sum, count = _all_reduce_tensor(interval, world)
+            log_step({"step_loss": loss_sum / count}, global_step)
+            interval.zero_()
+    sums.loss = float(epoch_loss)
     sums.correct = float(correct)
     return sums, global_step
+
+
+def _all_reduce_tensor(values: Any, world: World) -> list[float]:
+    """Sum a small on-device tensor over the ranks, once, and read it back."""
+    if world.distributed:
+        import torch.distributed as dist
+
+        values = values.clone()
+        dist.all_reduce(values, op=dist.ReduceOp.SUM)
+    return [float(value) for value in values.tolist()]
 
 
 def evaluate(model: Any, data: Split, config: DistributedConfig, world: World,
@@ -455,9 +488,17 @@ def train(
     if checkpoint is not None:
         check_resume_config(checkpoint, config)
     world = world_from_env()
-    with process_group(world, config.backend) as device:
+    with process_group(world, config.backend, config.device) as device:
         return _train_job(config, prepared, world, device, tracker, register_as, checkpoint,
                           on_epoch)
+
+
+def _on_device(data: PreparedData, device: Any) -> PreparedData:
+    def move(split: Split) -> Split:
+        return Split(split.x.to(device), split.y.to(device))
+
+    return PreparedData(move(data.train), move(data.val), move(data.test), data.n_classes,
+                        data.params, data.metadata)
 
 
 def _train_job(
@@ -468,10 +509,11 @@ def _train_job(
     from torch.nn.parallel import DistributedDataParallel
 
     seed_everything(config.seed)
-    spec = {"n_features": int(data.train.x.shape[1]), "hidden_sizes": list(config.hidden_sizes),
+    data = _on_device(data, device)  # once; batches below are slices on the device
+    spec = {"n_features": int(data.train.x.shape[1]), "hidden_sizes": list(config.hidden_dims),
             "n_classes": data.n_classes, "dropout": config.dropout}
     module = build_model(spec).to(device)
-    optimizer = torch.optim.AdamW(module.parameters(), lr=config.lr,
+    optimizer = torch.optim.AdamW(module.parameters(), lr=config.learning_rate,
                                   weight_decay=config.weight_decay)
     scheduler = make_scheduler(optimizer, config.scheduler, epochs=config.epochs)
     stopper = EarlyStopping(patience=config.early_stopping_patience)
@@ -489,12 +531,14 @@ def _train_job(
     resumed_run_id = checkpoint.run_id if checkpoint else None
     with _rank_run(world, tracker, resumed_run_id) as (run, experiment_id):
         saver = CheckpointManager(
-            checkpoint_dir(config.checkpoint_root, EXPERIMENT, run.run_id or "rank"),
+            checkpoint_dir(config.checkpoint_dir, EXPERIMENT, run.run_id or "rank"),
             config.keep_checkpoints,
         )
         if checkpoint is None:
-            run.log_params({**flatten_config(config), "world_size": world.size,
-                            "backend": _pick_backend(config.backend)})
+            params = flatten_config(config)
+            params["device.requested"] = params.pop("device")
+            run.log_params({**params, "world_size": world.size, "device": str(device),
+                            "backend": _pick_backend(config.backend, device)})
             log_data_params(run, data.params)
         for epoch in range(start_epoch, config.epochs + 1):
             torch.manual_seed(config.seed * 1_000_003 + epoch * 1_009 + world.rank)  # dropout
@@ -511,9 +555,11 @@ def _train_job(
                        "lr": lr}
             run.log_metrics(metrics, step=epoch)
             step_scheduler(scheduler, metrics["val_loss"])
-            if stopper.update(metrics["val_loss"], epoch):
+            improved = stopper.update(metrics["val_loss"], epoch)
+            if improved:
                 best_state, best_metrics = copy_state(module), dict(metrics)
-            if world.is_main:
+            last = epoch == config.epochs or stopper.should_stop
+            if world.is_main and (improved or last):  # on improvement and at the end
                 saver.save(Checkpoint(
                     config=config_dict(config), model_state=module.state_dict(),
                     optimizer_state=optimizer.state_dict(), epoch=epoch,
