@@ -181,9 +181,9 @@ class PlainStream:
         self.agent_index = {name: index for index, name in enumerate(config.agents)}
         self.model = module.build_model({
             "n_features": self.featurizer.dim, "n_agents": len(config.agents),
-            "hidden_sizes": list(config.hidden_sizes), "dropout": config.dropout,
+            "hidden_sizes": list(config.hidden_dims), "dropout": config.dropout,
         })
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate)
         self.memory_x = torch.zeros(config.replay_capacity, self.featurizer.dim)
         self.memory_a = torch.zeros(config.replay_capacity, dtype=torch.long)
         self.memory_s = torch.zeros(config.replay_capacity)
@@ -398,7 +398,7 @@ def online_trainer(module: Any, data: BenchData, folder: Path, epochs: int) -> P
     """One pass of the stream learner over the log, each update paired with a plain one."""
     config = module.OnlineConfig(
         agents=list(data.dataset.agents), featurizer_dim=FEATURE_DIM, batch_size=BATCH_SIZE,
-        seed=SEED, checkpoint_root=str(folder / "checkpoints"),
+        seed=SEED, checkpoint_dir=str(folder / "checkpoints"),
     )
     twin = PlainStream(module, config)
 

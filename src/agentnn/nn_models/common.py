@@ -55,6 +55,7 @@ MODEL_PIP_REQUIREMENTS = ("torch", "safetensors", "numpy")  # never inferred: in
 SHARED_RENAMES = {  # old config name -> the one name every trainer uses now
     "lr": "learning_rate", "max_grad_norm": "grad_clip", "checkpoint_root": "checkpoint_dir",
     "hidden_sizes": "hidden_dims", "hidden": "hidden_dims", "n_classes": "num_classes",
+    "min_lr": "min_learning_rate",
 }
 
 EpochCallback = Callable[[int, dict[str, float]], None]

@@ -82,16 +82,16 @@ class OnlineConfig:
     featurizer_dim: int = 256  # hashing buckets of the task text
     featurizer_ngram: int = 2
     # --- model ------------------------------------------------------------------------------
-    hidden_sizes: list[int] = field(default_factory=lambda: [64])
+    hidden_dims: list[int] = field(default_factory=lambda: [64])
     dropout: float = 0.0  # 0..0.9
     # --- updates ----------------------------------------------------------------------------
     batch_size: int = 32  # records per update when train() streams a file
     updates_per_batch: int = 1  # gradient steps on each batch (new records plus replay)
     replay_capacity: int = 2000  # records the reservoir keeps
     replay_ratio: float = 1.0  # replayed records per new record in an update
-    lr: float = 0.01  # base learning rate (Adam); where it returns after a drift
+    learning_rate: float = 0.01  # base learning rate (Adam); where it returns after a drift
     lr_decay: float = 0.995  # per update since the last drift
-    min_lr: float = 5e-4  # the decay stops here
+    min_learning_rate: float = 5e-4  # the decay stops here
     # --- drift ------------------------------------------------------------------------------
     drift_window: int = 5  # recent updates whose mean prequential loss is watched
     drift_reference: int = 20  # updates before those: the level it is compared with
@@ -99,7 +99,7 @@ class OnlineConfig:
     # --- snapshots and reproducibility -------------------------------------------------------
     snapshot_every: int = 200  # updates between checkpoints (each writes the whole reservoir)
     keep_checkpoints: int = DEFAULT_KEEP_CHECKPOINTS
-    checkpoint_root: str | None = None  # default ./checkpoints/online_learning/<run id>
+    checkpoint_dir: str | None = None  # default ./checkpoints/online_learning/<run id>
     seed: int = 0
     device: str = "auto"  # auto (CUDA when present), cpu, cuda or mps
 
@@ -111,9 +111,9 @@ class OnlineConfig:
             raise TrainerConfigError(f"agents must not repeat a name, got {self.agents!r}")
         if self.agents and len(self.agents) < 2:
             raise TrainerConfigError("agents must name at least two agents to route between")
-        if any(isinstance(w, bool) or not isinstance(w, int) or w <= 0 for w in self.hidden_sizes):
+        if any(isinstance(w, bool) or not isinstance(w, int) or w <= 0 for w in self.hidden_dims):
             raise TrainerConfigError(
-                f"hidden_sizes must be positive integers, got {self.hidden_sizes!r}"
+                f"hidden_dims must be positive integers, got {self.hidden_dims!r}"
             )
         for name in ("featurizer_dim", "featurizer_ngram", "batch_size", "updates_per_batch",
                      "replay_capacity", "drift_window", "drift_reference", "snapshot_every",
@@ -121,9 +121,9 @@ class OnlineConfig:
             check_positive(name, getattr(self, name))
         check_range("dropout", self.dropout, 0.0, 0.9)
         check_positive("replay_ratio", self.replay_ratio, allow_zero=True)
-        check_positive("lr", self.lr)
+        check_positive("learning_rate", self.learning_rate)
         check_range("lr_decay", self.lr_decay, 0.5, 1.0)
-        check_range("min_lr", self.min_lr, 0.0, self.lr)
+        check_range("min_learning_rate", self.min_learning_rate, 0.0, self.learning_rate)
         check_positive("drift_threshold", self.drift_threshold)
 
     def featurizer(self) -> Any:
@@ -263,7 +263,8 @@ class DriftMonitor:
 
 def adaptive_lr(config: OnlineConfig, updates_since_drift: int) -> float:
     """Decays from the base rate with every update and starts over after a drift."""
-    return max(config.min_lr, config.lr * config.lr_decay ** updates_since_drift)
+    return max(config.min_learning_rate,
+               config.learning_rate * config.lr_decay ** updates_since_drift)
 
 
 # --- the learner -------------------------------------------------------------------------------
@@ -307,11 +308,12 @@ class OnlineLearner:
         self.agent_index = {name: index for index, name in enumerate(self.config.agents)}
         seed_everything(self.config.seed)
         self.spec = {"n_features": self.featurizer.dim, "n_agents": len(self.config.agents),
-                     "hidden_sizes": list(self.config.hidden_sizes),
+                     "hidden_sizes": list(self.config.hidden_dims),
                      "dropout": self.config.dropout}
         self.device = resolve_device(self.config.device)
         self.model = build_model(self.spec).to(self.device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.config.lr)
+        self.optimizer = torch.optim.Adam(self.model.parameters(),
+                                          lr=self.config.learning_rate)
         self.buffer = ReplayBuffer(self.config.replay_capacity, self.featurizer.dim,
                                    self.config.seed)
         self.drift = DriftMonitor(self.config.drift_window, self.config.drift_reference,
@@ -335,7 +337,7 @@ class OnlineLearner:
         self._run_context = tracker.start_run(run_id=run_id)
         self._run = self._run_context.__enter__()
         self._saver = CheckpointManager(
-            checkpoint_dir(self.config.checkpoint_root, EXPERIMENT, self._run.run_id),
+            checkpoint_dir(self.config.checkpoint_dir, EXPERIMENT, self._run.run_id),
             self.config.keep_checkpoints,
         )
         if self._checkpoint is None:
