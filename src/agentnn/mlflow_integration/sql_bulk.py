@@ -27,6 +27,10 @@ model id (or an active model id in the process, which the client would attach), 
 Fallback: anything unexpected (including a refusal) rolls the transaction back and sends the
 same batches through ``log_batch``, which then stores them, or raises MLflow's own error. The
 path chosen for a store, and why, is printed once per store (the writer's log).
+
+Tested against SQLite and PostgreSQL (tests/tracking/test_native_writer*.py); MySQL takes the
+same statements (its upsert and row-locking variants) but has no test server here. A SQLite
+store is switched to WAL the first time this path writes to it (see :func:`_write_ahead_log`).
 """
 
 from __future__ import annotations
