@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -89,3 +90,43 @@ def test_quickstart_registers_agent_router_and_moves_champion(cli, client):
     assert str(champion.version) == "2"
     assert f"run id:        {champion.run_id}" in second.output
     assert "mlflow ui --backend-store-uri sqlite:///" in second.output
+
+
+def test_online_refuses_epochs_with_the_reason(cli, client):
+    result = cli("train", "online", "--dataset", "synthetic", "--epochs", "3")
+
+    assert result.exit_code == 1
+    assert "streams the log once" in result.stderr
+    assert run_count(client) == 0
+
+
+def test_every_train_command_offers_device_and_says_what_epochs_does(cli):
+    from agentnn.cli.train import TRAINERS
+
+    def shown(command: str) -> str:  # the help text with Rich's wrapping and box undone
+        return re.sub(r"[\s│]+", " ", cli("train", command, "--help").output)
+
+    for trainer in TRAINERS:
+        assert "--device" in shown(trainer.command) and "--epochs" in shown(trainer.command)
+    assert "streams the log once" in shown("online")
+
+
+def test_device_is_logged_as_the_device_that_ran(cli, client):
+    result = cli("train", "multi-task", "--dataset", "synthetic", "--epochs", "1",
+                 "--device", "cpu")
+
+    assert result.exit_code == 0, result.output
+    (run,) = client.search_runs([client.get_experiment_by_name("multi_task_learning")
+                                 .experiment_id])
+    assert run.data.params["device"] == "cpu"
+    assert run.data.params["device.requested"] == "cpu"
+
+
+def test_architecture_search_from_the_command_line(cli, client, workdir):
+    result = cli("train", "architecture", "--dataset", "synthetic", "--trials", "2",
+                 "--epochs", "1", "--study", "cli-study", "--register-as", "searched")
+
+    assert result.exit_code == 0, result.output
+    assert "study:       cli-study" in result.output
+    assert (workdir / "optuna.db").exists()  # beside the SQLite store
+    assert client.get_model_version("searched", "1").run_id in result.output
