@@ -38,7 +38,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agentnn.errors import DamagedJournalError
+from agentnn.errors import DamagedJournalError, JournalError
 from agentnn.mlflow_integration.journal import (
     HEADER_GRACE,
     Cursor,
@@ -160,12 +160,17 @@ class JournalForwarder:
         self.header, first_chunk = read_header(journal)
         self.run_id = self.header.run_id
         self.tracking_uri = self.header.tracking_uri
-        self.cursor = Cursor.load(self.cursor_file) or Cursor(first_chunk, 0)
         self.ended = False
+        self._report = report
+        try:
+            self.cursor = Cursor.load(self.cursor_file) or Cursor(first_chunk, 0)
+        except JournalError as error:
+            # Sending again from the start is safe: the store ignores points and params it has.
+            report(f"{error}; the journal is sent again from its start")
+            self.cursor = Cursor(first_chunk, 0)
         self.waiting_on_tail = False  # a torn last line whose training process still runs
         self.sent = 0  # records the store confirmed
         self._client_for = client_for
-        self._report = report
 
     def forward(self) -> int:
         """Send everything complete in the journal; returns how much happened (0: idle).
@@ -252,12 +257,21 @@ class JournalForwarder:
 
     def _mark_killed(self, client: MlflowClient) -> int:
         """The training process is gone and the run never ended: set it KILLED."""
-        self.ended = True
-        run = client.get_run(self.run_id)
-        if run.info.status != "RUNNING":  # ended by its process before the journal's end
-            return 1
         end_time = self.cursor.last_time or self.header.created
-        client.set_terminated(self.run_id, KILLED, end_time=end_time)
+        try:
+            status = client.get_run(self.run_id).info.status
+            if status == "RUNNING":  # else its process ended it before writing the end record
+                client.set_terminated(self.run_id, KILLED, end_time=end_time)
+        except Exception as error:
+            if is_retryable(error):
+                raise
+            self._report(f"run {self.run_id}: its training process is gone, but the store "
+                         f"refused to end the run ({str(error).splitlines()[0]}); left as it is")
+            self.ended = True
+            return 1
+        self.ended = True
+        if status != "RUNNING":
+            return 1
         self._report(
             f"run {self.run_id}: its training process ({self.header.describe_process()}) is "
             f"gone and the run never ended; set KILLED, ended at {_iso(end_time)} "

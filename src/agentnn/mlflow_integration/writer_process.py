@@ -49,6 +49,7 @@ class WriterProcess:
         self._open: set[Path] = set()  # journals of runs in progress
         self._draining: set[Path] = set()  # journals of ended runs the store does not have yet
         self._lock = threading.Lock()
+        self._process_lock = threading.Lock()  # the keep-alive thread and the run both start it
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -64,18 +65,21 @@ class WriterProcess:
 
     def ensure_running(self) -> bool:
         """Start a detached writer unless one holds the folder; True when one was started."""
-        if self.process is not None and self.process.poll() is not None:
-            self.process = None  # reaped: it finished or was killed
-        self.journal_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if writer.writer_running(self.journal_dir):
-            return False
-        with open(self.journal_dir / writer.LOG_NAME, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "agentnn.mlflow_integration.writer",
-                 str(self.journal_dir), "--parent", str(os.getpid())],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-            )
-        return True
+        with self._process_lock:
+            if self.process is not None and self.process.poll() is not None:
+                self.process = None  # reaped: it finished or was killed
+            self.journal_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if writer.writer_running(self.journal_dir):
+                return False
+            if self.process is not None:  # started, not holding the lock yet
+                return False
+            with open(self.journal_dir / writer.LOG_NAME, "ab") as log:
+                self.process = subprocess.Popen(
+                    [sys.executable, "-m", "agentnn.mlflow_integration.writer",
+                     str(self.journal_dir), "--parent", str(os.getpid())],
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                )
+            return True
 
     # --- journals --------------------------------------------------------------------------
 
@@ -134,6 +138,35 @@ class WriterProcess:
         if self.process is not None and self.process.poll() is not None:
             self.process = None
 
+    def sync(self, timeout: float) -> SyncReport:
+        """Send what the journals still hold; retry the store up to ``timeout`` s.
+
+        Runs the writer in this process; when a background writer holds the folder, waits (up
+        to ``timeout``) for it instead. Damaged journals never stop the others, and nothing here
+        spins: a journal still being written is left for later.
+        """
+        report = SyncReport(self.journal_dir)
+        exists = self.journal_dir.is_dir()
+        journals = journal_io.list_journals(self.journal_dir) if exists else []
+        report.journals = len(journals)
+        if journals:
+            result = writer.forward_all(self.journal_dir, once=True, retry_limit=timeout)
+            if result is None:  # a background writer holds the folder: wait for it instead
+                report.sent = None
+                deadline = time.monotonic() + timeout
+                while time.monotonic() < deadline and not all(map(_settled, journals)):
+                    time.sleep(SYNC_WAIT_POLL)
+            else:
+                report.sent = result.sent
+                report.events = result.events
+                report.waiting = result.waiting
+                report.store_error = result.store_error
+            report.unsent = [j for j in journals if journal_io.complete_unsent_bytes(j)]
+        if exists:
+            report.damaged = sorted(self.journal_dir.glob(f"*{journal_io.DAMAGED_SUFFIX}"))
+            report.rejected = sorted(self.journal_dir.glob(f"*{journal_io.REJECTED_SUFFIX}"))
+        return report
+
     def _keep_alive(self) -> None:
         while not self._stop.wait(KEEPALIVE_INTERVAL):
             with self._lock:
@@ -170,32 +203,8 @@ class SyncReport:
 
 
 def sync_journals(journal_dir: Path, timeout: float) -> SyncReport:
-    """Send what the journals of ``journal_dir`` still hold; retry the store up to ``timeout`` s.
-
-    Runs the writer in this process; when a background writer holds the folder, waits (up to
-    ``timeout``) for it instead. Damaged journals never stop the others, and nothing here spins:
-    a journal still being written is left for later.
-    """
-    report = SyncReport(journal_dir)
-    journals = journal_io.list_journals(journal_dir) if journal_dir.is_dir() else []
-    report.journals = len(journals)
-    if journals:
-        result = writer.forward_all(journal_dir, once=True, retry_limit=timeout)
-        if result is None:  # a background writer holds the folder: wait for it instead
-            report.sent = None
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and not all(map(_settled, journals)):
-                time.sleep(SYNC_WAIT_POLL)
-        else:
-            report.sent = result.sent
-            report.events = result.events
-            report.waiting = result.waiting
-            report.store_error = result.store_error
-        report.unsent = [j for j in journals if journal_io.complete_unsent_bytes(j)]
-    if journal_dir.is_dir():
-        report.damaged = sorted(journal_dir.glob(f"*{journal_io.DAMAGED_SUFFIX}"))
-        report.rejected = sorted(journal_dir.glob(f"*{journal_io.REJECTED_SUFFIX}"))
-    return report
+    """What ``agentnn model sync`` calls: the folder's :meth:`WriterProcess.sync`."""
+    return WriterProcess.for_folder(journal_dir).sync(timeout)
 
 
 def _settled(journal: Path) -> bool:
