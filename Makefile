@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint bench install clean
+.PHONY: demo test test-team lint bench install clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ demo: install
 test: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest -q
+
+# The team path alone: PostgreSQL and `mlflow server`s (plain and basic-auth) started by the tests.
+test-team: install
+	$(BIN)/python -m pytest -q -m team
 
 lint: install
 	$(BIN)/ruff check src tests bench
