@@ -40,23 +40,19 @@ def fresh_store(folder: Path) -> tuple[str, str]:
 
 def write_journal(journal_dir: Path, uri: str, run_id: str, points: int, n_metrics: int) -> None:
     """A journal as a training run leaves it: metric records appended in chunks."""
-    from agentnn.mlflow_integration import journal as journals
-
-    if hasattr(journals, "new_header"):  # typed records (journal format 2)
-        header, record = journals.new_header(run_id, uri), journals.MetricRecord
-    else:  # format 1: a dict header and plain lists
-        header = {"run_id": run_id, "tracking_uri": uri, "created": time.time()}
-
-        def record(*fields: object) -> list[object]:
-            return ["m", *fields]
-
-    journal = journals.BufferedJournal(
-        journals.new_journal_path(journal_dir, run_id), header, flush_interval=3600
+    from agentnn.mlflow_integration.journal import (
+        BufferedJournal,
+        MetricRecord,
+        new_header,
+        new_journal_path,
     )
+
+    journal = BufferedJournal(new_journal_path(journal_dir, run_id), new_header(run_id, uri),
+                              flush_interval=3600)
     now = int(time.time() * 1000)
     for i in range(points):
         step = i // n_metrics
-        journal.add(record(f"metric_{i % n_metrics}", 1.0 / (1 + step), now + step, step))
+        journal.add(MetricRecord(f"metric_{i % n_metrics}", 1.0 / (1 + step), now + step, step))
     journal.close()
 
 
