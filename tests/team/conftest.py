@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -42,7 +41,6 @@ def postgres() -> Iterator[ts.Postgres]:
         yield cluster
     finally:
         cluster.stop()
-        shutil.rmtree(cluster.root.parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,7 @@ from pathlib import Path
 PG_VERSION_DIRS = ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin",
                    "/usr/lib/postgresql/14/bin")
 PG_SYSTEM_USER = "postgres"
+TEMP_PREFIX = "agentnn-pg-"  # the cluster's folder under the system temp dir
 PG_START_TIMEOUT = 60.0  # seconds for initdb'd PostgreSQL to accept connections
 SERVER_START_TIMEOUT = 240.0  # `mlflow server` takes 20 s+ here, much more when the cores are busy
 
@@ -152,13 +153,16 @@ class Postgres:
         return [name for name in out.split() if name != "postgres"]
 
     def stop(self) -> None:
+        """Fast shutdown, then remove the temporary folder start_postgres made."""
         if self.process is not None:
             stop_process_group(self.process, signal.SIGINT)  # PostgreSQL's fast shutdown
+        if self.root.parent.name.startswith(TEMP_PREFIX):
+            shutil.rmtree(self.root.parent, ignore_errors=True)
 
 
 def start_postgres(bin_dir: Path) -> Postgres:
     """initdb + postgres in a new folder under the system temp dir (which others can traverse)."""
-    root = Path(tempfile.mkdtemp(prefix="agentnn-pg-"))
+    root = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX))
     os.chmod(root, 0o755)
     cluster = Postgres(bin_dir=bin_dir, root=root / "cluster", port=free_port())
     cluster.start()
