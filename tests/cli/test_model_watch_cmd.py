@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import sys
 from pathlib import Path
@@ -99,7 +100,7 @@ def test_the_view_exits_when_the_run_ends(live_run, workdir):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=workdir,
     )
     try:
-        first = json.loads(process.stdout.readline())
+        first = json.loads(read_line(process))
         assert first["running"] is True
         live_run["client"].set_terminated(live_run["run_id"], status="KILLED")
         out, err = process.communicate(timeout=120)
@@ -112,8 +113,34 @@ def test_the_view_exits_when_the_run_ends(live_run, workdir):
             process.wait(timeout=20)
 
 
+def read_line(process: subprocess.Popen, timeout: float = 120.0) -> str:
+    """The next line the process prints; fails instead of hanging when none comes."""
+    ready, _, _ = select.select([process.stdout], [], [], timeout)
+    assert ready, f"no output within {timeout} s"
+    return process.stdout.readline()
+
+
 def test_an_unknown_target_is_one_line(cli, store_uri):
     result = cli("model", "watch", "nope", "--once", "--tracking-uri", store_uri)
     assert result.exit_code == 1
     assert result.stderr.strip() == (
         "error: run or experiment 'nope' not found; list them with: agentnn model experiments")
+
+
+def test_the_live_table_ends_with_the_run(live_run, workdir):
+    env = {**os.environ, "AGENTNN_JOURNAL_DIR": str(live_run["journal_dir"]), "COLUMNS": "160"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "agentnn", "model", "watch", "live", "--interval", "0.5",
+         "--tracking-uri", live_run["uri"]],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=workdir,
+    )
+    try:
+        assert "experiment live: 1 running" in read_line(process)  # the first frame
+        live_run["client"].set_terminated(live_run["run_id"])
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err
+        assert "FINISHED" in out and "experiment live: 0 running" in out  # the last frame
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=20)

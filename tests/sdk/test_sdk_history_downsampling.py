@@ -126,3 +126,14 @@ def test_a_server_store_reduces_the_fetched_history(mlflow_server):
     full = manager.metric_history(run_id, "loss")
     assert len(full) == 3000
     check_shape(full, manager.metric_history(run_id, "loss", max_points=100), 100)
+
+
+@settings(max_examples=300, deadline=None)
+@given(points=histories, max_points=st.integers(min_value=4, max_value=120))
+def test_the_reference_downsampler_keeps_the_shape(points, max_points):
+    from agentnn.sdk._downsample import downsample
+
+    full = sorted((MetricPoint(step, value, BASE_TIME + index)
+                   for index, (step, value) in enumerate(points)),
+                  key=lambda p: (p.step, p.timestamp_ms))
+    check_shape(full, downsample(full, max_points), max_points)

@@ -214,6 +214,11 @@ def print_renderable(renderable: Any) -> None:
     stdout().print(renderable)
 
 
+def is_terminal() -> bool:
+    """True when stdout is a terminal, where a view can redraw in place."""
+    return bool(stdout().is_terminal)
+
+
 def live() -> Any:
     """A Rich Live display on stdout that the watch loop updates in place."""
     from rich.live import Live

@@ -330,6 +330,13 @@ def watch(
     if once or not snapshot.running:
         console.print_renderable(console.watch_view(snapshot))
         return
+    if not console.is_terminal():  # a pipe or a log file: the first and the last frame
+        console.print_renderable(console.watch_view(snapshot))
+        while snapshot.running:
+            time.sleep(interval)
+            snapshot = manager.watch(target)
+        console.print_renderable(console.watch_view(snapshot))
+        return
     with console.live() as view:
         while True:
             view.update(console.watch_view(snapshot), refresh=True)
