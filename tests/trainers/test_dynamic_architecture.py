@@ -189,7 +189,7 @@ def test_old_config_names_still_work_with_a_warning(store_uri: str, search_data)
         str(w.message).split("'")[1] for w in caught if w.category is DeprecationWarning}
     run = mlflow.MlflowClient(store_uri).get_run(result.run_id)
     assert run.data.params["n_trials"] == "1"
-    assert run.data.params["learning_rates"] == "0.003,0.003"
+    assert run.data.params["learning_rates"] == "[0.003, 0.003]"
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ def test_all_tasks_learn_and_the_model_rebuilds_from_the_artifact_alone(
     run = client.get_run(result.run_id)
     assert run.info.status == "FINISHED"
     assert client.get_experiment(result.experiment_id).name == "multi_task_learning"
-    assert run.data.params["tasks"] == "agent,success,response_time"
+    assert run.data.params["tasks"] == "['agent', 'success', 'response_time']"
     assert run.data.params["task_weights.response_time"] == "0.5"
     assert run.data.params["data.sha256"] == routing_data.params["data.sha256"]
     for key in ("train_agent_loss", "val_agent_loss", "val_success_loss",

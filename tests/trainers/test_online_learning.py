@@ -47,7 +47,7 @@ def test_streaming_a_log_yields_one_run_with_increasing_update_steps(
         range(1, updates + 1)
     )
     params = runs[0].data.params
-    assert params["agents"] == "finance_agent,legal_agent,marketing_agent,tech_agent"
+    assert params["agents"] == "['finance_agent', 'legal_agent', 'marketing_agent', 'tech_agent']"
     assert params["replay_capacity"] == "2000"
     assert params["data.records"] == str(len(records))
     assert params["featurizer.dim"] == "256"

@@ -63,6 +63,7 @@ from agentnn.nn_models.common import (
     open_tracker,
     seed_everything,
 )
+from agentnn.nn_models.data_prep import PreparedData, Split, prepare_data
 from agentnn.nn_models.devices import (
     DEFAULT_DEVICE,
     amp_enabled,
@@ -71,7 +72,6 @@ from agentnn.nn_models.devices import (
     grad_scaler,
     resolve_device,
 )
-from agentnn.nn_models.training_infrastructure import PreparedData, Split, prepare_data
 
 if TYPE_CHECKING:
     import optuna

@@ -72,10 +72,14 @@ from agentnn.nn_models.common import (
     make_scheduler,
     open_tracker,
     plain_mlp,
-    require_features,
-    require_samples,
     seed_everything,
     step_scheduler,
+)
+from agentnn.nn_models.data_prep import (  # noqa: F401  (re-exported: old import paths)
+    MIN_TRAIN_SAMPLES,
+    PreparedData,
+    Split,
+    prepare_data,
 )
 from agentnn.nn_models.devices import (
     amp_enabled,
@@ -87,7 +91,6 @@ from agentnn.nn_models.devices import (
 
 EXPERIMENT = "distributed_training"
 BUILDER = "agentnn.nn_models.training_infrastructure:build_model"
-MIN_TRAIN_SAMPLES = 16  # below this a shard per rank is a handful of samples
 BACKENDS = ("auto", "gloo", "nccl")
 LAUNCH_TIMEOUT_S = 1800.0  # a hung rank must not hang the caller for ever
 JOB_STOP_GRACE_S = 15.0  # after SIGTERM, seconds before the job's processes are killed
@@ -233,69 +236,7 @@ def all_reduce_sums(values: list[float], world: World, device: Any, op: str = "s
     return tensor.cpu().tolist()
 
 
-# --- data --------------------------------------------------------------------------------------
-
-
-@dataclass
-class Split:
-    """The float32 features and integer labels of one split."""
-
-    x: Any
-    y: Any
-
-
-@dataclass
-class PreparedData:
-    """What the training loop needs from a data set, checked before any run exists."""
-
-    train: Split
-    val: Split
-    test: Split
-    n_classes: int
-    params: dict[str, Any]
-    metadata: dict[str, Any]
-    """Stored with the model: the agents and featuriser of a routing data set."""
-
-
-def _as_split(part: Any) -> Split:
-    import torch
-
-    return Split(torch.as_tensor(part.features, dtype=torch.float32),
-                 torch.as_tensor(part.labels, dtype=torch.long))
-
-
-def prepare_data(data: Any) -> PreparedData:
-    """Tensors, class count, data params and model metadata of a data-layer data set.
-
-    Raises :class:`TrainerConfigError` for an empty or too-small training set, an empty
-    validation set, or splits whose shapes disagree.
-    """
-    for name in ("train", "val", "params", "n_classes"):
-        if not hasattr(data, name):
-            raise TrainerConfigError(
-                f"data must be a data set from agentnn.data (load_dataset), it has no {name!r}"
-            )
-    train, val = _as_split(data.train), _as_split(data.val)
-    test = _as_split(data.test) if getattr(data, "test", None) is not None else val
-    require_samples(len(train.y), MIN_TRAIN_SAMPLES)
-    require_samples(len(val.y), 1, "validation set")
-    for name, split in (("training", train), ("validation", val), ("test", test)):
-        if split.x.dim() != 2 or len(split.x) != len(split.y):
-            raise TrainerConfigError(
-                f"the {name} split must hold (samples, n_features) features and one label per "
-                f"sample, got features {tuple(split.x.shape)} and labels {tuple(split.y.shape)}"
-            )
-        require_features(int(split.x.shape[1]), int(train.x.shape[1]),
-                         f"input features of the {name} split")
-    n_classes = int(data.n_classes)
-    if n_classes < 2:
-        raise TrainerConfigError("the data set has fewer than two classes; nothing to route")
-    top = max(int(train.y.max()), int(val.y.max()), int(test.y.max()))
-    if top >= n_classes or min(int(train.y.min()), int(val.y.min())) < 0:
-        raise TrainerConfigError(f"labels must lie in 0..{n_classes - 1}, found {top}")
-    route = getattr(data, "route_metadata", None)
-    metadata = dict(route()) if callable(route) else {"class_names": list(data.class_names)}
-    return PreparedData(train, val, test, n_classes, dict(data.params), metadata)
+# --- data (shared with the architecture search: agentnn.nn_models.data_prep) ------------------
 
 
 def shard(order: Any, world: World) -> Any:

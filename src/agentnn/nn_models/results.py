@@ -1,0 +1,94 @@
+"""What a training run hands back, and the model it logs: ``TrainResult``, ``log_best_model``,
+the routers' plain MLP, copies of weights, the tracker a trainer opens by default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+MODEL_PIP_REQUIREMENTS = ("torch", "safetensors", "numpy")  # never inferred: inference takes ~11 s
+
+
+# --- results and models ------------------------------------------------------------------------
+
+
+@dataclass
+class TrainResult:
+    """What ``train()`` returns: where the run is and what it achieved."""
+
+    run_id: str
+    best_metrics: dict[str, float]
+    """The epoch metrics at the best epoch (lowest ``val_loss``)."""
+    model_uri: str | None
+    """``models:/<model id>`` of the logged best model."""
+    registered_version: str | None = None
+    """The registry version when ``register_as`` was given."""
+    epochs_run: int = 0
+    """Epochs completed in the run, including those before a resume."""
+    experiment_id: str = ""
+    best_epoch: int = 0
+    checkpoint_dir: str | None = None
+    """Pass this as ``resume_from`` to continue the run."""
+    stopped_early: bool = False
+    study: str | None = None
+    """The Optuna study of an architecture search."""
+
+
+def log_best_model(
+    module: Any,
+    *,
+    builder: str,
+    config: dict[str, Any],
+    input_example: Any,
+    register_as: str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> tuple[str | None, str | None]:
+    """Log ``module`` in the safe model format into the active run; (model_uri, version).
+
+    The model format module rebuilds the network with ``builder(config)`` from the logged
+    JSON, so ``config`` must hold everything the architecture needs.
+    """
+    from agentnn.mlflow_integration.model_format import log_torch_model
+
+    module.eval()
+    logged = log_torch_model(
+        module,
+        builder=builder,
+        config=config,
+        name="model",
+        input_example=input_example,
+        register_as=register_as,
+        metadata=metadata,
+    )
+    version = getattr(logged, "registered_version", None)
+    return logged.model_uri, (str(version) if version is not None else None)
+
+
+def plain_mlp(n_features: int, hidden_sizes: list[int], n_outputs: int, dropout: float) -> Any:
+    """Linear, ReLU and dropout per hidden width, then a linear head: the routers' MLP.
+
+    Its layer names are part of saved weights; keep the layout as it is.
+    """
+    from torch import nn
+
+    sizes = [n_features, *hidden_sizes]
+    layers: list[nn.Module] = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        layers += [nn.Linear(fan_in, fan_out), nn.ReLU(), nn.Dropout(dropout)]
+    layers.append(nn.Linear(sizes[-1], n_outputs))
+    return nn.Sequential(*layers)
+
+
+def copy_state(module: Any) -> dict[str, Any]:
+    """A detached copy of a module's weights (to keep the best epoch's model)."""
+    return {key: value.detach().clone() for key, value in module.state_dict().items()}
+
+
+def open_tracker(tracker: Any, experiment: str) -> Any:
+    """The given tracker, or a new one on the trainer's own experiment."""
+    if tracker is not None:
+        return tracker
+    from agentnn.mlflow_integration import ExperimentTracker
+
+    return ExperimentTracker(experiment)
