@@ -6,7 +6,9 @@ million-point run draws as fast as a short one and its spikes still show.
 
 from __future__ import annotations
 
+import importlib
 import math
+import threading
 from pathlib import Path
 
 from agentnn.errors import InvalidArgumentError
@@ -16,6 +18,27 @@ FIGURE_SIZE_INCHES = (8.0, 5.0)
 DPI = 100  # 8 x 5 inches at 100 dpi: an 800 x 500 pixel image
 MARKERS_BELOW = 30  # points per curve under which each point gets a marker
 RAW_ALPHA = 0.25  # the unsmoothed curve stays faintly visible behind the smoothed one
+AGG_MODULE = "matplotlib.backends.backend_agg"
+
+
+def preload_matplotlib() -> threading.Thread:
+    """Import matplotlib on a thread while the curves are read.
+
+    Its import takes about a second, as long as downsampling a million points; SQLite releases
+    the GIL while it steps through a query, so on two cores the two overlap.
+    """
+    thread = threading.Thread(target=_import_quietly, name="agentnn-matplotlib-import",
+                              daemon=True)
+    thread.start()
+    return thread
+
+
+def _import_quietly() -> None:
+    """A failed import is reported where matplotlib is used, on the main thread."""
+    try:
+        importlib.import_module(AGG_MODULE)
+    except Exception:  # noqa: BLE001, S110 - plot_curves imports it again and says what failed
+        pass
 
 
 def check_smoothing(smooth: float) -> None:

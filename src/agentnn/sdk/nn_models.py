@@ -242,15 +242,19 @@ class ModelManager:
         Raises:
             NotFoundError: a run does not exist or never logged ``metric``.
         """
-        from agentnn.sdk._plot import check_smoothing, plot_curves
+        from agentnn.sdk._plot import check_smoothing, plot_curves, preload_matplotlib
 
         check_smoothing(smooth)
         check_max_points(max_points)
+        importing = preload_matplotlib()
         curves = {}
-        for run_id in run_ids:
-            run = self._read("get_run", run_id)
-            label = f"{run.run_name or ''} ({run_id[:8]})".strip()
-            curves[label] = self.metric_history(run_id, metric, max_points)
+        try:
+            for run_id in run_ids:
+                run = self._read("get_run", run_id)
+                label = f"{run.run_name or ''} ({run_id[:8]})".strip()
+                curves[label] = self.metric_history(run_id, metric, max_points)
+        finally:
+            importing.join()  # never leave an import running into interpreter shutdown
         return plot_curves(curves, metric, Path(path), log_scale=log_scale, smooth=smooth)
 
     def watch(self, target: str) -> WatchSnapshot:
