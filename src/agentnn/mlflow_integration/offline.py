@@ -33,7 +33,8 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 FALLBACK, FAIL = "fallback", "fail"
-RUN_START_PROBE_TIMEOUT = 2.0  # seconds a known server gets to answer when a run starts
+RUN_START_PROBE_TIMEOUT = 10.0  # seconds a known server gets to answer when a run starts;
+# a basic-auth server hashes the password on every request, seconds on a busy machine
 
 
 def falls_back(settings: config.Settings) -> bool:
