@@ -105,7 +105,7 @@ class Loop:
             loss = nn.functional.cross_entropy(self.model(self.x), self.y)
             loss.backward()
             self.optimizer.step()
-            value = float(loss)
+            value = loss.detach().item()
             log({f"m{i}": value + i for i in range(self.n_metrics)}, self.step)
             self.logged += self.n_metrics
             self.step += 1
