@@ -97,8 +97,11 @@ def test_a_malformed_uri_names_the_uri_and_where_it_came_from(workdir, monkeypat
     assert caught.value.source == "env" and uri in str(caught.value)
 
 
-def test_an_unreachable_server_fails_with_one_line_naming_the_uri(workdir: Path, server_control):
+def test_an_unreachable_server_fails_with_one_line_naming_the_uri(
+    workdir: Path, server_control, monkeypatch
+):
     _, _, free_port = server_control
+    monkeypatch.setenv("AGENTNN_OFFLINE", "fail")  # the default, fallback, trains locally instead
     uri = f"http://127.0.0.1:{free_port()}"
     (workdir / ".env").write_text(f"MLFLOW_TRACKING_URI={uri}\n")
     result = CliRunner().invoke(app, ["quickstart", "--epochs", "1"])
