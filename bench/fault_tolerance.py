@@ -49,23 +49,29 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(root: Path, port: int) -> subprocess.Popen:
-    """A real `mlflow server` whose store lives under ``root``; returns once it answers."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server",
-         "--backend-store-uri", f"sqlite:///{root / 'server.db'}",
-         "--artifacts-destination", str(root / "artifacts"),
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    deadline = time.monotonic() + SERVER_START_TIMEOUT
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
-                return process
-        except OSError:
-            time.sleep(0.5)
-    stop_server(process)
+def start_server(root: Path, port: int, attempts: int = 3) -> subprocess.Popen:
+    """A real `mlflow server` whose store lives under ``root``; returns once it answers.
+
+    Retried on the same port: a restart can find the port still held for a moment, and a
+    loaded machine can take longer than one timeout.
+    """
+    for _ in range(attempts):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server",
+             "--backend-store-uri", f"sqlite:///{root / 'server.db'}",
+             "--artifacts-destination", str(root / "artifacts"),
+             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+        deadline = time.monotonic() + SERVER_START_TIMEOUT
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+                    return process
+            except OSError:
+                time.sleep(0.5)
+        stop_server(process)
+        time.sleep(2)
     raise RuntimeError(f"mlflow server on port {port} did not start")
 
 
