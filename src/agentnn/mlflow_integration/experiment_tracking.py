@@ -389,16 +389,18 @@ class ExperimentTracker:
             user_tags.update(offline.pending_tags(self.intended_uri))
         if run_id is None:
             run_name = run_name or generate_run_name(self.experiment_name)
-            active = mlflow.start_run(
-                experiment_id=self.experiment_id,
-                run_name=run_name,
-                nested=nested,
-                tags={**automatic_tags(), **user_tags},
-                description=description,
-            )
+            with self.store.errors():  # a READ-only user: one line, permission denied
+                active = mlflow.start_run(
+                    experiment_id=self.experiment_id,
+                    run_name=run_name,
+                    nested=nested,
+                    tags={**automatic_tags(), **user_tags},
+                    description=description,
+                )
             logged_params: dict[str, str] = {}
         else:
-            active = mlflow.start_run(run_id=run_id, nested=nested)
+            with self.store.errors():
+                active = mlflow.start_run(run_id=run_id, nested=nested)
             run_name = active.info.run_name
             logged_params = dict(self.client.get_run(run_id).data.params)
             for key, value in user_tags.items():
