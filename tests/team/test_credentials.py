@@ -8,7 +8,8 @@ import pytest
 import team_servers as ts
 from team_helpers import run_id_of
 
-MODES = ("env", ".env", "uri")
+# Credentials in the environment are what test_trainers.py and the `trained` fixture use.
+MODES = (".env", "uri")
 
 
 @pytest.mark.parametrize("mode", MODES)
