@@ -213,7 +213,10 @@ def start_mlflow_server(
                        env=env, check=True, capture_output=True, timeout=SERVER_START_TIMEOUT)
         ini = root / "basic_auth.ini"
         ini.write_text(re.sub(r"(?m)^database_uri = .*$", f"database_uri = {auth_database_uri}",
-                              DEPLOY_AUTH_INI.read_text()))
+                              DEPLOY_AUTH_INI.read_text())
+                       # Without it every request hashes the password (PBKDF2) again: eight
+                       # processes starting at once then wait longer than agentnn's probes.
+                       + "\nauth_cache_ttl_seconds = 60\n")
         env.update(
             MLFLOW_AUTH_CONFIG_PATH=str(ini),
             MLFLOW_AUTH_ADMIN_PASSWORD=ADMIN_PASSWORD,
