@@ -29,9 +29,9 @@ def sync(
     for line in report.events:
         console.warn_line(line)
     for line in report.waiting:
-        print(line)
+        console.message(line)
     if report.journals == 0 and not report.damaged:
-        print(f"nothing to send: no run journals in {journal_dir}")
+        console.message(f"nothing to send: no run journals in {journal_dir}")
         return
     if report.unsent:
         reason = f" ({report.store_error})" if report.store_error else ""
@@ -42,7 +42,7 @@ def sync(
         raise typer.Exit(1)
     count = (f"{report.sent} records" if report.sent is not None
              else "the records (a background writer sent them; see its writer.log)")
-    print(f"sent {count} from {report.journals} journal(s) in {journal_dir}")
+    console.message(f"sent {count} from {report.journals} journal(s) in {journal_dir}")
     if report.damaged:
         console.warn_line(
             f"damaged journal data is kept apart in: {', '.join(map(str, report.damaged))}"
