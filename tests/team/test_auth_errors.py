@@ -12,7 +12,8 @@ import pytest
 import team_servers as ts
 from team_helpers import error_line
 
-REFUSAL_TIMEOUT = 120  # seconds; MLflow's retries of a refused request last about 250 s
+REFUSAL_TIMEOUT = 240  # seconds, imports and data included; MLflow's own retries of a refused
+# request would add minutes on top
 
 
 @pytest.mark.parametrize("command", [

@@ -29,8 +29,8 @@ def test_every_model_command_works_with_the_password_in_the_uri(team, auth_serve
     ok("plot", first, second, "--metric", "val_loss", "--out", "curves.png")
     assert (team.workdir / "curves.png").read_bytes()[:4] == b"\x89PNG"
 
-    registered = json.loads(ok("register", second, "cli-router", "--alias", "champion",
-                               "--output", "json"))
+    (registered,) = json.loads(ok("register", second, "cli-router", "--alias", "champion",
+                                  "--output", "json"))
     version = str(registered["version"])
     ok("alias", "cli-router", "challenger", version)
     ok("alias", "cli-router", "challenger", "--delete")
