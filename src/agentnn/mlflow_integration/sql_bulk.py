@@ -74,7 +74,12 @@ native_path_enabled = True
 
 @dataclass(frozen=True)
 class RunBatch:
-    """One run's share of a write: what ``log_batch(run_id, ...)`` would receive."""
+    """One run's share of a write: what ``log_batch(run_id, ...)`` would receive.
+
+    Metrics, params and tags are MLflow entities or anything with the same fields (the
+    writer's journal records): the native path reads the fields, and entities are built only
+    for ``log_batch``.
+    """
 
     run_id: str
     metrics: Sequence[Metric] = ()
@@ -158,9 +163,22 @@ def log_batches(
             report(f"{_masked(tracking_uri)}: batch sent with log_batch, {reason} "
                    "(said once per store)")
     for batch in batches:
-        client.log_batch(batch.run_id, metrics=list(batch.metrics), params=list(batch.params),
-                         tags=list(batch.tags), synchronous=True)
+        metrics, params, tags = _entities(batch)
+        client.log_batch(batch.run_id, metrics=metrics, params=params, tags=tags,
+                         synchronous=True)
     return LOG_BATCH
+
+
+def _entities(batch: RunBatch) -> tuple[list[Metric], list[Param], list[RunTag]]:
+    """The batch as MLflow entities, for log_batch (entities are passed on as they are)."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    return (
+        [m if isinstance(m, Metric) else Metric(m.key, m.value, m.timestamp, m.step)
+         for m in batch.metrics],
+        [p if isinstance(p, Param) else Param(p.key, p.value) for p in batch.params],
+        [t if isinstance(t, RunTag) else RunTag(t.key, t.value) for t in batch.tags],
+    )
 
 
 def choose_path(tracking_uri: str, *, report: Callable[[str], None] | None = None) -> PathChoice:
@@ -245,7 +263,7 @@ def _unsupported(batches: Sequence[RunBatch]) -> str | None:
     if get_active_model_id() is not None:
         return "an active model id, which log_batch attaches to metrics"
     for batch in batches:
-        if any(metric.model_id is not None for metric in batch.metrics):
+        if any(getattr(metric, "model_id", None) is not None for metric in batch.metrics):
             return "metrics with a model id"
         if any(tag.key == RUN_NAME_TAG for tag in batch.tags):
             return f"the {RUN_NAME_TAG} tag, which also renames the run"

@@ -97,31 +97,33 @@ def writer_running(journal_dir: Path) -> bool:
 
 @dataclass
 class Batch:
-    """Records grouped within MLflow's log_batch limits, as MLflow entities."""
+    """Records grouped within MLflow's log_batch limits, as the journal's records.
 
-    metrics: list[Any] = field(default_factory=list)
-    params: list[Any] = field(default_factory=list)
-    tags: list[Any] = field(default_factory=list)
+    The native path reads their fields as they are; MLflow entities are built only when a
+    batch goes through ``log_batch`` (see :mod:`agentnn.mlflow_integration.sql_bulk`).
+    """
+
+    metrics: list[MetricRecord] = field(default_factory=list)
+    params: list[ParamRecord] = field(default_factory=list)
+    tags: list[TagRecord] = field(default_factory=list)
 
     def fits(self, record: Record) -> bool:
         total = len(self.metrics) + len(self.params) + len(self.tags)
         if total >= MAX_ENTITIES:
             return False
-        if isinstance(record, MetricRecord):
+        if type(record) is MetricRecord:
             return len(self.metrics) < MAX_METRICS
-        if isinstance(record, ParamRecord):
+        if type(record) is ParamRecord:
             return len(self.params) < MAX_PARAMS
         return len(self.tags) < MAX_TAGS
 
     def add(self, record: MetricRecord | ParamRecord | TagRecord) -> None:
-        from mlflow.entities import Metric, Param, RunTag
-
-        if isinstance(record, MetricRecord):
-            self.metrics.append(Metric(record.key, record.value, record.timestamp, record.step))
-        elif isinstance(record, ParamRecord):
-            self.params.append(Param(record.key, record.value))
+        if type(record) is MetricRecord:
+            self.metrics.append(record)
+        elif type(record) is ParamRecord:
+            self.params.append(record)
         else:
-            self.tags.append(RunTag(record.key, record.value))
+            self.tags.append(record)
 
     def __bool__(self) -> bool:
         return bool(self.metrics or self.params or self.tags)
@@ -175,8 +177,9 @@ class JournalForwarder:
     def forward(self) -> int:
         """Send everything complete in the journal; returns how much happened (0: idle).
 
-        The cursor is saved after every accepted batch, so a crash re-sends at most one batch,
-        which MLflow's SQL store ignores (identical metric points and params are deduplicated).
+        The cursor is saved after every accepted call (a chunk's batches go in one), so a crash
+        re-sends at most one chunk, which the store ignores (identical metric points and params
+        are deduplicated, tags are set to the same values again).
         """
         # Asked before reading: once the process is gone, everything it wrote is in the file.
         gone = not self.ended and self.header.process_gone()
@@ -202,25 +205,31 @@ class JournalForwarder:
     def _forward_chunk(
         self, client: MlflowClient, start: int, end: int, records: list[Record]
     ) -> int:
+        """Send a chunk's records (from the cursor on) up to each end record in one call."""
         index = self.cursor.index if start == self.cursor.offset else 0
         sent = 0
         last_time = self.cursor.last_time
         while index < len(records):
-            batch, stop, terminal = Batch(), index, None
+            # log_batch-sized batches up to the next end record: (batch, first, stop) each
+            batches: list[tuple[Batch, int, int]] = []
+            batch, first, stop, terminal = Batch(), index, index, None
             while stop < len(records):
                 record = records[stop]
-                if isinstance(record, EndRecord):
+                if type(record) is EndRecord:
                     terminal = record
                     stop += 1
                     break
                 if not batch.fits(record):
-                    break
+                    batches.append((batch, first, stop))
+                    batch, first = Batch(), stop
                 batch.add(record)
-                if isinstance(record, MetricRecord):
-                    last_time = max(last_time, record.timestamp)
+                if type(record) is MetricRecord and record.timestamp > last_time:
+                    last_time = record.timestamp
                 stop += 1
             if batch:
-                self._send(client, batch, records[index:stop])
+                batches.append((batch, first, stop))
+            if batches:
+                self._send_all(client, batches, records)
             if terminal is not None:
                 self._terminate(client, terminal)
             sent += stop - index
@@ -296,6 +305,29 @@ class JournalForwarder:
         with rejected_path(self.journal).open("a") as handle:
             handle.write(json.dumps({"error": str(error)[:2000],
                                      "records": [record.to_json() for record in records]}) + "\n")
+
+    def _send_all(
+        self, client: MlflowClient, batches: list[tuple[Batch, int, int]], records: list[Record]
+    ) -> None:
+        """Send batches in one call (one transaction on the native path).
+
+        When the store refuses the call, the batches go again one by one, so only a refused
+        batch is set aside (sending a batch again is harmless: see :meth:`forward`).
+        """
+        from agentnn.mlflow_integration import sql_bulk
+
+        if len(batches) > 1:
+            try:
+                sql_bulk.log_batches(client, self.tracking_uri, [
+                    sql_bulk.RunBatch(self.run_id, batch.metrics, batch.params, batch.tags)
+                    for batch, _, _ in batches
+                ])
+                return
+            except Exception as error:
+                if is_retryable(error):
+                    raise
+        for batch, first, stop in batches:
+            self._send(client, batch, records[first:stop])
 
     def _send(self, client: MlflowClient, batch: Batch, records: list[Record]) -> None:
         from agentnn.mlflow_integration import sql_bulk
@@ -494,6 +526,36 @@ def forward_all(
         return Writer(journal_dir, retry_limit).run(parent_pid, once=once)
 
 
+# Imported by MLflow's package on the way to what the writer uses, never used by the writer.
+SKIPPED_IMPORTS = ("pandas",)
+
+
+def import_mlflow() -> None:
+    """Import MLflow for the writer without the modules it never uses (its start-up cost).
+
+    Importing MLflow is most of a writer's start-up CPU (seconds on a loaded machine), and a
+    writer at the lowest priority pays it while training holds the cores, so it shows at the end
+    of a run. pandas alone is about a third of it, imported by MLflow's dataset registry, which
+    guards it as optional: it is kept out while MLflow's package loads (and importable again
+    after). Should a future MLflow need it at import time, MLflow is imported in full.
+    """
+    if "mlflow" in sys.modules:
+        return
+    blocked = [name for name in SKIPPED_IMPORTS if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # type: ignore[assignment]  # "import pandas" -> ImportError
+    try:
+        import mlflow  # noqa: F401
+    except ImportError:
+        for name in [n for n in sys.modules if n == "mlflow" or n.startswith("mlflow.")]:
+            del sys.modules[name]
+    finally:
+        for name in blocked:
+            if sys.modules.get(name, 0) is None:
+                del sys.modules[name]
+    import mlflow  # noqa: F401, F811  (in full, if the lean import failed)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Forward agentnn run journals to MLflow.")
     parser.add_argument("journal_dir", type=Path)
@@ -502,6 +564,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.once:
         os.nice(WRITER_NICENESS)
+    import_mlflow()
     forward_all(args.journal_dir, parent_pid=args.parent, once=args.once)
     return 0
 
