@@ -68,6 +68,8 @@ DEFAULT_OFFLINE = "fallback"
 # 120 s timeout). agentnn's clients fail in seconds instead: the writer has its own retry loop
 # with back-off, and a command should say "unreachable" at once. Applied by the store layer
 # with os.environ.setdefault when it makes a client, so a user's own values always win.
+MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT = "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"
+
 HTTP_CLIENT_DEFAULTS = {
     MLFLOW_HTTP_REQUEST_MAX_RETRIES: "2",  # 3 attempts in all
     MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR: "1",  # sleeps 0 s, then 2 s, between attempts

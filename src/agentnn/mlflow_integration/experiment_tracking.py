@@ -497,9 +497,9 @@ class ExperimentTracker:
                 self.client.set_terminated(run_id, status)
             else:
                 return False
-        except Exception as error:  # the store is down; the writer sets the status later
+        except Exception as error:  # the store is down or refuses us; the writer retries later
             print(f"agentnn: could not set the status of run {run_id} yet "
-                  f"({str(error).splitlines()[0] if str(error) else type(error).__name__}); "
+                  f"({self.store.translate(error)}); "
                   "the writer sets it when the journal reaches the store", file=sys.stderr)
             return False
         return True

@@ -220,6 +220,9 @@ class Store:
             if self.is_http:
                 for name, value in config.HTTP_CLIENT_DEFAULTS.items():
                     os.environ.setdefault(name, value)
+            if self.masked_uri != self.uri:
+                # MLflow prints "View run … at: <tracking URI>" on start_run, password included.
+                os.environ[config.MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT] = "true"
             _configured.add(key)
 
     def client(self) -> MlflowClient:
@@ -404,9 +407,11 @@ class Store:
             try:
                 with engine.connect() as connection:
                     info = engine.dialect.server_version_info
+                    # An empty database is a usable store: MLflow creates its schema there.
+                    has_schema = sqlalchemy.inspect(connection).has_table("alembic_version")
                     revision = connection.execute(
                         sqlalchemy.text("SELECT version_num FROM alembic_version")
-                    ).scalar()
+                    ).scalar() if has_schema else "none yet (MLflow creates it)"
             finally:
                 engine.dispose()
         except Exception as error:  # noqa: BLE001 - every failure is reported, translated

@@ -130,12 +130,17 @@ class Batch:
 
 
 def is_retryable(error: Exception) -> bool:
-    """Errors that mean "the store did not answer", as opposed to "the store said no"."""
+    """Errors that mean "not now" (the store did not answer, or refused these credentials),
+    as opposed to "the store said no to these records".
+
+    401 and 403 keep the records in the journal: credentials and permissions get fixed, and
+    ``agentnn model sync`` then sends them; setting them aside would lose them for good.
+    """
     from mlflow.exceptions import MlflowException
 
     if isinstance(error, MlflowException):
         code = error.get_http_status_code()
-        return code >= 500 or code == 429
+        return code >= 500 or code in (401, 403, 429)
     return True  # connection errors, timeouts, locked databases
 
 
