@@ -30,7 +30,7 @@ def test_train_list_and_load_through_a_direct_postgresql_uri(team, direct_db, mo
     assert [run["run_id"] for run in json.loads(runs.stdout)] == [run_id]
     manager = ModelManager(direct_db)
     assert manager.best_run("advanced_training", "val_loss").run_id == run_id
-    assert manager.get_run(run_id).status == "FINISHED"
+    assert manager.get_run(run_id).run.status == "FINISHED"
     loaded = manager.load_model("models:/direct-router/1")
     assert isinstance(loaded.module, torch.nn.Module)
 
