@@ -190,7 +190,10 @@ def process_start_time(pid: int) -> int | None:
         return None
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: object) -> bool:
+    """True while a process with this pid exists on this machine (ours or another user's)."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -232,7 +235,7 @@ class TrainingProcess:
         """
         if self.host != socket.gethostname():
             return False
-        if not _pid_alive(self.pid):
+        if not pid_alive(self.pid):
             return True
         if self.start is None:
             return False

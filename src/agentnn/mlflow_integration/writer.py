@@ -51,6 +51,7 @@ from agentnn.mlflow_integration.journal import (
     TagRecord,
     cursor_path,
     list_journals,
+    pid_alive,
     read_header,
     rejected_path,
     scan_chunks,
@@ -482,7 +483,7 @@ class Writer:
             if failure is not None:
                 failing_since = failing_since or time.monotonic()
                 print(f"store did not answer ({failure}); retrying in {backoff:.1f}s", flush=True)
-                orphan = parent_pid is not None and not _alive(parent_pid)
+                orphan = parent_pid is not None and not pid_alive(parent_pid)
                 if (once or orphan) and time.monotonic() - failing_since > self.retry_limit:
                     self.result.store_error = str(failure).splitlines()[0] if str(failure) else (
                         type(failure).__name__)
@@ -496,22 +497,12 @@ class Writer:
                 continue
             # An idle pass: nothing complete to send, nothing to set aside; never spin.
             pushing = pusher is not None and pusher.step()  # True while a push waits
-            if once or (parent_pid is not None and not _alive(parent_pid)):
+            if once or (parent_pid is not None and not pid_alive(parent_pid)):
                 if not pushing or time.monotonic() - idle_since > self.retry_limit:
                     return self.result
             elif time.monotonic() - idle_since > IDLE_EXIT and not pushing:
                 return self.result
             time.sleep(POLL_INTERVAL)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def forward_all(

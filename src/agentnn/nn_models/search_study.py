@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agentnn.errors import TrainerConfigError
+from agentnn.mlflow_integration.journal import pid_alive
 
 if TYPE_CHECKING:
     import optuna
@@ -188,7 +189,7 @@ def recover_interrupted(study: optuna.Study, client: MlflowClient | None = None)
     recovered = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         attrs = trial.user_attrs
-        if attrs.get(HOST_ATTR) != host or _alive(attrs.get(PID_ATTR)):
+        if attrs.get(HOST_ATTR) != host or pid_alive(attrs.get(PID_ATTR)):
             continue
         try:
             changed = study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
@@ -204,18 +205,6 @@ def recover_interrupted(study: optuna.Study, client: MlflowClient | None = None)
             client.set_tag(run_id, TRIAL_STATE_TAG, "failed")
             client.set_terminated(run_id, "KILLED")
     return recovered
-
-
-def _alive(pid: Any) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def worker_share(n_trials: int, workers: int, index: int) -> int:
