@@ -85,3 +85,14 @@ def test_a_run_stores_no_secret_from_nested_params(tracker):
     data = mlflow.MlflowClient(tracker.tracking_uri).get_run(run.run_id).data
     stored = " ".join([*data.params.values(), *data.tags.values(), *data.params, *data.tags])
     assert SECRET not in stored and data.params["lr"] == "0.1"
+
+
+def test_the_journal_folder_and_files_are_private_to_their_owner(tracker, tmp_path):
+    journal_dir = tracker.journal_dir
+    journal_dir.mkdir(parents=True, exist_ok=True)
+    journal_dir.chmod(0o755)  # a folder made before the rule, open to everyone
+    with tracker.start_run(params={"db_pass": SECRET}) as run:
+        run.log_metrics({"loss": 1.0}, step=0)
+        journals = list(journal_dir.glob(f"{run.run_id}*.jsonl"))
+        assert journals and all(path.stat().st_mode & 0o777 == 0o600 for path in journals)
+    assert journal_dir.stat().st_mode & 0o777 == 0o700

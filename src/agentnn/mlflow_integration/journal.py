@@ -517,6 +517,16 @@ def new_header(run_id: str, tracking_uri: str) -> Header:
                   TrainingProcess.current())
 
 
+def _make_private(folder: Path) -> None:
+    """Only the owner may list or read the journals: their records are params and tags before
+    the store has them, and a folder made before this rule may still be open to everyone."""
+    try:
+        if folder.stat().st_mode & 0o077:
+            os.chmod(folder, 0o700)
+    except PermissionError:  # someone else's folder: the files themselves are still 0600
+        pass
+
+
 class BufferedJournal:
     """Buffers records in memory and appends them to the run's journal from a daemon thread."""
 
@@ -529,6 +539,7 @@ class BufferedJournal:
         self._stop = threading.Event()
         try:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _make_private(path.parent)
             fresh = not path.exists()
             self._file = open(path, "ab")  # noqa: SIM115 - closed in close()
             if fresh:
