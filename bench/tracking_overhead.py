@@ -74,12 +74,19 @@ def train(steps: int, n_metrics: int, log: Callable[[dict[str, float], int], Non
 def in_fresh_folder(function: Callable[[], Timing]) -> Timing:
     """Run ``function`` in a new empty working folder (so ./mlruns is a fresh embedded store)."""
     previous = Path.cwd()
+    # mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI; left set, the next mode would log
+    # into this folder after it is deleted.
+    previous_uri = os.environ.get("MLFLOW_TRACKING_URI")
     with tempfile.TemporaryDirectory() as folder:
         os.chdir(folder)
         try:
             return function()
         finally:
             os.chdir(previous)
+            if previous_uri is None:
+                os.environ.pop("MLFLOW_TRACKING_URI", None)
+            else:
+                os.environ["MLFLOW_TRACKING_URI"] = previous_uri
 
 
 def untracked(steps: int, n_metrics: int) -> Timing:
