@@ -480,8 +480,11 @@ def unsent_bytes(journal: Path) -> int:
         cursor = Cursor.load(cursor_path(journal))
     except JournalError:
         return size
-    if cursor is None:
-        return size
+    if cursor is None:  # nothing confirmed yet; a journal of only its header has nothing to send
+        try:
+            return max(0, size - read_header(journal)[1])
+        except JournalError:
+            return size
     return max(0, size - cursor.offset) if cursor.index == 0 else max(1, size - cursor.offset)
 
 
