@@ -45,5 +45,5 @@ def test_a_changed_param_sets_aside_its_batch_and_the_chunks_other_batch_is_stor
     [line] = rejected_path(path).read_text().splitlines()
     refused = json.loads(line)
     assert "lr" in refused["error"]
-    assert len(refused["records"]) == 502  # 500 points, the param, the end record
+    assert len(refused["records"]) == 501  # 500 points and the param; the end record was applied
     assert list_journals(journal_dir) == []  # everything else was sent

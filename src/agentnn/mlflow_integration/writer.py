@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 from agentnn.errors import DamagedJournalError, JournalError
 from agentnn.mlflow_integration.journal import (
     HEADER_GRACE,
+    Chunk,
     Cursor,
     EndRecord,
     HeaderIncomplete,
@@ -73,6 +74,9 @@ KILLED = "KILLED"
 
 # MLflow's log_batch limits.
 MAX_METRICS, MAX_PARAMS, MAX_TAGS, MAX_ENTITIES = 1000, 100, 100, 1000
+# Records sent in one call (one transaction on the native path): fewer commits, each an fsync,
+# against more to send again after a crash and a longer hold on SQLite's write lock.
+RECORDS_PER_CALL = 20_000
 
 
 # --- the lock that makes one writer per journal folder -------------------------------------
@@ -146,6 +150,41 @@ def is_retryable(error: Exception) -> bool:
     return True  # connection errors, timeouts, locked databases
 
 
+def _batches_up_to_end(
+    records: list[Record], index: int, last_time: int
+) -> tuple[list[tuple[Batch, int, int]], int, EndRecord | None, int]:
+    """log_batch-sized batches from ``index`` up to the next end record.
+
+    Returns ``(batch, first, stop)`` per batch, where the records stop (after the end record,
+    when there is one), that end record, and the latest metric time seen. A stretch of metric
+    points only (nearly every chunk) is cut into slices without looking at each record twice.
+    """
+    stop = next((i for i in range(index, len(records)) if type(records[i]) is EndRecord),
+                len(records))
+    terminal = records[stop] if stop < len(records) else None
+    segment = records[index:stop]
+    batches: list[tuple[Batch, int, int]] = []
+    if all(type(record) is MetricRecord for record in segment):
+        size = min(MAX_METRICS, MAX_ENTITIES)
+        for first in range(0, len(segment), size):
+            batches.append((Batch(metrics=segment[first:first + size]), index + first,
+                            index + min(first + size, len(segment))))
+        if segment:
+            last_time = max(last_time, max(record.timestamp for record in segment))
+    else:
+        batch, first = Batch(), index
+        for position, record in enumerate(segment, start=index):
+            if not batch.fits(record):
+                batches.append((batch, first, position))
+                batch, first = Batch(), position
+            batch.add(record)
+            if type(record) is MetricRecord and record.timestamp > last_time:
+                last_time = record.timestamp
+        if batch:
+            batches.append((batch, first, stop))
+    return batches, stop + (terminal is not None), terminal, last_time
+
+
 def _iso(timestamp_ms: int) -> str:
     return datetime.fromtimestamp(timestamp_ms / 1000, tz=timezone.utc).isoformat(
         timespec="seconds"
@@ -184,9 +223,10 @@ class JournalForwarder:
     def forward(self) -> int:
         """Send everything complete in the journal; returns how much happened (0: idle).
 
-        The cursor is saved after every accepted call (a chunk's batches go in one), so a crash
-        re-sends at most one chunk, which the store ignores (identical metric points and params
-        are deduplicated, tags are set to the same values again).
+        The cursor is saved after every accepted call (consecutive chunks of up to
+        :data:`RECORDS_PER_CALL` records go in one), so a crash re-sends at most one call's
+        records, which the store ignores (identical metric points and params are deduplicated,
+        tags are set to the same values again).
         """
         # Asked before reading: once the process is gone, everything it wrote is in the file.
         gone = not self.ended and self.header.process_gone()
@@ -195,11 +235,22 @@ class JournalForwarder:
             return self._finish_if_done(size)
         client = self._client_for(self.tracking_uri)
         done = 0
+        group: list[Chunk] = []  # whole chunks without an end record, sent in one call
         for chunk in scan_chunks(self.journal, self.cursor.offset, self.header.format):
+            if chunk.damage is None and not any(type(r) is EndRecord for r in chunk.records):
+                group.append(chunk)
+                if sum(len(member.records) for member in group) < RECORDS_PER_CALL:
+                    continue
+                chunk = None
+            done += self._forward_group(client, group)
+            group = []
+            if chunk is None:
+                continue
             if chunk.damage is not None:
                 done += self._set_aside(chunk.start, chunk.end, chunk.damage)
-                continue
-            done += self._forward_chunk(client, chunk.start, chunk.end, chunk.records)
+            else:
+                done += self._forward_chunk(client, chunk.start, chunk.end, chunk.records)
+        done += self._forward_group(client, group)
         size = self.journal.stat().st_size
         torn = self.cursor.index == 0 and size > self.cursor.offset
         self.waiting_on_tail = torn and not gone
@@ -209,32 +260,30 @@ class JournalForwarder:
             done += self._mark_killed(client)
         return done + self._finish_if_done(size)
 
+    def _forward_group(self, client: MlflowClient, group: list[Chunk]) -> int:
+        """Send consecutive chunks (none with an end record) in one call: one transaction and
+        one commit on the native path, where the commit is a good part of the cost."""
+        if len(group) <= 1:
+            return sum(self._forward_chunk(client, chunk.start, chunk.end, chunk.records)
+                       for chunk in group)
+        first = group[0]
+        index = self.cursor.index if first.start == self.cursor.offset else 0
+        records = first.records[index:] + [r for chunk in group[1:] for r in chunk.records]
+        # No end record inside, so the cursor only ever lands at the end of the group.
+        return self._forward_chunk(client, first.start, group[-1].end, records, index=0)
+
     def _forward_chunk(
-        self, client: MlflowClient, start: int, end: int, records: list[Record]
+        self, client: MlflowClient, start: int, end: int, records: list[Record],
+        index: int | None = None,
     ) -> int:
-        """Send a chunk's records (from the cursor on) up to each end record in one call."""
-        index = self.cursor.index if start == self.cursor.offset else 0
+        """Send a chunk's records (from the cursor on, or from ``index``) up to each end record
+        in one call."""
+        if index is None:
+            index = self.cursor.index if start == self.cursor.offset else 0
         sent = 0
         last_time = self.cursor.last_time
         while index < len(records):
-            # log_batch-sized batches up to the next end record: (batch, first, stop) each
-            batches: list[tuple[Batch, int, int]] = []
-            batch, first, stop, terminal = Batch(), index, index, None
-            while stop < len(records):
-                record = records[stop]
-                if type(record) is EndRecord:
-                    terminal = record
-                    stop += 1
-                    break
-                if not batch.fits(record):
-                    batches.append((batch, first, stop))
-                    batch, first = Batch(), stop
-                batch.add(record)
-                if type(record) is MetricRecord and record.timestamp > last_time:
-                    last_time = record.timestamp
-                stop += 1
-            if batch:
-                batches.append((batch, first, stop))
+            batches, stop, terminal, last_time = _batches_up_to_end(records, index, last_time)
             if batches:
                 self._send_all(client, batches, records)
             if terminal is not None:
