@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeAlias, TypeVar
 
 from agentnn.errors import TrainerConfigError
 
@@ -22,11 +22,23 @@ SHARED_RENAMES = {  # old config name -> the one name every trainer uses now
 
 ConfigT = TypeVar("ConfigT")
 
+JSONValue: TypeAlias = Any
+"""A value that came from, or goes to, JSON or YAML (config files, model specs, checkpoints,
+params): arbitrary by nature, so the one place ``Any`` stands for data."""
+JSONDict: TypeAlias = dict[str, JSONValue]
+
+
+class ParamsLogger(Protocol):
+    """What a config's params are logged into: a ``TrackedRun``, or a rank's silent stand-in."""
+
+    def log_params(self, params: Mapping[str, JSONValue]) -> None: ...
+
 
 # --- configs -----------------------------------------------------------------------------------
 
 
-def config_from_mapping(config_class: type[ConfigT], values: Mapping[str, Any] | None) -> ConfigT:
+def config_from_mapping(config_class: type[ConfigT],
+                        values: Mapping[str, JSONValue] | None) -> ConfigT:
     """Build a trainer config dataclass from a plain mapping (a YAML file, CLI overrides).
 
     Unknown keys raise :class:`TrainerConfigError` naming them and the keys that exist,
@@ -44,8 +56,8 @@ def config_from_mapping(config_class: type[ConfigT], values: Mapping[str, Any] |
     return config_class(**values)
 
 
-def accept_old_names(config_class: type, values: dict[str, Any],
-                     known: Mapping[str, Any]) -> dict[str, Any]:
+def accept_old_names(config_class: type, values: JSONDict,
+                     known: Mapping[str, dataclasses.Field[object]]) -> JSONDict:
     """Old config names mapped to the shared vocabulary, each with a DeprecationWarning.
 
     Why: config files written for the first trainers (``lr``, ``max_grad_norm``,
@@ -70,7 +82,8 @@ def accept_old_names(config_class: type, values: dict[str, Any],
     return values
 
 
-def check_config(config: Any, config_class: type[ConfigT]) -> ConfigT:
+def check_config(config: ConfigT | Mapping[str, JSONValue] | None,
+                 config_class: type[ConfigT]) -> ConfigT:
     """Accept a config dataclass, a mapping or None (defaults); validate and return it.
 
     Validation calls the config's ``validate()`` method, which uses the ``check_*`` helpers
@@ -91,7 +104,7 @@ def check_config(config: Any, config_class: type[ConfigT]) -> ConfigT:
     return config
 
 
-def _check_field_types(config: Any) -> None:
+def _check_field_types(config: object) -> None:
     """Reject a string where a number belongs (YAML ``lr: 1e-3`` is a str), naming the key."""
     for item in dataclasses.fields(config):
         value = getattr(config, item.name)
@@ -131,7 +144,7 @@ def check_range(
         raise TrainerConfigError(f"{name} must be in [{low}, {high}{bracket}, got {value!r}")
 
 
-def check_choice(name: str, value: Any, choices: tuple[Any, ...]) -> None:
+def check_choice(name: str, value: object, choices: tuple[object, ...]) -> None:
     """Raise :class:`TrainerConfigError` unless ``value`` is one of ``choices``."""
     if value not in choices:
         raise TrainerConfigError(
@@ -155,7 +168,7 @@ def require_features(actual: int, expected: int, what: str = "input features") -
         raise TrainerConfigError(f"{what}: the data has {actual}, the model expects {expected}")
 
 
-def flatten_config(config: Any, prefix: str = "") -> dict[str, Any]:
+def flatten_config(config: object, prefix: str = "") -> JSONDict:
     """A dataclass or nested mapping as flat ``{"a.b": value}`` params, for ``log_params``.
 
     The tracker's own flattening (:func:`agentnn.mlflow_integration.validation.flatten`), so
@@ -167,12 +180,12 @@ def flatten_config(config: Any, prefix: str = "") -> dict[str, Any]:
     return flatten(config_dict(config), prefix)
 
 
-def config_dict(config: Any) -> dict[str, Any]:
+def config_dict(config: object) -> JSONDict:
     """A config dataclass as a plain, JSON-able dict (what checkpoints and model specs store)."""
     return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
 
 
-def log_data_params(run: Any, data_params: Mapping[str, Any]) -> None:
+def log_data_params(run: ParamsLogger, data_params: Mapping[str, JSONValue]) -> None:
     """Log the data set's params (size, content hash, split, featuriser settings).
 
     ``data_params`` is the data set's ``params`` (``data.*`` and ``featurizer.*`` keys, named

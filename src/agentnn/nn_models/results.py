@@ -4,8 +4,18 @@ the routers' plain MLP, copies of weights, the tracker a trainer opens by defaul
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
+
+from agentnn.nn_models.configs import JSONValue
+from agentnn.nn_models.mlp import mlp
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+    from agentnn.mlflow_integration import ExperimentTracker
 
 MODEL_PIP_REQUIREMENTS = ("torch", "safetensors", "numpy")  # never inferred: inference takes ~11 s
 
@@ -36,13 +46,13 @@ class TrainResult:
 
 
 def log_best_model(
-    module: Any,
+    module: torch.nn.Module,
     *,
     builder: str,
-    config: dict[str, Any],
-    input_example: Any,
+    config: Mapping[str, JSONValue],
+    input_example: np.ndarray | None,
     register_as: str | None = None,
-    metadata: dict[str, Any] | None = None,
+    metadata: Mapping[str, JSONValue] | None = None,
 ) -> tuple[str | None, str | None]:
     """Log ``module`` in the safe model format into the active run; (model_uri, version).
 
@@ -65,27 +75,21 @@ def log_best_model(
     return logged.model_uri, (str(version) if version is not None else None)
 
 
-def plain_mlp(n_features: int, hidden_sizes: list[int], n_outputs: int, dropout: float) -> Any:
-    """Linear, ReLU and dropout per hidden width, then a linear head: the routers' MLP.
+def plain_mlp(n_features: int, hidden_sizes: Sequence[int], n_outputs: int,
+              dropout: float) -> torch.nn.Sequential:
+    """The routers' shape (ReLU, Dropout per hidden width, a linear head), kept for old imports.
 
-    Its layer names are part of saved weights; keep the layout as it is.
+    New code calls :func:`agentnn.nn_models.mlp.mlp` directly.
     """
-    from torch import nn
-
-    sizes = [n_features, *hidden_sizes]
-    layers: list[nn.Module] = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-        layers += [nn.Linear(fan_in, fan_out), nn.ReLU(), nn.Dropout(dropout)]
-    layers.append(nn.Linear(sizes[-1], n_outputs))
-    return nn.Sequential(*layers)
+    return mlp(n_features, hidden_sizes, n_outputs, activation="relu", dropout=dropout)
 
 
-def copy_state(module: Any) -> dict[str, Any]:
+def copy_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     """A detached copy of a module's weights (to keep the best epoch's model)."""
     return {key: value.detach().clone() for key, value in module.state_dict().items()}
 
 
-def open_tracker(tracker: Any, experiment: str) -> Any:
+def open_tracker(tracker: ExperimentTracker | None, experiment: str) -> ExperimentTracker:
     """The given tracker, or a new one on the trainer's own experiment."""
     if tracker is not None:
         return tracker
