@@ -32,8 +32,9 @@ or from the shell: ``agentnn train advanced --data logs.jsonl --epochs 20``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from agentnn.nn_models import common, loop
 from agentnn.nn_models.common import (
@@ -43,7 +44,15 @@ from agentnn.nn_models.common import (
     check_positive,
     check_range,
 )
+from agentnn.nn_models.configs import JSONDict, JSONValue
 from agentnn.nn_models.devices import check_device
+from agentnn.nn_models.mlp import mlp
+
+if TYPE_CHECKING:
+    import torch
+
+    from agentnn.data.datasets import InteractionDataset, LabelledDataset
+    from agentnn.mlflow_integration import ExperimentTracker
 
 EXPERIMENT = "advanced_training"
 BUILDER = "agentnn.nn_models.advanced_training:build_model"
@@ -110,7 +119,7 @@ class AdvancedTrainingConfig:
 # --- models ------------------------------------------------------------------------------------
 
 
-def build_model(config: dict[str, Any]) -> Any:
+def build_model(config: Mapping[str, JSONValue]) -> torch.nn.Module:
     """Rebuild a network from its JSON-able spec; the model format calls this on load.
 
     ``config["kind"]`` is ``multimodal`` or ``classifier``; the other keys are the shapes
@@ -124,37 +133,25 @@ def build_model(config: dict[str, Any]) -> Any:
     raise common.TrainerConfigError(f"unknown advanced_training model kind {kind!r}")
 
 
-def _mlp(in_dim: int, hidden_dim: int, num_layers: int, dropout: float) -> Any:
-    import torch.nn as nn
-
-    layers: list[Any] = []
-    width = in_dim
-    for _ in range(num_layers):
-        layers += [nn.Linear(width, hidden_dim), nn.GELU(), nn.Dropout(dropout)]
-        width = hidden_dim
-    return nn.Sequential(*layers)
-
-
-def _classifier_class() -> type:
+def _classifier_class() -> type[torch.nn.Module]:
     import torch.nn as nn
 
     class AgentClassifier(nn.Module):
         """Feature vector -> one logit per class (agent, or digit)."""
 
-        def __init__(self, config: dict[str, Any]) -> None:
+        def __init__(self, config: Mapping[str, JSONValue]) -> None:
             super().__init__()
-            self.body = _mlp(
-                config["input_dim"], config["hidden_dim"], config["num_layers"], config["dropout"]
-            )
+            self.body = mlp(config["input_dim"], [config["hidden_dim"]] * config["num_layers"],
+                            activation="gelu", dropout=config["dropout"])
             self.head = nn.Linear(config["hidden_dim"], config["num_classes"])
 
-        def forward(self, features: Any) -> Any:
+        def forward(self, features: torch.Tensor) -> torch.Tensor:
             return self.head(self.body(features))
 
     return AgentClassifier
 
 
-def _multimodal_class() -> type:
+def _multimodal_class() -> type[torch.nn.Module]:
     import torch
     import torch.nn as nn
 
@@ -165,24 +162,26 @@ def _multimodal_class() -> type:
         fed by a pyfunc; the output is a dict of tensors.
         """
 
-        def __init__(self, config: dict[str, Any]) -> None:
+        def __init__(self, config: Mapping[str, JSONValue]) -> None:
             super().__init__()
             hidden = config["hidden_dim"]
             dropout = config["dropout"]
             self.widths = [config["task_dim"], config["agent_dim"], config["feedback_dim"]]
             self.encoders = nn.ModuleList(
-                [_mlp(width, hidden, 1, dropout) for width in self.widths]
+                [mlp(width, [hidden], activation="gelu", dropout=dropout)
+                 for width in self.widths]
             )
             self.modality_embedding = nn.Parameter(torch.zeros(len(self.widths), hidden))
             self.attention = nn.MultiheadAttention(
                 hidden, config["attention_heads"], dropout=dropout, batch_first=True
             )
             self.norm = nn.LayerNorm(hidden)
-            self.fusion = _mlp(hidden * len(self.widths), hidden, 1, dropout)
+            self.fusion = mlp(hidden * len(self.widths), [hidden], activation="gelu",
+                              dropout=dropout)
             self.success_head = nn.Linear(hidden, 1)
             self.performance_head = nn.Linear(hidden, config["num_performance"])
 
-        def forward(self, features: Any) -> dict[str, Any]:
+        def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
             parts = torch.split(features, self.widths, dim=1)
             tokens = torch.stack(
                 [encoder(part) for encoder, part in zip(self.encoders, parts)], dim=1
@@ -197,9 +196,9 @@ def _multimodal_class() -> type:
     return HierarchicalMultiModalNet
 
 
-def model_spec(config: AdvancedTrainingConfig, prepared: PreparedData) -> dict[str, Any]:
+def model_spec(config: AdvancedTrainingConfig, prepared: PreparedData) -> JSONDict:
     """The JSON-able shape :func:`build_model` needs; logged with the weights."""
-    spec: dict[str, Any] = {
+    spec: JSONDict = {
         "kind": config.mode,
         "hidden_dim": config.hidden_dim,
         "dropout": config.dropout,
@@ -220,13 +219,13 @@ def model_spec(config: AdvancedTrainingConfig, prepared: PreparedData) -> dict[s
 class PreparedData:
     """Tensors per split plus what the model spec and its metadata need."""
 
-    splits: dict[str, dict[str, Any]]
+    splits: dict[str, dict[str, torch.Tensor]]
     """``train``/``val``/``test`` -> ``{"x": float32 (n, d), <targets>}``."""
     num_classes: int
     """Classifier path: agents (or digits); 0 for the multimodal path."""
     widths: dict[str, int]
     """Multimodal input layout: ``task_dim``, ``agent_dim``, ``feedback_dim``."""
-    metadata: dict[str, Any]
+    metadata: JSONDict
     """Stored with the model: agents, featuriser, route input, target scaling."""
 
     @property
@@ -234,7 +233,7 @@ class PreparedData:
         return int(self.splits["train"]["x"].shape[1])
 
 
-def prepare_data(data: Any, config: AdvancedTrainingConfig) -> PreparedData:
+def prepare_data(data: LabelledDataset, config: AdvancedTrainingConfig) -> PreparedData:
     """Turn a data set from :mod:`agentnn.data` into tensors for ``config.mode``.
 
     Raises :class:`TrainerConfigError` for a data set that is not one, is too small, or (for
@@ -259,7 +258,7 @@ def prepare_data(data: Any, config: AdvancedTrainingConfig) -> PreparedData:
     return _multimodal_inputs(data)
 
 
-def _classifier_inputs(data: Any) -> PreparedData:
+def _classifier_inputs(data: LabelledDataset) -> PreparedData:
     splits = {}
     for name in ("train", "val", "test"):
         tensors = getattr(data, name).tensors()
@@ -271,7 +270,7 @@ def _classifier_inputs(data: Any) -> PreparedData:
     return PreparedData(splits, data.n_classes, {}, metadata)
 
 
-def _multimodal_inputs(data: Any) -> PreparedData:
+def _multimodal_inputs(data: InteractionDataset) -> PreparedData:
     """[task features | agent one-hot + history | agent feedback histogram] per record.
 
     The agent and feedback parts are per-agent vectors computed from the training split only,
@@ -333,7 +332,8 @@ def _multimodal_inputs(data: Any) -> PreparedData:
 # --- losses and evaluation ---------------------------------------------------------------------
 
 
-def compute_loss(model: Any, batch: dict[str, Any], config: AdvancedTrainingConfig) -> Any:
+def compute_loss(model: torch.nn.Module, batch: Mapping[str, torch.Tensor],
+                 config: AdvancedTrainingConfig) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The scalar loss the optimiser minimises, for either mode, and the batch's accuracy.
 
     The accuracy is a tensor (no host sync); the loop averages it into ``train_acc`` /
@@ -347,7 +347,8 @@ def compute_loss(model: Any, batch: dict[str, Any], config: AdvancedTrainingConf
     return loss, {"success_acc": correct}
 
 
-def loss_of(output: Any, batch: dict[str, Any], config: AdvancedTrainingConfig) -> Any:
+def loss_of(output: torch.Tensor | Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor],
+            config: AdvancedTrainingConfig) -> torch.Tensor:
     """Cross-entropy (classifier), or success BCE + weighted performance MSE (multimodal)."""
     import torch.nn.functional as F
 
@@ -358,8 +359,9 @@ def loss_of(output: Any, batch: dict[str, Any], config: AdvancedTrainingConfig) 
     return success + config.performance_loss_weight * performance
 
 
-def evaluate(model: Any, split: dict[str, Any], config: AdvancedTrainingConfig,
-             metadata: dict[str, Any] | None = None) -> dict[str, float]:
+def evaluate(model: torch.nn.Module, split: Mapping[str, torch.Tensor],
+             config: AdvancedTrainingConfig,
+             metadata: Mapping[str, JSONValue] | None = None) -> dict[str, float]:
     """Loss and task metrics of one split, without gradients, in eval mode.
 
     Classifier: ``loss``, ``acc``. Multimodal: ``loss``, ``success_loss``, ``success_acc``,
@@ -392,7 +394,7 @@ def evaluate(model: Any, split: dict[str, Any], config: AdvancedTrainingConfig,
     return metrics
 
 
-def _unscale(performance: Any, metadata: dict[str, Any]) -> Any:
+def _unscale(performance: torch.Tensor, metadata: Mapping[str, JSONValue]) -> torch.Tensor:
     """Standardised performance columns back to seconds and 0..1 confidence."""
     import torch
 
@@ -409,10 +411,10 @@ def _unscale(performance: Any, metadata: dict[str, Any]) -> Any:
 
 
 def train(
-    config: AdvancedTrainingConfig | dict[str, Any] | None,
-    data: Any,
+    config: AdvancedTrainingConfig | Mapping[str, JSONValue] | None,
+    data: LabelledDataset,
     *,
-    tracker: Any = None,
+    tracker: ExperimentTracker | None = None,
     register_as: str | None = None,
     resume_from: str | None = None,
     on_epoch: EpochCallback | None = None,
