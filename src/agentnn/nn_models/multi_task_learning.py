@@ -33,8 +33,9 @@ or from the shell: ``agentnn train multi-task --data logs.jsonl --epochs 15``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from agentnn.nn_models import common, loop
 from agentnn.nn_models.common import (
@@ -44,7 +45,15 @@ from agentnn.nn_models.common import (
     check_positive,
     check_range,
 )
+from agentnn.nn_models.configs import JSONDict, JSONValue
 from agentnn.nn_models.devices import check_device
+from agentnn.nn_models.mlp import mlp
+
+if TYPE_CHECKING:
+    import torch
+
+    from agentnn.data.datasets import InteractionDataset
+    from agentnn.mlflow_integration import ExperimentTracker
 
 EXPERIMENT = "multi_task_learning"
 BUILDER = "agentnn.nn_models.multi_task_learning:build_model"
@@ -131,7 +140,7 @@ class MultiTaskConfig:
 # --- model -------------------------------------------------------------------------------------
 
 
-def build_model(config: dict[str, Any]) -> Any:
+def build_model(config: Mapping[str, JSONValue]) -> torch.nn.Module:
     """Rebuild the multi-task network from its spec (``tasks``, shapes, number of agents)."""
     import torch
     import torch.nn as nn
@@ -146,12 +155,9 @@ def build_model(config: dict[str, Any]) -> Any:
 
         def __init__(self) -> None:
             super().__init__()
-            layers: list[Any] = []
-            width = config["input_dim"]
-            for hidden in config["hidden_dims"]:
-                layers += [nn.Linear(width, hidden), nn.GELU(), nn.Dropout(config["dropout"])]
-                width = hidden
-            self.encoder = nn.Sequential(*layers)
+            self.encoder = mlp(config["input_dim"], config["hidden_dims"], activation="gelu",
+                               dropout=config["dropout"])
+            width = config["hidden_dims"][-1] if config["hidden_dims"] else config["input_dim"]
             self.heads = nn.ModuleDict({
                 OUTPUT_NAMES[task]: _head(width, config["head_hidden_dim"], config["num_agents"])
                 for task in tasks
@@ -159,19 +165,19 @@ def build_model(config: dict[str, Any]) -> Any:
             # log-variance per task for uncertainty weighting; saved so the artifact keeps them
             self.task_log_vars = nn.Parameter(torch.zeros(len(tasks)))
 
-        def forward(self, features: Any) -> dict[str, Any]:
+        def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
             shared = self.encoder(features)
             return {name: head(shared) for name, head in self.heads.items()}
 
-    def _head(width: int, hidden: int, outputs: int) -> Any:
-        if hidden == 0:
+    def _head(width: int, hidden: int, outputs: int) -> torch.nn.Module:
+        if hidden == 0:  # a bare Linear: saved models hold its weights as "weight", not "0.weight"
             return nn.Linear(width, outputs)
-        return nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, outputs))
+        return mlp(width, [hidden], outputs, activation="gelu")
 
     return MultiTaskNet()
 
 
-def model_spec(config: MultiTaskConfig, prepared: Any) -> dict[str, Any]:
+def model_spec(config: MultiTaskConfig, prepared: PreparedData) -> JSONDict:
     """The JSON spec: everything :func:`build_model` needs, including the task configuration."""
     return {
         "tasks": list(config.tasks),
@@ -191,18 +197,18 @@ def model_spec(config: MultiTaskConfig, prepared: Any) -> dict[str, Any]:
 class PreparedData:
     """Tensors per split, the agents, and the response-time scaling."""
 
-    splits: dict[str, dict[str, Any]]
+    splits: dict[str, dict[str, torch.Tensor]]
     """``train``/``val``/``test`` -> ``x``, ``label`` (best agent), ``agent`` (chosen agent),
     ``success``, ``response_time`` (standardised log seconds)."""
     agents: list[str]
-    metadata: dict[str, Any]
+    metadata: JSONDict
 
     @property
     def input_dim(self) -> int:
         return int(self.splits["train"]["x"].shape[1])
 
 
-def prepare_data(data: Any, config: MultiTaskConfig) -> PreparedData:
+def prepare_data(data: InteractionDataset, config: MultiTaskConfig) -> PreparedData:
     """Tensors for every task from an interaction data set; refuses other data sets."""
     import numpy as np
     import torch
@@ -245,12 +251,13 @@ def prepare_data(data: Any, config: MultiTaskConfig) -> PreparedData:
 # --- losses and metrics ------------------------------------------------------------------------
 
 
-def task_losses(output: dict[str, Any], batch: dict[str, Any], tasks: list[str]) -> dict[str, Any]:
+def task_losses(output: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor],
+                tasks: list[str]) -> dict[str, torch.Tensor]:
     """One scalar loss per task; success and response time use the agent that handled it."""
     import torch.nn.functional as F
 
     chosen = batch["agent"].unsqueeze(1)
-    losses: dict[str, Any] = {}
+    losses: dict[str, torch.Tensor] = {}
     if "agent" in tasks:
         losses["agent"] = F.cross_entropy(output["agent_logits"], batch["label"])
     if "success" in tasks:
@@ -262,15 +269,17 @@ def task_losses(output: dict[str, Any], batch: dict[str, Any], tasks: list[str])
     return losses
 
 
-def _loss_and_task_losses(model: Any, batch: dict[str, Any], tasks: list[str],
-                          config: MultiTaskConfig) -> tuple[Any, dict[str, Any]]:
+def _loss_and_task_losses(model: torch.nn.Module, batch: Mapping[str, torch.Tensor],
+                          tasks: list[str], config: MultiTaskConfig,
+                          ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The weighted total, and each task's loss as ``<task>_loss`` (``train_<task>_loss``)."""
     losses = task_losses(model(batch["x"]), batch, tasks)
     return (combine_losses(losses, model, config),
             {f"{task}_loss": value for task, value in losses.items()})
 
 
-def combine_losses(losses: dict[str, Any], model: Any, config: MultiTaskConfig) -> Any:
+def combine_losses(losses: Mapping[str, torch.Tensor], model: torch.nn.Module,
+                   config: MultiTaskConfig) -> torch.Tensor:
     """The weighted total the optimiser minimises (fixed weights or learned uncertainty)."""
     total = 0.0
     for index, task in enumerate(config.tasks):
@@ -282,7 +291,7 @@ def combine_losses(losses: dict[str, Any], model: Any, config: MultiTaskConfig) 
     return total
 
 
-def current_task_weights(model: Any, config: MultiTaskConfig) -> dict[str, float]:
+def current_task_weights(model: torch.nn.Module, config: MultiTaskConfig) -> dict[str, float]:
     """The weight each task gets now, logged per epoch as ``weight_<task>``."""
     if config.weighting == "uncertainty":
         return {f"weight_{task}": float((-model.task_log_vars[index].detach()).exp())
@@ -290,8 +299,8 @@ def current_task_weights(model: Any, config: MultiTaskConfig) -> dict[str, float
     return {f"weight_{task}": float(config.task_weights.get(task, 1.0)) for task in config.tasks}
 
 
-def evaluate(model: Any, split: dict[str, Any], config: MultiTaskConfig,
-             rt_scaling: dict[str, float]) -> dict[str, float]:
+def evaluate(model: torch.nn.Module, split: Mapping[str, torch.Tensor], config: MultiTaskConfig,
+             rt_scaling: Mapping[str, float]) -> dict[str, float]:
     """Per-task losses and metrics of one split; ``loss`` is the unweighted sum of task losses.
 
     Metrics: ``agent_acc`` (routing accuracy against the best agent), ``success_acc``,
@@ -328,10 +337,10 @@ def evaluate(model: Any, split: dict[str, Any], config: MultiTaskConfig,
 
 
 def train(
-    config: MultiTaskConfig | dict[str, Any] | None,
-    data: Any,
+    config: MultiTaskConfig | Mapping[str, JSONValue] | None,
+    data: InteractionDataset,
     *,
-    tracker: Any = None,
+    tracker: ExperimentTracker | None = None,
     register_as: str | None = None,
     resume_from: str | None = None,
     on_epoch: EpochCallback | None = None,
