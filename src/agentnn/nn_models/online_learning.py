@@ -38,16 +38,17 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypeAlias
 
 from agentnn.errors import DataError, TrainerConfigError
 from agentnn.nn_models.common import (
     DEFAULT_KEEP_CHECKPOINTS,
     Checkpoint,
     CheckpointManager,
+    EpochCallback,
     TrainResult,
     check_config,
     check_positive,
@@ -60,10 +61,25 @@ from agentnn.nn_models.common import (
     log_best_model,
     log_data_params,
     open_tracker,
-    plain_mlp,
     seed_everything,
 )
+from agentnn.nn_models.configs import JSONDict, JSONValue
 from agentnn.nn_models.devices import check_device, resolve_device
+from agentnn.nn_models.mlp import mlp
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    import torch
+
+    from agentnn.data import HashingFeaturizer, InteractionRecord
+    from agentnn.mlflow_integration import ExperimentTracker, TrackedRun
+
+    Record: TypeAlias = InteractionRecord | Mapping[str, JSONValue]
+    """One interaction: a record object, or a dict in the log format."""
+    ExcInfo: TypeAlias = tuple[
+        type[BaseException] | None, BaseException | None, TracebackType | None
+    ]
 
 EXPERIMENT = "online_learning"
 BUILDER = "agentnn.nn_models.online_learning:build_model"
@@ -126,19 +142,20 @@ class OnlineConfig:
         check_range("min_learning_rate", self.min_learning_rate, 0.0, self.learning_rate)
         check_positive("drift_threshold", self.drift_threshold)
 
-    def featurizer(self) -> Any:
+    def featurizer(self) -> HashingFeaturizer:
         from agentnn.data import HashingFeaturizer
 
         return HashingFeaturizer(dim=self.featurizer_dim, ngram=self.featurizer_ngram)
 
 
-def build_model(config: dict[str, Any]) -> Any:
+def build_model(config: Mapping[str, JSONValue]) -> torch.nn.Sequential:
     """The router MLP: featurised task text in, one success logit per agent out."""
-    return plain_mlp(
+    return mlp(
         int(config["n_features"]),
         [int(width) for width in config["hidden_sizes"]],
         int(config["n_agents"]),
-        float(config["dropout"]),
+        activation="relu",
+        dropout=float(config["dropout"]),
     )
 
 
@@ -164,7 +181,7 @@ class ReplayBuffer:
         self.seen = 0
         self.generator = torch.Generator().manual_seed(seed)
 
-    def add(self, features: Any, agents: Any, success: Any) -> None:
+    def add(self, features: torch.Tensor, agents: torch.Tensor, success: torch.Tensor) -> None:
         """Offer each record to the reservoir: kept while there is room, then with chance
         ``capacity / records seen``, replacing a random stored one."""
         import torch
@@ -194,7 +211,7 @@ class ReplayBuffer:
         self.size += room
         self.seen += count
 
-    def sample(self, count: int) -> tuple[Any, Any, Any]:
+    def sample(self, count: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``count`` stored records drawn uniformly (with replacement); empty when empty."""
         import torch
 
@@ -202,13 +219,13 @@ class ReplayBuffer:
         index = torch.randint(0, max(self.size, 1), (count,), generator=self.generator)
         return self.features[index], self.agents[index], self.success[index]
 
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self) -> dict[str, torch.Tensor | int]:
         return {"features": self.features[:self.size].clone(),
                 "agents": self.agents[:self.size].clone(),
                 "success": self.success[:self.size].clone(), "seen": self.seen,
                 "generator": self.generator.get_state()}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: Mapping[str, torch.Tensor | int]) -> None:
         self.size = int(len(state["agents"]))
         self.features[:self.size] = state["features"]
         self.agents[:self.size] = state["agents"]
@@ -251,11 +268,11 @@ class DriftMonitor:
             self.drift_count += 1
         return score, fired
 
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self) -> JSONDict:
         return {"losses": list(self.losses), "updates_since_drift": self.updates_since_drift,
                 "drift_count": self.drift_count}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: Mapping[str, JSONValue]) -> None:
         self.losses = [float(value) for value in state["losses"]]
         self.updates_since_drift = int(state["updates_since_drift"])
         self.drift_count = int(state["drift_count"])
@@ -286,12 +303,12 @@ class OnlineLearner:
 
     def __init__(
         self,
-        config: OnlineConfig | dict[str, Any] | None = None,
+        config: OnlineConfig | Mapping[str, JSONValue] | None = None,
         *,
-        tracker: Any = None,
+        tracker: ExperimentTracker | None = None,
         register_as: str | None = None,
         resume_from: str | os.PathLike[str] | None = None,
-        data_params: dict[str, Any] | None = None,
+        data_params: Mapping[str, JSONValue] | None = None,
     ) -> None:
         import torch
 
@@ -321,7 +338,7 @@ class OnlineLearner:
         self.updates = 0
         self.records_seen = 0
         self.result: TrainResult | None = None
-        self._run: Any = None
+        self._run: TrackedRun | None = None
         self._saver: CheckpointManager | None = None
         self._last_metrics: dict[str, float] = {}
         self._logged_up_to = 0  # a resume does not log again the updates the run already has
@@ -351,7 +368,8 @@ class OnlineLearner:
             self._logged_up_to = max((metric.step for metric in history), default=0)
         return self
 
-    def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> bool | None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> bool | None:
         try:
             if exc_type is None:
                 self._finish()
@@ -368,7 +386,7 @@ class OnlineLearner:
 
     # --- learning ---------------------------------------------------------------------------
 
-    def update(self, records: Iterable[Any]) -> dict[str, float]:
+    def update(self, records: Iterable[Record]) -> dict[str, float]:
         """Score the new records, then learn from them (plus a replayed sample); its metrics.
 
         ``records`` are :class:`~agentnn.data.InteractionRecord` objects or dicts in the log
@@ -446,7 +464,8 @@ class OnlineLearner:
 
     # --- internals --------------------------------------------------------------------------
 
-    def _encode(self, records: list[Any]) -> tuple[Any, Any, Any]:
+    def _encode(self, records: list[Record],
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         import torch
 
         from agentnn.data import InteractionRecord
@@ -476,7 +495,8 @@ class OnlineLearner:
         success = torch.tensor([float(r.success) for r in parsed])
         return features.to(self.device), agents.to(self.device), success.to(self.device)
 
-    def _score(self, features: Any, agents: Any, success: Any) -> tuple[float, float]:
+    def _score(self, features: torch.Tensor, agents: torch.Tensor,
+               success: torch.Tensor) -> tuple[float, float]:
         """Prequential loss and accuracy of the success prediction, before learning."""
         import torch
         import torch.nn.functional as F
@@ -524,7 +544,7 @@ class OnlineLearner:
             )
 
 
-def _current_exception() -> tuple[Any, Any, Any]:
+def _current_exception() -> ExcInfo:
     import sys
 
     return sys.exc_info()
@@ -534,13 +554,13 @@ def _current_exception() -> tuple[Any, Any, Any]:
 
 
 def train(
-    config: OnlineConfig | dict[str, Any] | None,
-    data: str | os.PathLike[str] | Sequence[Any],
+    config: OnlineConfig | Mapping[str, JSONValue] | None,
+    data: str | os.PathLike[str] | Sequence[Record],
     *,
-    tracker: Any = None,
+    tracker: ExperimentTracker | None = None,
     register_as: str | None = None,
     resume_from: str | os.PathLike[str] | None = None,
-    on_epoch: Any = None,
+    on_epoch: EpochCallback | None = None,
 ) -> TrainResult:
     """Stream an interaction log (a JSON Lines path, or records) through one learner session.
 
