@@ -12,16 +12,17 @@ and loaded like the trainers' models::
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import torch
 
 from agentnn.errors import TrainerConfigError
 from agentnn.mlflow_integration.builder_registry import register_builder
+from agentnn.nn_models.configs import JSONValue
+from agentnn.nn_models.mlp import ACTIVATIONS, check_activation, mlp
 
 MLP_BUILDER = "mlp"  # registry name; earlier models say "agentnn.managers.builders:build_mlp"
 MLP_KEYS = ("n_features", "hidden", "n_outputs", "heads", "activation")  # what build_mlp reads
-ACTIVATIONS = {"relu": torch.nn.ReLU, "gelu": torch.nn.GELU, "tanh": torch.nn.Tanh}
+__all__ = ["ACTIVATIONS", "MLP", "MLP_BUILDER", "MLP_KEYS", "build_mlp"]
 
 
 class MLP(torch.nn.Module):
@@ -43,7 +44,7 @@ class MLP(torch.nn.Module):
 
 
 @register_builder(MLP_BUILDER, keys=MLP_KEYS)
-def build_mlp(config: Mapping[str, Any]) -> MLP:
+def build_mlp(config: Mapping[str, JSONValue]) -> MLP:
     """An MLP from ``{"n_features", "hidden": [...], "n_outputs" | "heads", "activation"}``.
 
     With ``n_outputs`` the forward pass returns one tensor; with ``heads`` (name → width) it
@@ -57,18 +58,11 @@ def build_mlp(config: Mapping[str, Any]) -> MLP:
         raise TrainerConfigError(
             f"MLP needs a positive n_features and hidden widths, got {n_features} and {hidden}"
         )
-    if activation not in ACTIVATIONS:
-        raise TrainerConfigError(
-            f"MLP activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}"
-        )
+    check_activation(activation)
     if not heads:
         heads = {"": int(config.get("n_outputs", 0))}
     if any(width <= 0 for width in heads.values()):
         raise TrainerConfigError(f"MLP outputs must have a positive width, got {heads}")
 
-    layers: list[torch.nn.Module] = []
-    width_in = n_features
-    for width in hidden:
-        layers += [torch.nn.Linear(width_in, width), ACTIVATIONS[activation]()]
-        width_in = width
-    return MLP(torch.nn.Sequential(*layers), heads, width_in)
+    body = mlp(n_features, hidden, activation=activation)  # no Dropout: "body.0", "body.2"...
+    return MLP(body, heads, hidden[-1] if hidden else n_features)
