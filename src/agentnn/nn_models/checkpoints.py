@@ -8,15 +8,22 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from agentnn.errors import TrainerConfigError
-from agentnn.nn_models.configs import check_positive, config_dict
+from agentnn.nn_models.configs import JSONDict, check_positive, config_dict
+
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_KEEP_CHECKPOINTS = 2  # the last N checkpoints survive; older ones are deleted
 CHECKPOINT_PREFIX = "epoch-"  # checkpoint files are epoch-0003.pt, sortable by name
 CHECKPOINT_SUFFIX = ".pt"
 DEFAULT_CHECKPOINT_ROOT = "checkpoints"  # under the working directory: <root>/<experiment>/<run id>
+
+SavedState: TypeAlias = dict[str, Any]
+"""An optimiser's, scheduler's or trainer's state as ``torch.load(weights_only=True)`` returns
+it: nested dicts and lists of tensors, numbers and strings whose shape each owner decides."""
 
 
 # --- checkpoints -------------------------------------------------------------------------------
@@ -30,18 +37,18 @@ class Checkpoint:
     strings, lists and dicts, so loading a checkpoint never runs code.
     """
 
-    config: dict[str, Any]
+    config: JSONDict
     """The trainer config as a plain dict; resume refuses a different one."""
-    model_state: dict[str, Any]
-    optimizer_state: dict[str, Any]
+    model_state: dict[str, torch.Tensor]
+    optimizer_state: SavedState
     epoch: int
     """The last completed epoch (1-based); training continues at ``epoch + 1``."""
     global_step: int
     """Optimiser steps so far; per-step metrics continue from here."""
     run_id: str
     """The MLflow run to reopen with ``tracker.start_run(run_id=...)``."""
-    scheduler_state: dict[str, Any] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
+    scheduler_state: SavedState = field(default_factory=dict)
+    extra: SavedState = field(default_factory=dict)
     """Trainer-specific state: early stopping, best weights, best metrics, RNG state."""
 
 
@@ -106,7 +113,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         raise TrainerConfigError(f"checkpoint {target} cannot be read: {error}") from None
 
 
-def check_resume_config(checkpoint: Checkpoint, config: Any) -> None:
+def check_resume_config(checkpoint: Checkpoint, config: object) -> None:
     """Refuse to resume with a config other than the one the run started with.
 
     Why: params are immutable in MLflow and the run's params must describe its metrics.

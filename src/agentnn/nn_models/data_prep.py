@@ -8,13 +8,17 @@ set of checks, raised before any run exists) serves both, and neither imports th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from agentnn.errors import TrainerConfigError
 from agentnn.nn_models.common import require_features, require_samples
+from agentnn.nn_models.configs import JSONDict
 
 if TYPE_CHECKING:
     import torch
+
+    from agentnn.data.datasets import LabelledDataset
+    from agentnn.data.datasets import Split as DataSplit
 
 MIN_TRAIN_SAMPLES = 16  # below this a shard per rank is a handful of samples
 
@@ -35,19 +39,19 @@ class PreparedData:
     val: Split
     test: Split
     n_classes: int
-    params: dict[str, Any]
-    metadata: dict[str, Any]
+    params: JSONDict
+    metadata: JSONDict
     """Stored with the model: the agents and featuriser of a routing data set."""
 
 
-def _as_split(part: Any) -> Split:
+def _as_split(part: DataSplit) -> Split:
     import torch
 
     return Split(torch.as_tensor(part.features, dtype=torch.float32),
                  torch.as_tensor(part.labels, dtype=torch.long))
 
 
-def prepare_data(data: Any) -> PreparedData:
+def prepare_data(data: LabelledDataset) -> PreparedData:
     """Tensors, class count, data params and model metadata of a data-layer data set.
 
     Raises :class:`TrainerConfigError` for an empty or too-small training set, an empty
