@@ -56,8 +56,8 @@ from agentnn.nn_models.common import (
     check_range,
     config_dict,
     copy_state,
+    current_lr,
     flatten_config,
-    iterate_batches,
     log_best_model,
     log_data_params,
     open_tracker,
@@ -72,6 +72,7 @@ from agentnn.nn_models.devices import (
     grad_scaler,
     resolve_device,
 )
+from agentnn.nn_models.loop import EpochPlan, TrainState, classification_loss, run_epoch
 
 if TYPE_CHECKING:
     import optuna
@@ -389,31 +390,6 @@ def _make_optimizer(config: ArchitectureSearchConfig,
     return make
 
 
-def _fit_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-               scaler: torch.amp.GradScaler, split: Split, config: ArchitectureSearchConfig,
-               seed: int, epoch: int, amp: bool) -> tuple[float, float]:
-    """One pass over the training split; (mean loss, accuracy), summed on the device."""
-    import torch
-    import torch.nn.functional as F
-
-    x, y = split.x, split.y
-    model.train()
-    loss_sum = torch.zeros((), device=x.device)
-    correct = torch.zeros((), dtype=torch.long, device=x.device)
-    order = batch_order(len(y), seed=seed, epoch=epoch).to(x.device)
-    for batch in iterate_batches(order, config.batch_size):
-        with autocast(x.device, amp):
-            logits = model(x[batch])
-        loss = F.cross_entropy(logits.float(), y[batch])
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        loss_sum += loss.detach() * len(batch)
-        correct += (logits.detach().argmax(dim=1) == y[batch]).sum()
-    return float(loss_sum) / len(y), float(correct) / len(y)
-
-
 def _score(model: torch.nn.Module, split: Split, amp: bool = False) -> tuple[float, float]:
     """(mean loss, accuracy) of a split, without gradients."""
     import torch
@@ -453,9 +429,12 @@ def train_trial(
             "dropout": architecture["dropout"], "activation": architecture["activation"]}
     make_optimizer = _make_optimizer(config, architecture["learning_rate"])
     model = build_model(spec).to(device)
-    optimizer = make_optimizer(model)
-    scaler = grad_scaler(device, amp)
-    watch = EarlyStopping(patience=0, min_delta=config.min_delta)
+    # The shared epoch core; ``stopper`` only watches for stalls (reshapes), pruning ends early.
+    state = TrainState(model=model, optimizer=make_optimizer(model), scheduler=None,
+                       stopper=EarlyStopping(patience=0, min_delta=config.min_delta),
+                       scaler=grad_scaler(device, amp))
+    watch, plan = state.stopper, EpochPlan(batch_size=config.batch_size)
+    train_split = {"x": data.train.x, "y": data.train.y}
     best_state, best_spec, best_metrics = copy_state(model), dict(spec), {}
     reshapes: list[str] = []
     pruned_at, diverged = None, False
@@ -463,12 +442,15 @@ def train_trial(
                     "trial": number, "epochs": config.epochs, "batch_size": config.batch_size,
                     "seed": trial_seed, "device": str(device)})
     for epoch in range(1, config.epochs + 1):
-        lr = float(optimizer.param_groups[0]["lr"])
+        model = state.model
+        lr = current_lr(state.optimizer)
         with EpochTimer(len(data.train.y)) as timer:
-            train_loss, train_acc = _fit_epoch(model, optimizer, scaler, data.train, config,
-                                               trial_seed, epoch, amp)
+            order = batch_order(len(data.train.y), seed=trial_seed, epoch=epoch).to(device)
+            train = run_epoch(state, classification_loss, train_split, plan, order=order,
+                              amp=amp).means()
+        train_loss = train["train_loss"]
         val_loss, val_acc = _score(model, data.val, amp)
-        metrics = {"train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
+        metrics = {**train, "val_loss": val_loss,
                    "val_acc": val_acc, "lr": lr, "n_params": float(_n_params(model)),
                    "hidden_units": float(sum(spec["hidden_sizes"])), **timer.metrics()}
         run.log_metrics(metrics, step=epoch)
@@ -482,8 +464,8 @@ def train_trial(
         elif watch.bad_epochs >= config.stall_patience and len(reshapes) < config.max_reshapes:
             action, widths = next_widths(spec["hidden_sizes"], train_loss, val_loss, config)
             if action:
-                model, optimizer = reshape(model, optimizer, widths, spec, make_optimizer,
-                                           generator)
+                state.model, state.optimizer = reshape(model, state.optimizer, widths, spec,
+                                                       make_optimizer, generator)
                 spec = {**spec, "hidden_sizes": widths}
                 reshapes.append(f"{epoch}:{action}:{'x'.join(map(str, widths))}")
                 watch.bad_epochs = 0
@@ -501,7 +483,7 @@ def train_trial(
         "final_hidden_sizes": list(best_spec["hidden_sizes"]),
         "dropout": architecture["dropout"], "activation": architecture["activation"],
         "learning_rate": architecture["learning_rate"],
-        "n_params": int(best_metrics.get("n_params", _n_params(model))),
+        "n_params": int(best_metrics.get("n_params", _n_params(state.model))),
         "reshapes": len(reshapes),
     }
     return TrialOutcome(row, best_state, best_spec, best_metrics, watch.best_epoch, pruned_at,

@@ -1,13 +1,20 @@
 """The supervised training core: state, one epoch, evaluation, checkpoints, early stopping.
 
-Why one loop: the advanced and multi-task trainers plug a :class:`SupervisedTask` (model
-builder, loss, evaluation) into :func:`fit`, so tracking, devices, resume and bookkeeping
-behave the same in both. The loop keeps its own cost low, because the trainers are measured
-against untracked twins (``bench/trainer_overhead.py``):
+Why one loop: every trainer that trains in epochs steps through :func:`run_epoch` on a
+:class:`TrainState`, with checkpoints from :func:`save_state` / :func:`restore_state` and
+:class:`EarlyStopping`: the advanced and multi-task trainers plug a :class:`SupervisedTask`
+(model builder, loss, evaluation) into :func:`fit`; the distributed job calls
+:func:`run_epoch` on its shard of each epoch (with gradient accumulation and its ranks' sums);
+the architecture search's trials call it once per epoch between reshapes and pruning. So
+tracking, devices, mixed precision, resume and bookkeeping behave the same everywhere.
+
+The loop keeps its own cost low, because the trainers are measured against untracked twins
+(``bench/trainer_overhead.py``):
 
 - the training metrics of an epoch are accumulated on the device during the epoch (no second
   pass over the training split, no Python float per batch);
-- ``step_loss`` is read back to the host only every ``log_every_steps`` steps;
+- ``step_loss`` (the mean loss since the last one, over every rank) is read back to the host
+  only every ``log_every_steps`` steps;
 - a checkpoint is written when ``val_loss`` improves and at the end (or on a crash), not
   every epoch; a resume retrains the epochs after it and logs only steps not logged before.
 
@@ -17,10 +24,11 @@ Read it top to bottom: :class:`TrainState`, :func:`run_epoch`, :func:`evaluate_s
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agentnn.errors import TrainerConfigError
 from agentnn.nn_models.common import (
@@ -37,7 +45,6 @@ from agentnn.nn_models.common import (
     copy_state,
     current_lr,
     flatten_config,
-    iterate_batches,
     load_checkpoint,
     log_best_model,
     log_data_params,
@@ -50,11 +57,35 @@ from agentnn.nn_models.devices import amp_enabled, autocast, grad_scaler, resolv
 
 if TYPE_CHECKING:
     import torch
+    from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
-    from agentnn.mlflow_integration import ExperimentTracker, TrackedRun
+    from agentnn.mlflow_integration import ExperimentTracker
+
+    Scheduler = LRScheduler | ReduceLROnPlateau
+    # The scalar to minimise, or (scalar, {name: batch-mean tensor}) for train_<name> metrics.
+    LossResult = torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]
+    LossFn = Callable[[torch.nn.Module, "Batch"], LossResult]
 
 Batch = dict[str, "torch.Tensor"]
-LossResult = "torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]"
+LogStep = Callable[[dict[str, float], int], None]  # run.log_metrics(metrics, step)
+Reduce = Callable[["torch.Tensor"], list[float]]  # a small tensor summed over ranks, as floats
+
+
+class SupervisedConfig(Protocol):
+    """The optimisation fields every trainer config of :func:`fit` carries."""
+
+    seed: int
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    weight_decay: float
+    grad_clip: float
+    scheduler: str
+    min_learning_rate: float
+    early_stopping_patience: int
+    log_every_steps: int
+    checkpoint_dir: str | None
+    keep_checkpoints: int
 
 
 @dataclass
@@ -76,7 +107,7 @@ class SupervisedTask:
     """The JSON-able architecture config handed to the builder."""
     splits: dict[str, Batch]
     """``train``/``val``/``test`` -> tensors; ``x`` is the float32 model input."""
-    loss: Callable[[torch.nn.Module, Batch], Any]
+    loss: LossFn
     """``loss(model, batch)``: the scalar to minimise, or (scalar, {name: batch-mean tensor})
     whose extra values become ``train_<name>`` metrics, averaged over the epoch on the device."""
     evaluate: Callable[[torch.nn.Module, Batch], dict[str, float]]
@@ -95,59 +126,160 @@ class TrainState:
 
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
-    scheduler: Any
+    scheduler: Scheduler | None
     stopper: EarlyStopping
     scaler: torch.amp.GradScaler
     epoch: int = 0
     global_step: int = 0
     best_state: dict[str, torch.Tensor] = field(default_factory=dict)
     best_metrics: dict[str, float] = field(default_factory=dict)
+    wrapper: torch.nn.Module | None = None
+    """What the epoch calls instead of ``model`` (DistributedDataParallel around it), if any;
+    checkpoints always hold ``model``'s own weights."""
 
 
-def _split_loss(result: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+@dataclass(frozen=True)
+class EpochPlan:
+    """How an epoch steps, where the trainers differ."""
+
+    batch_size: int
+    grad_clip: float = 0.0
+    """Clip the gradient norm to this (0: no clipping)."""
+    log_every_steps: int = 0
+    """Log ``step_loss`` every this many optimiser steps (0: never)."""
+    accumulate: int = 1
+    """Micro-batches per optimiser step (gradient accumulation)."""
+
+
+@dataclass
+class EpochSums:
+    """One process's sums over an epoch, kept on the device until they are read once.
+
+    ``train_<key>`` values are weighted by batch size, so sums of several ranks (added by
+    ``reduce``) average correctly over the whole job.
+    """
+
+    loss: torch.Tensor
+    extras: dict[str, torch.Tensor]
+    samples: int
+
+    def _stacked(self) -> torch.Tensor:
+        """``[loss, *extras, samples]`` in one tensor (float64 where the device has it)."""
+        import torch
+
+        device = self.loss.device
+        dtype = torch.float32 if device.type == "mps" else torch.float64
+        return torch.stack([self.loss.to(dtype), *(value.to(dtype) for value in
+                                                    self.extras.values()),
+                            torch.tensor(float(self.samples), dtype=dtype, device=device)])
+
+    def local(self) -> dict[str, float]:
+        """This process's own sums (``loss`` and each extra), not averaged."""
+        values = self._stacked().tolist()
+        return dict(zip(["loss", *self.extras], values[:-1]))
+
+    def means(self, reduce: Reduce | None = None) -> dict[str, float]:
+        """``train_loss`` and ``train_<key>``: one read from the device (one all-reduce)."""
+        values = self._stacked()
+        totals = reduce(values) if reduce is not None else values.tolist()
+        count = max(totals[-1], 1.0)
+        names = ["loss", *self.extras]
+        return {f"train_{name}": total / count for name, total in zip(names, totals)}
+
+
+def _split_loss(result: LossResult) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     if isinstance(result, tuple):
         return result[0], result[1]
     return result, {}
 
 
-def run_epoch(state: TrainState, loss_fn: Callable[[torch.nn.Module, Batch], Any], split: Batch,
-              config: Any, run: TrackedRun, *, epoch: int, amp: bool,
-              first_step_to_log: int) -> dict[str, float]:
-    """One pass over the training split; ``train_loss`` and ``train_<m>`` of the epoch.
+def _plain_values(values: torch.Tensor) -> list[float]:
+    return values.tolist()
 
-    Sums stay on the device; ``step_loss`` is read every ``log_every_steps`` steps.
+
+def run_epoch(
+    state: TrainState,
+    loss_fn: LossFn,
+    split: Batch,
+    plan: EpochPlan,
+    *,
+    order: torch.Tensor,
+    amp: bool,
+    log_step: LogStep | None = None,
+    first_step_to_log: int = 1,
+    reduce: Reduce | None = None,
+) -> EpochSums:
+    """One pass over ``split`` in ``order`` (this process's share of the epoch's indices).
+
+    Every ``plan.accumulate`` micro-batches make one optimiser step; their gradients are
+    weighted by size, so the step follows the window's mean loss. Under
+    DistributedDataParallel (``state.wrapper``) only a window's last micro-batch synchronises
+    gradients. Sums stay on the device; ``step_loss`` is the mean loss since the last one,
+    read (and summed over ranks with ``reduce``) every ``plan.log_every_steps`` steps, a
+    step every rank reaches.
     """
     import torch
 
-    model, optimizer = state.model, state.optimizer
-    x = split["x"]
-    n_samples = len(x)
+    model, optimizer = state.wrapper or state.model, state.optimizer
+    device = split["x"].device
+    reduce = reduce or _plain_values
     model.train()
-    order = batch_order(n_samples, seed=config.seed, epoch=epoch).to(x.device)
-    loss_sum = torch.zeros((), device=x.device)
+    loss_sum = torch.zeros((), device=device)
     extra_sums: dict[str, torch.Tensor] = {}
-    for index in iterate_batches(order, config.batch_size):
-        batch = {key: value[index] for key, value in split.items()}
-        with autocast(x.device, amp):
-            loss, extras = _split_loss(loss_fn(model, batch))
-        optimizer.zero_grad(set_to_none=True)
-        state.scaler.scale(loss).backward()
-        if config.grad_clip > 0:
+    since_log = torch.zeros(2, dtype=torch.float64, device=device)  # loss sum, samples
+    batches = [order[start:start + plan.batch_size]
+               for start in range(0, len(order), plan.batch_size)]
+    no_sync = getattr(model, "no_sync", None)
+    optimizer.zero_grad(set_to_none=True)
+    for first in range(0, len(batches), plan.accumulate):
+        window = batches[first:first + plan.accumulate]
+        window_samples = sum(len(index) for index in window)
+        for number, index in enumerate(window, start=1):
+            batch = {key: value[index] for key, value in split.items()}
+            syncs = number == len(window) or no_sync is None
+            weight = len(index)
+            scale = weight / window_samples  # the window's mean over its micro-batches
+            with contextlib.nullcontext() if syncs else no_sync():
+                with autocast(device, amp):
+                    loss, extras = _split_loss(loss_fn(model, batch))
+                state.scaler.scale(loss * scale if scale != 1 else loss).backward()
+            loss_sum += loss.detach() * weight
+            for key, value in extras.items():
+                extra_sums[key] = extra_sums.get(key, 0) + value.detach().float() * weight
+            if plan.log_every_steps:
+                since_log[0] += loss.detach() * weight
+                since_log[1] += weight
+        if plan.grad_clip > 0:
             state.scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), plan.grad_clip)
         state.scaler.step(optimizer)
         state.scaler.update()
+        optimizer.zero_grad(set_to_none=True)
         state.global_step += 1
-        weight = len(index)
-        loss_sum += loss.detach() * weight
-        for key, value in extras.items():
-            extra_sums[key] = extra_sums.get(key, 0) + value.detach().float() * weight
-        if (state.global_step % config.log_every_steps == 0
-                and state.global_step >= first_step_to_log):
-            run.log_metrics({"step_loss": float(loss.detach())}, step=state.global_step)
-    metrics = {f"train_{key}": float(value) / n_samples for key, value in extra_sums.items()}
-    metrics["train_loss"] = float(loss_sum) / n_samples
-    return metrics
+        if plan.log_every_steps and state.global_step % plan.log_every_steps == 0:
+            logged_sum, logged_samples = reduce(since_log)  # every rank reaches this step
+            since_log.zero_()
+            if log_step is not None and state.global_step >= first_step_to_log:
+                log_step({"step_loss": logged_sum / max(logged_samples, 1.0)},
+                         state.global_step)
+    return EpochSums(loss_sum, extra_sums, len(order))
+
+
+def classification_loss(
+    model: torch.nn.Module, batch: Batch
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Cross-entropy of ``model(x)`` against ``y``, and the batch's accuracy as ``acc``."""
+    import torch.nn.functional as F
+
+    logits = model(batch["x"])
+    correct = logits.detach().argmax(dim=1) == batch["y"]
+    return F.cross_entropy(logits.float(), batch["y"]), {"acc": correct.float().mean()}
+
+
+def supervised_plan(config: SupervisedConfig) -> EpochPlan:
+    """The epoch plan of a :func:`fit` config."""
+    return EpochPlan(batch_size=config.batch_size, grad_clip=config.grad_clip,
+                     log_every_steps=config.log_every_steps)
 
 
 def evaluate_splits(task: SupervisedTask, model: torch.nn.Module, names: tuple[str, ...],
@@ -164,7 +296,7 @@ def evaluate_splits(task: SupervisedTask, model: torch.nn.Module, names: tuple[s
     return metrics
 
 
-def save_state(saver: CheckpointManager, state: TrainState, config: Any, run_id: str,
+def save_state(saver: CheckpointManager, state: TrainState, config: object, run_id: str,
                spec: dict[str, Any]) -> None:
     """An atomic checkpoint of the whole state (weights on the CPU, so any device resumes)."""
     import torch
@@ -174,7 +306,7 @@ def save_state(saver: CheckpointManager, state: TrainState, config: Any, run_id:
         model_state={k: v.detach().cpu() for k, v in state.model.state_dict().items()},
         optimizer_state=state.optimizer.state_dict(), epoch=state.epoch,
         global_step=state.global_step, run_id=run_id,
-        scheduler_state=state.scheduler.state_dict(),
+        scheduler_state=state.scheduler.state_dict() if state.scheduler is not None else {},
         extra={"early_stopping": state.stopper.state_dict(),
                "best_state": {k: v.detach().cpu() for k, v in state.best_state.items()},
                "best_metrics": state.best_metrics, "model_spec": spec,
@@ -183,20 +315,28 @@ def save_state(saver: CheckpointManager, state: TrainState, config: Any, run_id:
 
 
 def restore_state(state: TrainState, checkpoint: Checkpoint, device: torch.device) -> None:
-    """Continue from a checkpoint: weights, optimiser, schedule, early stopping, RNG."""
+    """Continue from a checkpoint: weights, optimiser, schedule, early stopping, RNG.
+
+    Also reads the distributed trainer's checkpoints written before it shared this loop
+    (early stopping under ``stopper``, no RNG state).
+    """
     import torch
 
+    extra = checkpoint.extra
     state.model.load_state_dict(checkpoint.model_state)
     state.optimizer.load_state_dict(checkpoint.optimizer_state)
-    state.scheduler.load_state_dict(checkpoint.scheduler_state)
-    state.stopper.load_state_dict(checkpoint.extra["early_stopping"])
-    state.best_state = {k: v.to(device) for k, v in checkpoint.extra["best_state"].items()}
-    state.best_metrics = dict(checkpoint.extra["best_metrics"])
-    torch.set_rng_state(checkpoint.extra["torch_rng_state"])
+    if state.scheduler is not None and checkpoint.scheduler_state:
+        state.scheduler.load_state_dict(checkpoint.scheduler_state)
+    state.stopper.load_state_dict(extra.get("early_stopping", extra.get("stopper", {})))
+    state.best_state = {k: v.to(device) for k, v in extra["best_state"].items()}
+    state.best_metrics = dict(extra["best_metrics"])
+    if "torch_rng_state" in extra:
+        torch.set_rng_state(extra["torch_rng_state"])
     state.epoch, state.global_step = checkpoint.epoch, checkpoint.global_step
 
 
-def _check_resume(checkpoint: Checkpoint, config: Any, task: SupervisedTask) -> None:
+def _check_resume(checkpoint: Checkpoint, config: SupervisedConfig,
+                  task: SupervisedTask) -> None:
     check_resume_config(checkpoint, config)
     if checkpoint.epoch >= config.epochs:
         raise TrainerConfigError(
@@ -223,7 +363,7 @@ def _on_device(splits: dict[str, Batch], device: torch.device) -> dict[str, Batc
 
 def fit(
     task: SupervisedTask,
-    config: Any,
+    config: SupervisedConfig,
     build_model: Callable[[dict[str, Any]], torch.nn.Module],
     *,
     tracker: ExperimentTracker | None = None,
@@ -261,6 +401,7 @@ def fit(
     )
     if checkpoint is not None:
         restore_state(state, checkpoint, device)
+    plan = supervised_plan(config)
 
     tracker = open_tracker(tracker, task.experiment)
     run_id = checkpoint.run_id if checkpoint is not None else None
@@ -285,9 +426,12 @@ def fit(
             while state.epoch < config.epochs:  # 3. epochs: train, evaluate, track, stop
                 between_epochs = False
                 with EpochTimer(len(task.splits["train"]["x"])) as timer:
-                    metrics = run_epoch(state, task.loss, task.splits["train"], config, run,
-                                        epoch=state.epoch + 1, amp=amp,
-                                        first_step_to_log=logged_steps + 1)
+                    train = task.splits["train"]
+                    order = batch_order(len(train["x"]), seed=config.seed,
+                                        epoch=state.epoch + 1).to(device)
+                    metrics = run_epoch(state, task.loss, train, plan, order=order, amp=amp,
+                                        log_step=run.log_metrics,
+                                        first_step_to_log=logged_steps + 1).means()
                 metrics.update(evaluate_splits(task, model, ("val",), amp))
                 if task.epoch_extras is not None:
                     metrics.update(task.epoch_extras(model))

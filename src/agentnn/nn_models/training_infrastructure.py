@@ -7,10 +7,12 @@ one-run affair: only rank 0 opens the MLflow run (the other ranks never import M
 ranks' losses and accuracies are all-reduced into the values rank 0 logs, so the run's metrics
 describe the whole job, not one shard.
 
-Gradient accumulation really accumulates: the inner micro-steps of an accumulation window run
-under ``no_sync()``, so gradients are summed locally and exchanged once, on the optimiser step.
-Rank 0 writes an atomic checkpoint every epoch (keeping the last N); a job started with
-``resume_from`` reopens the same MLflow run and continues its steps.
+Each rank steps through the shared training loop (``agentnn.nn_models.loop.run_epoch``) on its
+shard. Gradient accumulation really accumulates: the inner micro-steps of an accumulation window
+run under ``no_sync()``, so gradients are summed locally and exchanged once, on the optimiser
+step. Rank 0 writes an atomic checkpoint (``loop.save_state``) when the validation loss improves
+and at the end (keeping the last N); a job started with ``resume_from`` reopens the same MLflow
+run and continues its steps.
 
 Run example (two processes on CPU; ``gloo`` is chosen without a GPU, ``nccl`` with one)::
 
@@ -41,7 +43,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentnn.errors import TrainerConfigError, TrainingJobError
 from agentnn.nn_models.common import (
@@ -83,11 +85,25 @@ from agentnn.nn_models.data_prep import (  # noqa: F401  (re-exported: old impor
 )
 from agentnn.nn_models.devices import (
     amp_enabled,
-    autocast,
     check_device,
     grad_scaler,
     resolve_device,
 )
+from agentnn.nn_models.loop import (
+    EpochPlan,
+    EpochSums,
+    LogStep,
+    TrainState,
+    classification_loss,
+    restore_state,
+    run_epoch,
+    save_state,
+)
+
+if TYPE_CHECKING:
+    import torch
+
+    from agentnn.mlflow_integration import ExperimentTracker
 
 EXPERIMENT = "distributed_training"
 BUILDER = "agentnn.nn_models.training_infrastructure:build_model"
@@ -253,8 +269,8 @@ def shard(order: Any, world: World) -> Any:
 
 
 @dataclass
-class EpochSums:
-    """Un-averaged sums of one rank; averaged only after they are summed over all ranks."""
+class SplitSums:
+    """Un-averaged sums of one rank over a split; averaged only after summing over all ranks."""
 
     loss: float = 0.0
     correct: float = 0.0
@@ -264,61 +280,26 @@ class EpochSums:
         return [self.loss, self.correct, self.count]
 
 
+def epoch_plan(config: DistributedConfig) -> EpochPlan:
+    """The shared loop's plan for this job: accumulation windows and step logging."""
+    return EpochPlan(batch_size=config.batch_size, grad_clip=config.grad_clip,
+                     log_every_steps=config.log_every_steps,
+                     accumulate=config.grad_accum_steps)
+
+
 def train_epoch(
-    model: Any, optimizer: Any, data: Split, config: DistributedConfig, world: World,
-    device: Any, epoch: int, log_step: Any, global_step: int, scaler: Any = None,
-) -> tuple[EpochSums, int]:
-    """One pass over this rank's shard with gradient accumulation; returns sums and step."""
-    import torch
-    import torch.nn.functional as F
-
-    model.train()
-    amp = amp_enabled(device, config.amp)
-    scaler = scaler if scaler is not None else grad_scaler(device, amp)
-    sums = EpochSums()
-    indices = shard(batch_order(len(data.y), seed=config.seed, epoch=epoch), world)
-    batches = list(iterate_batches(indices, config.batch_size))
-    windows = [batches[i:i + config.grad_accum_steps]
-               for i in range(0, len(batches), config.grad_accum_steps)]
-    correct = torch.zeros((), dtype=torch.long, device=device)
-    epoch_loss = torch.zeros((), device=device)
-    interval = torch.zeros(2, dtype=torch.float64, device=device)  # loss sum, samples since log
-    optimizer.zero_grad(set_to_none=True)
-    for window in windows:
-        window_samples = sum(len(batch) for batch in window)
-        window_loss = torch.zeros((), device=device)  # summed on the device: no sync per batch
-        for number, batch in enumerate(window, start=1):
-            x, y = data.x[batch].to(device), data.y[batch].to(device)
-            syncs = number == len(window) or not world.distributed
-            with contextlib.nullcontext() if syncs else model.no_sync():
-                with autocast(device, amp):
-                    logits = model(x)
-                loss = F.cross_entropy(logits.float(), y)
-                # weighted by the micro-batch's share, the summed gradient is the window's mean
-                scaler.scale(loss * (len(y) / window_samples)).backward()
-            window_loss += loss.detach() * len(y)
-            correct += (logits.detach().argmax(dim=1) == y).sum()
-            sums.count += len(y)
-        if config.grad_clip > 0:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
-        optimizer.zero_grad(set_to_none=True)
-        global_step += 1
-        epoch_loss += window_loss
-        interval[0] += window_loss
-        interval[1] += window_samples
-        if global_step % config.log_every_steps == 0:  # every rank reaches the same steps
-            loss_sum, count = _all_reduce_tensor(interval, world)
-            log_step({"step_loss": loss_sum / count}, global_step)
-            interval.zero_()
-    sums.loss = float(epoch_loss)
-    sums.correct = float(correct)
-    return sums, global_step
+    state: TrainState, data: Split, config: DistributedConfig, world: World, epoch: int,
+    log_step: LogStep, amp: bool,
+) -> EpochSums:
+    """One pass of the shared loop over this rank's shard of the epoch (see ``loop.run_epoch``:
+    inner micro-steps of a window run under ``no_sync()``, ``step_loss`` is all-reduced)."""
+    order = shard(batch_order(len(data.y), seed=config.seed, epoch=epoch), world)
+    return run_epoch(state, classification_loss, {"x": data.x, "y": data.y},
+                     epoch_plan(config), order=order.to(data.x.device), amp=amp,
+                     log_step=log_step, reduce=lambda values: _all_reduce_tensor(values, world))
 
 
-def _all_reduce_tensor(values: Any, world: World) -> list[float]:
+def _all_reduce_tensor(values: torch.Tensor, world: World) -> list[float]:
     """Sum a small on-device tensor over the ranks, once, and read it back."""
     if world.distributed:
         import torch.distributed as dist
@@ -328,14 +309,14 @@ def _all_reduce_tensor(values: Any, world: World) -> list[float]:
     return [float(value) for value in values.tolist()]
 
 
-def evaluate(model: Any, data: Split, config: DistributedConfig, world: World,
-             device: Any) -> EpochSums:
+def evaluate(model: torch.nn.Module, data: Split, config: DistributedConfig, world: World,
+             device: torch.device) -> SplitSums:
     """Loss and correct predictions of this rank's shard of a split, without gradients."""
     import torch
     import torch.nn.functional as F
 
     model.eval()
-    sums = EpochSums()
+    sums = SplitSums()
     indices = torch.arange(len(data.y))[world.rank::world.size]  # no collectives: keep all
     with torch.no_grad():
         for batch in iterate_batches(indices, max(config.batch_size, 256)):
@@ -348,29 +329,29 @@ def evaluate(model: Any, data: Split, config: DistributedConfig, world: World,
 
 
 def reduce_epoch_metrics(
-    train: EpochSums, val: EpochSums, seconds: float, world: World, device: Any
+    train: EpochSums, val: SplitSums, seconds: float, world: World, device: torch.device
 ) -> dict[str, float]:
     """Job-wide epoch metrics: sums over ranks, then averages; the slowest rank's time."""
-    totals = all_reduce_sums(train.as_list() + val.as_list(), world, device)
+    metrics = train.means(lambda values: _all_reduce_tensor(values, world))
+    val_loss, val_correct, val_count = all_reduce_sums(val.as_list(), world, device)
     (seconds_max,) = all_reduce_sums([seconds], world, device, op="max")
-    train_loss, train_correct, train_count, val_loss, val_correct, val_count = totals
     seconds_max = max(seconds_max, 1e-9)
     return {
-        "train_loss": train_loss / train_count,
-        "train_acc": train_correct / train_count,
+        **metrics,
         "val_loss": val_loss / val_count,
         "val_acc": val_correct / val_count,
         "epoch_time_s": seconds_max,
-        "samples_per_s": train_count / seconds_max,
+        "samples_per_s": train.samples * world.size / seconds_max,  # equal shards
     }
 
 
 def _write_rank_sums(directory: str, world: World, epoch: int, train: EpochSums,
-                     val: EpochSums) -> None:
+                     val: SplitSums) -> None:
+    local = train.local()
+    sums = {"loss": local["loss"], "correct": local["acc"], "count": float(train.samples)}
     path = Path(directory) / f"rank-{world.rank}.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = {"rank": world.rank, "epoch": epoch, "train": dataclasses.asdict(train),
-            "val": dataclasses.asdict(val)}
+    line = {"rank": world.rank, "epoch": epoch, "train": sums, "val": dataclasses.asdict(val)}
     with path.open("a", encoding="utf-8") as handle:
         handle.write(json.dumps(line) + "\n")
 
@@ -443,8 +424,9 @@ def _on_device(data: PreparedData, device: Any) -> PreparedData:
 
 
 def _train_job(
-    config: DistributedConfig, data: PreparedData, world: World, device: Any, tracker: Any,
-    register_as: str | None, checkpoint: Checkpoint | None, on_epoch: EpochCallback | None,
+    config: DistributedConfig, data: PreparedData, world: World, device: torch.device,
+    tracker: ExperimentTracker | None, register_as: str | None, checkpoint: Checkpoint | None,
+    on_epoch: EpochCallback | None,
 ) -> TrainResult:
     import torch
     from torch.nn.parallel import DistributedDataParallel
@@ -456,19 +438,17 @@ def _train_job(
     module = build_model(spec).to(device)
     optimizer = torch.optim.AdamW(module.parameters(), lr=config.learning_rate,
                                   weight_decay=config.weight_decay)
-    scheduler = make_scheduler(optimizer, config.scheduler, epochs=config.epochs)
-    stopper = EarlyStopping(patience=config.early_stopping_patience)
-    best_state, best_metrics, start_epoch, global_step = copy_state(module), {}, 1, 0
+    amp = amp_enabled(device, config.amp)
+    state = TrainState(
+        model=module, optimizer=optimizer,
+        scheduler=make_scheduler(optimizer, config.scheduler, epochs=config.epochs),
+        stopper=EarlyStopping(patience=config.early_stopping_patience),
+        scaler=grad_scaler(device, amp), best_state=copy_state(module),
+    )
     if checkpoint is not None:
-        module.load_state_dict(checkpoint.model_state)
-        optimizer.load_state_dict(checkpoint.optimizer_state)
-        scheduler.load_state_dict(checkpoint.scheduler_state)
-        stopper.load_state_dict(checkpoint.extra["stopper"])
-        best_state = checkpoint.extra["best_state"]
-        best_metrics = dict(checkpoint.extra["best_metrics"])
-        start_epoch, global_step = checkpoint.epoch + 1, checkpoint.global_step
-    model = DistributedDataParallel(module) if world.distributed else module
-    epoch = start_epoch - 1
+        restore_state(state, checkpoint, device)
+    state.wrapper = DistributedDataParallel(module) if world.distributed else None
+    epoch = state.epoch
     resumed_run_id = checkpoint.run_id if checkpoint else None
     with _rank_run(world, tracker, resumed_run_id) as (run, experiment_id):
         saver = CheckpointManager(
@@ -481,40 +461,32 @@ def _train_job(
             run.log_params({**params, "world_size": world.size, "device": str(device),
                             "backend": _pick_backend(config.backend, device)})
             log_data_params(run, data.params)
-        for epoch in range(start_epoch, config.epochs + 1):
+        for epoch in range(state.epoch + 1, config.epochs + 1):
             torch.manual_seed(config.seed * 1_000_003 + epoch * 1_009 + world.rank)  # dropout
             lr = current_lr(optimizer)
             with EpochTimer(0) as timer:
-                train_sums, global_step = train_epoch(
-                    model, optimizer, data.train, config, world, device, epoch,
-                    run.log_metrics, global_step,
-                )
+                train_sums = train_epoch(state, data.train, config, world, epoch,
+                                         run.log_metrics, amp)
             val_sums = evaluate(module, data.val, config, world, device)
             if config.rank_metrics_dir:
                 _write_rank_sums(config.rank_metrics_dir, world, epoch, train_sums, val_sums)
             metrics = {**reduce_epoch_metrics(train_sums, val_sums, timer.seconds, world, device),
                        "lr": lr}
+            state.epoch = epoch
             run.log_metrics(metrics, step=epoch)
-            step_scheduler(scheduler, metrics["val_loss"])
-            improved = stopper.update(metrics["val_loss"], epoch)
+            step_scheduler(state.scheduler, metrics["val_loss"])
+            improved = state.stopper.update(metrics["val_loss"], epoch)
             if improved:
-                best_state, best_metrics = copy_state(module), dict(metrics)
-            last = epoch == config.epochs or stopper.should_stop
+                state.best_state, state.best_metrics = copy_state(module), dict(metrics)
+            last = epoch == config.epochs or state.stopper.should_stop
             if world.is_main and (improved or last):  # on improvement and at the end
-                saver.save(Checkpoint(
-                    config=config_dict(config), model_state=module.state_dict(),
-                    optimizer_state=optimizer.state_dict(), epoch=epoch,
-                    global_step=global_step, run_id=run.run_id,
-                    scheduler_state=scheduler.state_dict(),
-                    extra={"stopper": stopper.state_dict(), "best_state": best_state,
-                           "best_metrics": best_metrics},
-                ))
+                save_state(saver, state, config, run.run_id, spec)
             if on_epoch is not None and world.is_main:
                 on_epoch(epoch, metrics)
-            if stopper.should_stop:
+            if state.stopper.should_stop:
                 break
-        module.load_state_dict(best_state)
-        best_metrics.update(_test_metrics(module, data, config, world, device))
+        module.load_state_dict(state.best_state)
+        best_metrics = {**state.best_metrics, **_test_metrics(module, data, config, world, device)}
         if not world.is_main:
             return TrainResult(run_id="", best_metrics=best_metrics, model_uri=None,
                                epochs_run=epoch)
@@ -522,14 +494,14 @@ def _train_job(
                         step=epoch)
         model_uri, version = log_best_model(
             module.cpu(), builder=BUILDER, config=spec,
-            input_example=data.val.x[:2].numpy(), register_as=register_as,
+            input_example=data.val.x[:2].cpu().numpy(), register_as=register_as,
             metadata={**data.metadata, "world_size": world.size},
         )
         return TrainResult(
             run_id=run.run_id, best_metrics=best_metrics, model_uri=model_uri,
             registered_version=version, epochs_run=epoch, experiment_id=experiment_id,
-            best_epoch=stopper.best_epoch, checkpoint_dir=str(saver.directory),
-            stopped_early=stopper.should_stop,
+            best_epoch=state.stopper.best_epoch, checkpoint_dir=str(saver.directory),
+            stopped_early=state.stopper.should_stop,
         )
 
 
