@@ -94,10 +94,11 @@ def test_hopeless_trials_are_pruned_and_tagged(store_uri: str, search_data):
         assert (row["rank"] is None) == (row["state"] != "complete")
 
 
-def test_growing_keeps_the_function_and_the_optimiser_state():
+@pytest.mark.parametrize("layout", [da.SEQUENTIAL_LAYOUT, None], ids=["sequential", "v1"])
+def test_growing_keeps_the_function_and_the_optimiser_state(layout):
     torch.manual_seed(0)
     spec = {"n_features": 6, "n_classes": 3, "hidden_sizes": [4, 5], "activation": "gelu",
-            "dropout": 0.0}
+            "dropout": 0.0, **({"layout": layout} if layout else {})}
     model = da.build_model(spec)
     optimizer = torch.optim.AdamW(model.parameters(), lr=0.01)
     x, y = torch.randn(20, 6), torch.randint(0, 3, (20,))
@@ -109,19 +110,31 @@ def test_growing_keeps_the_function_and_the_optimiser_state():
     def make(m):
         return torch.optim.AdamW(m.parameters(), lr=0.01)
 
+    def first_and_head(m):
+        layers = [layer for layer in m.modules() if isinstance(layer, torch.nn.Linear)]
+        return layers[0], layers[-1]
+
     generator = torch.Generator().manual_seed(1)
     grown, grown_optimizer = da.reshape(model, optimizer, [8, 10], spec, make, generator)
 
     assert torch.allclose(grown(x), model(x), atol=1e-6)
-    old_state = optimizer.state[model.hidden[0].weight]
-    new_state = grown_optimizer.state[grown.hidden[0].weight]
+    old_state = optimizer.state[first_and_head(model)[0].weight]
+    new_state = grown_optimizer.state[first_and_head(grown)[0].weight]
     assert new_state["exp_avg"].shape == (8, 6)
     assert torch.equal(new_state["exp_avg"][:4], old_state["exp_avg"])
     assert int(new_state["step"]) == 3
 
     shrunk, shrunk_optimizer = da.reshape(grown, grown_optimizer, [2, 3], spec, make, generator)
     assert shrunk(x).shape == (20, 3)
-    assert shrunk_optimizer.state[shrunk.head.weight]["exp_avg"].shape == (3, 3)
+    head = first_and_head(shrunk)[1]
+    assert shrunk_optimizer.state[head.weight]["exp_avg"].shape == (3, 3)
+
+
+def test_search_models_are_built_by_the_one_mlp_builder():
+    spec = {"n_features": 6, "n_classes": 3, "hidden_sizes": [4, 5], "activation": "tanh",
+            "dropout": 0.1, "layout": da.SEQUENTIAL_LAYOUT}
+    keys = list(da.build_model(spec).state_dict())
+    assert keys == ["0.weight", "0.bias", "3.weight", "3.bias", "6.weight", "6.bias"]
 
 
 def test_a_stalled_trial_is_reshaped_during_training(store_uri: str, search_data):

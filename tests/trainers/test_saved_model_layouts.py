@@ -22,6 +22,7 @@ CASES = (
     "multi_task_learning_hidden_heads",
     "online_learning",
     "training_infrastructure",
+    "dynamic_architecture",
     "mlp_single_output",
     "mlp_heads",
 )

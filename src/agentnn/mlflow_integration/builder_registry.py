@@ -68,7 +68,7 @@ AGENTNN_BUILDERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     ),
     "dynamic_architecture": (
         "agentnn.nn_models.dynamic_architecture", "build_model",
-        ("n_features", "hidden_sizes", "n_classes", "activation", "dropout"),
+        ("n_features", "hidden_sizes", "n_classes", "activation", "dropout", "layout"),
     ),
     "multi_task_learning": (
         "agentnn.nn_models.multi_task_learning", "build_model",

@@ -78,7 +78,6 @@ from agentnn.nn_models.results import (
     copy_state,
     log_best_model,
     open_tracker,
-    plain_mlp,
 )
 
 __all__ = [
@@ -89,6 +88,6 @@ __all__ = [
     "check_config", "check_positive", "check_range", "check_resume_config", "checkpoint_dir",
     "config_dict", "config_from_mapping", "copy_state", "current_lr", "flatten_config",
     "iterate_batches", "list_checkpoints", "load_checkpoint", "log_best_model",
-    "log_data_params", "make_scheduler", "open_tracker", "plain_mlp", "require_features",
+    "log_data_params", "make_scheduler", "open_tracker", "require_features",
     "require_samples", "seed_everything", "step_scheduler",
 ]

@@ -73,6 +73,7 @@ from agentnn.nn_models.devices import (
     resolve_device,
 )
 from agentnn.nn_models.loop import EpochPlan, TrainState, classification_loss, run_epoch
+from agentnn.nn_models.mlp import ACTIVATIONS, mlp
 
 if TYPE_CHECKING:
     import optuna
@@ -82,7 +83,7 @@ if TYPE_CHECKING:
 
 EXPERIMENT = "architecture_optimization"
 BUILDER = "agentnn.nn_models.dynamic_architecture:build_model"
-ACTIVATION_NAMES = ("relu", "gelu", "tanh", "silu")
+ACTIVATION_NAMES = tuple(ACTIVATIONS)
 LEADERBOARD_FIELDS = ("rank", "trial", "state", "run_id", "val_loss", "val_acc", "depth",
                       "hidden_sizes", "final_hidden_sizes", "dropout", "activation",
                       "learning_rate", "n_params", "reshapes")
@@ -198,28 +199,31 @@ def _check_int_list(name: str, values: list[int]) -> None:
 # --- the network and its reshaping -------------------------------------------------------------
 
 
+SEQUENTIAL_LAYOUT = "sequential"  # the spec's "layout" for networks from nn_models.mlp
+
+
 def build_model(config: dict[str, Any]) -> torch.nn.Module:
-    """A :class:`MorphableMLP` from its JSON spec (what the logged model stores)."""
-    return _mlp_class()(
-        n_features=int(config["n_features"]),
-        hidden_sizes=[int(width) for width in config["hidden_sizes"]],
-        n_classes=int(config["n_classes"]),
-        activation=str(config["activation"]),
-        dropout=float(config["dropout"]),
-    )
+    """The search's network from its JSON spec (what the logged model stores).
+
+    A spec with ``layout: "sequential"`` is built by the one MLP builder
+    (:func:`agentnn.nn_models.mlp.mlp`); a spec without it is a model logged before, whose
+    weights name their layers ``hidden.<i>`` and ``head``, and is built with that layout.
+    """
+    n_features, n_classes = int(config["n_features"]), int(config["n_classes"])
+    hidden = [int(width) for width in config["hidden_sizes"]]
+    activation, dropout = str(config["activation"]), float(config["dropout"])
+    if config.get("layout") == SEQUENTIAL_LAYOUT:
+        return mlp(n_features, hidden, n_classes, activation=activation, dropout=dropout)
+    return _legacy_mlp_class()(n_features, hidden, n_classes, activation, dropout)
 
 
-def _mlp_class() -> Any:
-    """The module class, defined on first use so that importing this module needs no torch."""
-    global _MLP
-    if _MLP is None:
+def _legacy_mlp_class() -> type[torch.nn.Module]:
+    """The layout of search models logged before the one MLP builder: only to load them."""
+    global _LEGACY_MLP
+    if _LEGACY_MLP is None:
         from torch import nn
 
-        activations = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU}
-
         class MorphableMLP(nn.Module):
-            """An MLP whose hidden widths can change without forgetting what it learned."""
-
             def __init__(self, n_features: int, hidden_sizes: list[int], n_classes: int,
                          activation: str = "relu", dropout: float = 0.0) -> None:
                 super().__init__()
@@ -228,28 +232,32 @@ def _mlp_class() -> Any:
                     nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:])
                 )
                 self.head = nn.Linear(sizes[-1], n_classes)
-                self.act = activations[activation]()
+                self.act = getattr(nn, ACTIVATIONS[activation])()
                 self.drop = nn.Dropout(dropout)
 
-            @property
-            def hidden_sizes(self) -> list[int]:
-                return [layer.out_features for layer in self.hidden]
-
-            def forward(self, x: Any) -> Any:
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
                 for layer in self.hidden:
                     x = self.drop(self.act(layer(x)))
                 return self.head(x)
 
-        _MLP = MorphableMLP
-    return _MLP
+        _LEGACY_MLP = MorphableMLP
+    return _LEGACY_MLP
 
 
-_MLP: Any = None
+_LEGACY_MLP: type[torch.nn.Module] | None = None
 
 
-def _unit_importance(model: Any, layer_index: int) -> Any:
+def _linears(model: torch.nn.Module) -> list[tuple[str, torch.nn.Linear]]:
+    """The network's Linear layers by state-dict name, input to head (either layout)."""
+    from torch import nn
+
+    return [(name, module) for name, module in model.named_modules()
+            if isinstance(module, nn.Linear)]
+
+
+def _unit_importance(model: torch.nn.Module, layer_index: int) -> torch.Tensor:
     """How much a hidden unit matters: the norm of its incoming times its outgoing weights."""
-    layers = [*model.hidden, model.head]
+    layers = [layer for _, layer in _linears(model)]
     incoming = layers[layer_index].weight.detach().norm(dim=1)
     outgoing = layers[layer_index + 1].weight.detach().norm(dim=0)
     return incoming * outgoing
@@ -260,7 +268,8 @@ def _kept_units(model: Any, new_sizes: list[int]) -> list[Any]:
     import torch
 
     kept = []
-    for index, (old, new) in enumerate(zip(model.hidden_sizes, new_sizes)):
+    widths = [layer.out_features for _, layer in _linears(model)[:-1]]
+    for index, (old, new) in enumerate(zip(widths, new_sizes)):
         if new >= old:
             kept.append(torch.arange(old))
         else:
@@ -286,7 +295,7 @@ def _resize(tensor: Any, dim: int, keep: Any, size: int, init_scale: float | Non
 def _reshape_plan(model: Any, new_sizes: list[int]) -> dict[str, list[tuple[int, Any, int]]]:
     """Per parameter name, the (dim, kept units, new size) resizes to apply, in order."""
     kept = _kept_units(model, new_sizes)
-    names = [f"hidden.{index}" for index in range(len(new_sizes))] + ["head"]
+    names = [name for name, _ in _linears(model)]
     plan: dict[str, list[tuple[int, Any, int]]] = {}
     for index, name in enumerate(names):
         incoming = (1, kept[index - 1], new_sizes[index - 1]) if index > 0 else None
@@ -426,7 +435,8 @@ def train_trial(
     generator = torch.Generator().manual_seed(trial_seed)
     spec = {"n_features": int(data.train.x.shape[1]), "n_classes": data.n_classes,
             "hidden_sizes": list(architecture["hidden_sizes"]),
-            "dropout": architecture["dropout"], "activation": architecture["activation"]}
+            "dropout": architecture["dropout"], "activation": architecture["activation"],
+            "layout": SEQUENTIAL_LAYOUT}
     make_optimizer = _make_optimizer(config, architecture["learning_rate"])
     model = build_model(spec).to(device)
     # The shared epoch core; ``stopper`` only watches for stalls (reshapes), pruning ends early.

@@ -4,12 +4,11 @@ the routers' plain MLP, copies of weights, the tracker a trainer opens by defaul
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from agentnn.nn_models.configs import JSONValue
-from agentnn.nn_models.mlp import mlp
 
 if TYPE_CHECKING:
     import numpy as np
@@ -73,15 +72,6 @@ def log_best_model(
     )
     version = getattr(logged, "registered_version", None)
     return logged.model_uri, (str(version) if version is not None else None)
-
-
-def plain_mlp(n_features: int, hidden_sizes: Sequence[int], n_outputs: int,
-              dropout: float) -> torch.nn.Sequential:
-    """The routers' shape (ReLU, Dropout per hidden width, a linear head), kept for old imports.
-
-    New code calls :func:`agentnn.nn_models.mlp.mlp` directly.
-    """
-    return mlp(n_features, hidden_sizes, n_outputs, activation="relu", dropout=dropout)
 
 
 def copy_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:

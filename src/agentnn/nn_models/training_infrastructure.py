@@ -73,7 +73,6 @@ from agentnn.nn_models.common import (
     log_data_params,
     make_scheduler,
     open_tracker,
-    plain_mlp,
     seed_everything,
     step_scheduler,
 )
@@ -99,6 +98,7 @@ from agentnn.nn_models.loop import (
     run_epoch,
     save_state,
 )
+from agentnn.nn_models.mlp import mlp
 
 if TYPE_CHECKING:
     import torch
@@ -167,14 +167,10 @@ class DistributedConfig:
 # --- model -------------------------------------------------------------------------------------
 
 
-def build_model(config: dict[str, Any]) -> Any:
+def build_model(config: dict[str, Any]) -> torch.nn.Module:
     """The router MLP from its JSON spec: ``n_features``, ``hidden_sizes``, ``n_classes``."""
-    return plain_mlp(
-        int(config["n_features"]),
-        [int(width) for width in config["hidden_sizes"]],
-        int(config["n_classes"]),
-        float(config["dropout"]),
-    )
+    return mlp(int(config["n_features"]), [int(width) for width in config["hidden_sizes"]],
+               int(config["n_classes"]), activation="relu", dropout=float(config["dropout"]))
 
 
 # --- the process group -------------------------------------------------------------------------
