@@ -77,6 +77,13 @@ HTTP_CLIENT_DEFAULTS = {
     MLFLOW_HTTP_REQUEST_TIMEOUT: "30",  # seconds per request; a log_batch of 1,000 takes < 1 s
 }
 
+# The writer retries with its own back-off; MLflow's HTTP retries would block one of its calls
+# for minutes while a server is down. Also applied with setdefault, in the writer process.
+WRITER_HTTP_DEFAULTS = {
+    MLFLOW_HTTP_REQUEST_MAX_RETRIES: "0",
+    MLFLOW_HTTP_REQUEST_TIMEOUT: "30",
+}
+
 SUPPORTED_SCHEMES = (
     "sqlite", "http", "https", "postgresql", "mysql", "mssql", "file", "databricks",
 )

@@ -563,10 +563,10 @@ def forward_all(
 ) -> WriterResult | None:
     """Be the folder's writer until done; None when another writer holds the folder."""
     journal_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    # The writer retries with its own back-off; MLflow's HTTP retries would block one call for
-    # minutes while a server is down.
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+    from agentnn.config import WRITER_HTTP_DEFAULTS
+
+    for name, value in WRITER_HTTP_DEFAULTS.items():  # the writer has its own back-off
+        os.environ.setdefault(name, value)
     with open(journal_dir / LOCK_NAME, "a+") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
