@@ -22,10 +22,12 @@ Per trainer it prints, for each measure, the median tracked and plain seconds an
 of the per-pair ratios (tracked / plain):
 
 - **train pass**: the ``epoch_time_s`` the trainer logs (its optimiser loop, per-step logging
-  included) against the plain twin's optimiser pass. Target: within 1.05x.
+  included) against the plain twin's optimiser pass.
 - **whole epoch**: the trainer's time from one ``on_epoch`` to the next against the plain
   twin's optimiser pass plus one validation pass: what the user waits for, including the
   trainer's extra bookkeeping (train-split metrics, checkpoints, schedulers, tracking).
+
+Target (issue 11): each trainer within 1.03x of its untracked twin, on both measures.
 
 The architecture search is narrowed to one fixed candidate without reshapes, so both sides
 train the same network. The online learner has no epochs: its callback comes after every
@@ -60,7 +62,7 @@ BATCH_SIZE = 32  # small batches make per-step overhead visible, the case that m
 EPOCHS = 5  # per run; the first is dropped as warm-up
 REPEATS = 3  # tracked runs per trainer, each with its interleaved plain twin
 SEED = 0
-TARGET_RATIO = 1.05
+TARGET_RATIO = 1.03  # tracked / plain, both measures
 THREADS = 1  # torch intra-op threads; tiny models gain nothing from more, and on a shared
 #              machine spinning threads turn other processes' load into noise
 
@@ -383,7 +385,7 @@ def architecture_trainer(module: Any, data: BenchData, folder: Path, epochs: int
     )
     prepared = module.prepare_data(data.dataset)
     spec = {"n_features": int(prepared.train.x.shape[1]), "n_classes": prepared.n_classes,
-            **SEARCH_ARCHITECTURE}
+            **SEARCH_ARCHITECTURE, "layout": module.SEQUENTIAL_LAYOUT}
     setup = classifier_setup(module, prepared, spec, learning_rate=SEARCH_LEARNING_RATE,
                              weight_decay=config.weight_decay, grad_clip=0.0,
                              batch_size=config.batch_size)
@@ -441,10 +443,10 @@ def measure(tracked: list[float], plain: list[float]) -> tuple[str, float]:
 
 def ratio_line(name: str, pairs: Pairs) -> str:
     train_pass, pass_ratio = measure(pairs.tracked_pass, pairs.plain_pass)
-    whole_epoch, _ = measure(pairs.tracked_epoch, pairs.plain_epoch)
-    verdict = "ok" if pass_ratio <= TARGET_RATIO else "over target"
-    return (f"{name:<21} train pass {train_pass} ({verdict}, target {TARGET_RATIO:.2f}x) | "
-            f"whole epoch {whole_epoch}")
+    whole_epoch, epoch_ratio = measure(pairs.tracked_epoch, pairs.plain_epoch)
+    verdict = "ok" if max(pass_ratio, epoch_ratio) <= TARGET_RATIO else "over target"
+    return (f"{name:<21} train pass {train_pass} | whole epoch {whole_epoch} "
+            f"({verdict}, target {TARGET_RATIO:.2f}x)")
 
 
 def bench_trainer(bench: TrainerBench, data: BenchData, epochs: int, repeats: int,
