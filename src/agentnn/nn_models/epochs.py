@@ -11,14 +11,21 @@ import random
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, TypeAlias
 
 from agentnn.nn_models.configs import check_choice
+
+if TYPE_CHECKING:
+    import torch
+    from torch.optim.lr_scheduler import LRScheduler
 
 SCHEDULERS = ("constant", "cosine", "step", "plateau")
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 """``on_epoch(epoch, metrics)``: called after each epoch (1-based) with that epoch's metrics."""
+
+StopperState: TypeAlias = dict[str, int | float | str | None]
+""":class:`EarlyStopping`'s fields as plain values, as a checkpoint stores them."""
 
 
 # --- seeding -----------------------------------------------------------------------------------
@@ -39,7 +46,8 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def batch_order(n_samples: int, *, seed: int, epoch: int, shuffle: bool = True) -> Any:
+def batch_order(n_samples: int, *, seed: int, epoch: int,
+                shuffle: bool = True) -> torch.Tensor:
     """The sample order of one epoch, a function of (seed, epoch) only.
 
     Why not the global RNG: a resumed run must see the same batches as an uninterrupted one,
@@ -53,7 +61,7 @@ def batch_order(n_samples: int, *, seed: int, epoch: int, shuffle: bool = True) 
     return torch.randperm(n_samples, generator=generator)
 
 
-def iterate_batches(order: Any, batch_size: int) -> Iterator[Any]:
+def iterate_batches(order: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
     """Index tensors of ``batch_size`` (the last one may be smaller) in the given order."""
     for start in range(0, len(order), batch_size):
         yield order[start:start + batch_size]
@@ -116,16 +124,16 @@ class EarlyStopping:
     def should_stop(self) -> bool:
         return self.patience > 0 and self.bad_epochs >= self.patience
 
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self) -> StopperState:
         return dataclasses.asdict(self)
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+    def load_state_dict(self, state: Mapping[str, int | float | str | None]) -> None:
         for key, value in state.items():
             setattr(self, key, value)
 
 
 def make_scheduler(
-    optimizer: Any,
+    optimizer: torch.optim.Optimizer,
     kind: str,
     *,
     epochs: int,
@@ -133,7 +141,7 @@ def make_scheduler(
     step_size: int = 10,
     gamma: float = 0.5,
     patience: int = 2,
-) -> Any:
+) -> LRScheduler:
     """A torch LR scheduler stepped once per epoch; see :func:`step_scheduler`.
 
     ``constant`` keeps the LR; ``cosine`` anneals to ``min_lr`` over ``epochs``; ``step``
@@ -160,7 +168,7 @@ def _constant_factor(epoch: int) -> float:
     return 1.0
 
 
-def step_scheduler(scheduler: Any, val_loss: float) -> None:
+def step_scheduler(scheduler: LRScheduler, val_loss: float) -> None:
     """Advance a scheduler by one epoch; ``plateau`` needs the validation loss."""
     import torch
 
@@ -170,6 +178,6 @@ def step_scheduler(scheduler: Any, val_loss: float) -> None:
         scheduler.step()
 
 
-def current_lr(optimizer: Any) -> float:
+def current_lr(optimizer: torch.optim.Optimizer) -> float:
     """The learning rate of the first parameter group (what the ``lr`` metric logs)."""
     return float(optimizer.param_groups[0]["lr"])

@@ -28,7 +28,7 @@ import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from agentnn.errors import TrainerConfigError
 from agentnn.nn_models.common import (
@@ -53,6 +53,7 @@ from agentnn.nn_models.common import (
     seed_everything,
     step_scheduler,
 )
+from agentnn.nn_models.configs import JSONDict
 from agentnn.nn_models.devices import amp_enabled, autocast, grad_scaler, resolve_device
 
 if TYPE_CHECKING:
@@ -103,7 +104,7 @@ class SupervisedTask:
     """The trainer's own MLflow experiment."""
     builder: str
     """``agentnn.nn_models.<module>:build_model``, called with ``spec`` on load."""
-    spec: dict[str, Any]
+    spec: JSONDict
     """The JSON-able architecture config handed to the builder."""
     splits: dict[str, Batch]
     """``train``/``val``/``test`` -> tensors; ``x`` is the float32 model input."""
@@ -112,8 +113,8 @@ class SupervisedTask:
     whose extra values become ``train_<name>`` metrics, averaged over the epoch on the device."""
     evaluate: Callable[[torch.nn.Module, Batch], dict[str, float]]
     """``evaluate(model, split) -> {"loss": ..., <task metrics>}`` without gradients."""
-    data_params: dict[str, Any]
-    metadata: dict[str, Any] = field(default_factory=dict)
+    data_params: JSONDict
+    metadata: JSONDict = field(default_factory=dict)
     """Stored with the logged model (agents, featuriser, target scaling, tasks)."""
     epoch_extras: Callable[[torch.nn.Module], dict[str, float]] | None = None
     """Extra per-epoch metrics read off the model (e.g. learned task weights)."""
@@ -297,7 +298,7 @@ def evaluate_splits(task: SupervisedTask, model: torch.nn.Module, names: tuple[s
 
 
 def save_state(saver: CheckpointManager, state: TrainState, config: object, run_id: str,
-               spec: dict[str, Any]) -> None:
+               spec: JSONDict) -> None:
     """An atomic checkpoint of the whole state (weights on the CPU, so any device resumes)."""
     import torch
 
@@ -364,7 +365,7 @@ def _on_device(splits: dict[str, Batch], device: torch.device) -> dict[str, Batc
 def fit(
     task: SupervisedTask,
     config: SupervisedConfig,
-    build_model: Callable[[dict[str, Any]], torch.nn.Module],
+    build_model: Callable[[JSONDict], torch.nn.Module],
     *,
     tracker: ExperimentTracker | None = None,
     register_as: str | None = None,
