@@ -25,14 +25,18 @@ import time
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypeAlias
 
 from agentnn.errors import TrainerConfigError
 from agentnn.mlflow_integration.journal import pid_alive
+from agentnn.nn_models.configs import JSONValue
 
 if TYPE_CHECKING:
     import optuna
     from mlflow import MlflowClient
+
+EngineKwargs: TypeAlias = dict[str, dict[str, int]]
+"""Keyword arguments for SQLAlchemy's ``create_engine`` (only ``connect_args`` is set)."""
 
 # --- names stored in the study and on the runs -------------------------------------------------
 STUDY_TAG = "agentnn.study"  # on the parent run and every trial's child run
@@ -68,7 +72,8 @@ def default_storage(tracking_uri: str, journal_dir: str | os.PathLike[str]) -> s
     return f"sqlite:///{(folder / DEFAULT_STORAGE_FILE).resolve()}"
 
 
-def default_study_name(config: Mapping[str, Any], data_params: Mapping[str, Any]) -> str:
+def default_study_name(config: Mapping[str, JSONValue],
+                       data_params: Mapping[str, JSONValue]) -> str:
     """``architecture-<hash>`` of the search space and the data set.
 
     Why derived: the same search over the same data is the same study, so running the command
@@ -84,7 +89,7 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
     import optuna
     from filelock import FileLock
 
-    engine_kwargs: dict[str, Any] = {}
+    engine_kwargs: EngineKwargs = {}
     lock_path: Path | None = None
     if url.startswith("sqlite:///"):
         database = Path(url[len("sqlite:///"):])
@@ -103,7 +108,7 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
         return _rdb_storage(url, engine_kwargs)
 
 
-def _rdb_storage(url: str, engine_kwargs: dict[str, Any]) -> optuna.storages.RDBStorage:
+def _rdb_storage(url: str, engine_kwargs: EngineKwargs) -> optuna.storages.RDBStorage:
     import optuna
     from optuna.storages import RetryHeartbeatStaleTrialCallback
 
