@@ -39,11 +39,11 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
 from agentnn.errors import TrainerConfigError, TrainingJobError
 from agentnn.nn_models.common import (
@@ -76,6 +76,7 @@ from agentnn.nn_models.common import (
     seed_everything,
     step_scheduler,
 )
+from agentnn.nn_models.configs import JSONDict, JSONValue
 from agentnn.nn_models.data_prep import (  # noqa: F401  (re-exported: old import paths)
     MIN_TRAIN_SAMPLES,
     PreparedData,
@@ -103,6 +104,7 @@ from agentnn.nn_models.mlp import mlp
 if TYPE_CHECKING:
     import torch
 
+    from agentnn.data.datasets import LabelledDataset
     from agentnn.mlflow_integration import ExperimentTracker
 
 EXPERIMENT = "distributed_training"
@@ -167,7 +169,7 @@ class DistributedConfig:
 # --- model -------------------------------------------------------------------------------------
 
 
-def build_model(config: dict[str, Any]) -> torch.nn.Module:
+def build_model(config: JSONDict) -> torch.nn.Module:
     """The router MLP from its JSON spec: ``n_features``, ``hidden_sizes``, ``n_classes``."""
     return mlp(int(config["n_features"]), [int(width) for width in config["hidden_sizes"]],
                int(config["n_classes"]), activation="relu", dropout=float(config["dropout"]))
@@ -202,14 +204,15 @@ def world_from_env() -> World:
     )
 
 
-def _pick_backend(requested: str, device: Any = None) -> str:
+def _pick_backend(requested: str, device: torch.device | None = None) -> str:
     if requested != "auto":
         return requested
     return "nccl" if device is not None and device.type == "cuda" else "gloo"
 
 
 @contextlib.contextmanager
-def process_group(world: World, backend: str, device_name: str = "auto") -> Iterator[Any]:
+def process_group(world: World, backend: str,
+                  device_name: str = "auto") -> Iterator[torch.device]:
     """Join the job's process group (when there is more than one rank); yields the device.
 
     On CUDA each rank takes the GPU of its local rank; ``backend="auto"`` then means nccl.
@@ -236,7 +239,8 @@ def process_group(world: World, backend: str, device_name: str = "auto") -> Iter
             dist.destroy_process_group()
 
 
-def all_reduce_sums(values: list[float], world: World, device: Any, op: str = "sum") -> list[float]:
+def all_reduce_sums(values: list[float], world: World, device: torch.device,
+                    op: str = "sum") -> list[float]:
     """Sum (or max) a few numbers over all ranks in one collective; a no-op for one rank."""
     if not world.distributed:
         return list(values)
@@ -251,7 +255,7 @@ def all_reduce_sums(values: list[float], world: World, device: Any, op: str = "s
 # --- data (shared with the architecture search: agentnn.nn_models.data_prep) ------------------
 
 
-def shard(order: Any, world: World) -> Any:
+def shard(order: torch.Tensor, world: World) -> torch.Tensor:
     """This rank's indices of an epoch order: every ``size``-th, equal length on every rank.
 
     The tail that does not divide evenly is dropped (as ``DistributedSampler(drop_last=True)``)
@@ -355,23 +359,36 @@ def _write_rank_sums(directory: str, world: World, epoch: int, train: EpochSums,
 # --- tracking on rank 0 only -------------------------------------------------------------------
 
 
+class RankRun(Protocol):
+    """What a rank logs into: the ``TrackedRun`` on rank 0, a silent stand-in elsewhere."""
+
+    run_id: str
+
+    def log_params(self, params: Mapping[str, JSONValue]) -> None: ...
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None: ...
+
+    def set_tags(self, tags: Mapping[str, JSONValue]) -> None: ...
+
+
 class _SilentRun:
     """Stands in for the tracked run on ranks other than 0, which never talk to MLflow."""
 
     run_id = ""
 
-    def log_params(self, params: dict[str, Any]) -> None:
+    def log_params(self, params: Mapping[str, JSONValue]) -> None:
         pass
 
-    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         pass
 
-    def set_tags(self, tags: dict[str, Any]) -> None:
+    def set_tags(self, tags: Mapping[str, JSONValue]) -> None:
         pass
 
 
 @contextlib.contextmanager
-def _rank_run(world: World, tracker: Any, run_id: str | None) -> Iterator[tuple[Any, str]]:
+def _rank_run(world: World, tracker: ExperimentTracker | None,
+              run_id: str | None) -> Iterator[tuple[RankRun, str]]:
     """Rank 0: the tracked run and its experiment id; other ranks: a silent stand-in."""
     if not world.is_main:
         yield _SilentRun(), ""
@@ -385,10 +402,10 @@ def _rank_run(world: World, tracker: Any, run_id: str | None) -> Iterator[tuple[
 
 
 def train(
-    config: DistributedConfig | dict[str, Any] | None,
-    data: Any,
+    config: DistributedConfig | JSONDict | None,
+    data: LabelledDataset,
     *,
-    tracker: Any = None,
+    tracker: ExperimentTracker | None = None,
     register_as: str | None = None,
     resume_from: str | os.PathLike[str] | None = None,
     on_epoch: EpochCallback | None = None,
@@ -411,7 +428,7 @@ def train(
                           on_epoch)
 
 
-def _on_device(data: PreparedData, device: Any) -> PreparedData:
+def _on_device(data: PreparedData, device: torch.device) -> PreparedData:
     def move(split: Split) -> Split:
         return Split(split.x.to(device), split.y.to(device))
 
@@ -501,8 +518,8 @@ def _train_job(
         )
 
 
-def _test_metrics(module: Any, data: PreparedData, config: DistributedConfig, world: World,
-                  device: Any) -> dict[str, float]:
+def _test_metrics(module: torch.nn.Module, data: PreparedData, config: DistributedConfig,
+                  world: World, device: torch.device) -> dict[str, float]:
     """The best model's loss and accuracy on the test split, summed over every rank's shard."""
     loss, correct, count = all_reduce_sums(
         evaluate(module, data.test, config, world, device).as_list(), world, device
@@ -520,7 +537,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def load_source(data: str | None, dataset: str | None, seed: int) -> Any:
+def load_source(data: str | None, dataset: str | None, seed: int) -> LabelledDataset:
     """The data set every rank loads for itself (same file, same seed, same split)."""
     from agentnn.data import load_dataset
 
@@ -531,7 +548,7 @@ def load_source(data: str | None, dataset: str | None, seed: int) -> Any:
 
 def launch(
     nproc: int,
-    config: DistributedConfig | dict[str, Any] | None = None,
+    config: DistributedConfig | JSONDict | None = None,
     *,
     data: str | os.PathLike[str] | None = None,
     dataset: str | None = None,
