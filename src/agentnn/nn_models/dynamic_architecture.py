@@ -40,7 +40,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar, TypeAlias, TypedDict
 
 from agentnn.errors import TrainerConfigError, TrainingJobError
 from agentnn.nn_models import search_study
@@ -63,6 +63,7 @@ from agentnn.nn_models.common import (
     open_tracker,
     seed_everything,
 )
+from agentnn.nn_models.configs import JSONDict
 from agentnn.nn_models.data_prep import PreparedData, Split, prepare_data
 from agentnn.nn_models.devices import (
     DEFAULT_DEVICE,
@@ -79,6 +80,7 @@ if TYPE_CHECKING:
     import optuna
     import torch
 
+    from agentnn.data.datasets import LabelledDataset
     from agentnn.mlflow_integration import ExperimentTracker, TrackedRun
 
 EXPERIMENT = "architecture_optimization"
@@ -91,6 +93,19 @@ TRIAL_MODEL_DIR = "trial_model"  # child-run artifacts: the trial's best weights
 TRIAL_WEIGHTS = "weights.safetensors"
 TRIAL_SPEC = "spec.json"
 WORKER_SEED_STRIDE = 7919  # each process samples from its own seed: seed + index * stride
+
+LeaderboardRow: TypeAlias = JSONDict
+"""One trial on the leaderboard (keys of ``LEADERBOARD_FIELDS``): stored as JSON in the study's
+trial attributes and in ``leaderboard.json``; rows of older trials may lack keys."""
+
+
+class Architecture(TypedDict):
+    """One point of the search space, as :func:`suggest_architecture` samples it."""
+
+    hidden_sizes: list[int]
+    dropout: float
+    activation: str
+    learning_rate: float
 
 
 @dataclass
@@ -173,7 +188,7 @@ class ArchitectureSearchConfig:
             )
 
     @classmethod
-    def legacy(cls, values: dict[str, Any]) -> dict[str, Any]:
+    def legacy(cls, values: JSONDict) -> JSONDict:
         """Old keys whose meaning changed: ``lr`` (one rate) becomes ``learning_rates``."""
         if "lr" in values and "learning_rates" not in values:
             rate = values.pop("lr")
@@ -202,7 +217,7 @@ def _check_int_list(name: str, values: list[int]) -> None:
 SEQUENTIAL_LAYOUT = "sequential"  # the spec's "layout" for networks from nn_models.mlp
 
 
-def build_model(config: dict[str, Any]) -> torch.nn.Module:
+def build_model(config: JSONDict) -> torch.nn.Module:
     """The search's network from its JSON spec (what the logged model stores).
 
     A spec with ``layout: "sequential"`` is built by the one MLP builder
@@ -263,7 +278,7 @@ def _unit_importance(model: torch.nn.Module, layer_index: int) -> torch.Tensor:
     return incoming * outgoing
 
 
-def _kept_units(model: Any, new_sizes: list[int]) -> list[Any]:
+def _kept_units(model: torch.nn.Module, new_sizes: list[int]) -> list[torch.Tensor]:
     """Per hidden layer, the units that survive: all when growing, the strongest when shrinking."""
     import torch
 
@@ -277,8 +292,8 @@ def _kept_units(model: Any, new_sizes: list[int]) -> list[Any]:
     return kept
 
 
-def _resize(tensor: Any, dim: int, keep: Any, size: int, init_scale: float | None,
-            generator: Any) -> Any:
+def _resize(tensor: torch.Tensor, dim: int, keep: torch.Tensor, size: int,
+            init_scale: float | None, generator: torch.Generator) -> torch.Tensor:
     """``keep`` entries of ``dim`` first, padded to ``size`` with zeros or uniform noise."""
     import torch
 
@@ -292,11 +307,12 @@ def _resize(tensor: Any, dim: int, keep: Any, size: int, init_scale: float | Non
     return out
 
 
-def _reshape_plan(model: Any, new_sizes: list[int]) -> dict[str, list[tuple[int, Any, int]]]:
+def _reshape_plan(model: torch.nn.Module,
+                  new_sizes: list[int]) -> dict[str, list[tuple[int, torch.Tensor, int]]]:
     """Per parameter name, the (dim, kept units, new size) resizes to apply, in order."""
     kept = _kept_units(model, new_sizes)
     names = [name for name, _ in _linears(model)]
-    plan: dict[str, list[tuple[int, Any, int]]] = {}
+    plan: dict[str, list[tuple[int, torch.Tensor, int]]] = {}
     for index, name in enumerate(names):
         incoming = (1, kept[index - 1], new_sizes[index - 1]) if index > 0 else None
         outgoing = (0, kept[index], new_sizes[index]) if index < len(new_sizes) else None
@@ -305,8 +321,11 @@ def _reshape_plan(model: Any, new_sizes: list[int]) -> dict[str, list[tuple[int,
     return plan
 
 
-def reshape(model: Any, optimizer: Any, new_sizes: list[int], spec: dict[str, Any],
-            make_optimizer: Callable[[Any], Any], generator: Any) -> tuple[Any, Any]:
+def reshape(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, new_sizes: list[int],
+    spec: JSONDict, make_optimizer: Callable[[torch.nn.Module], torch.optim.Optimizer],
+    generator: torch.Generator,
+) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
     """The network with hidden widths ``new_sizes``, and its optimiser with state carried over.
 
     Growing preserves the function exactly: new units get random incoming weights and zero
@@ -356,7 +375,7 @@ def next_widths(widths: list[int], train_loss: float, val_loss: float,
 # --- the search space --------------------------------------------------------------------------
 
 
-def suggest_architecture(trial: optuna.Trial, config: ArchitectureSearchConfig) -> dict[str, Any]:
+def suggest_architecture(trial: optuna.Trial, config: ArchitectureSearchConfig) -> Architecture:
     """One point of the space: depth, a width per layer, dropout, activation, learning rate."""
     depth = int(trial.suggest_categorical("depth", config.depths))
     hidden = [int(trial.suggest_categorical(f"width_{layer}", config.widths))
@@ -377,9 +396,9 @@ def suggest_architecture(trial: optuna.Trial, config: ArchitectureSearchConfig) 
 class TrialOutcome:
     """What one trial achieved: its leaderboard row, best weights, and whether it was cut short."""
 
-    row: dict[str, Any]
+    row: LeaderboardRow
     best_state: dict[str, torch.Tensor]
-    best_spec: dict[str, Any]
+    best_spec: JSONDict
     best_metrics: dict[str, float]
     best_epoch: int
     pruned_at: int | None = None
@@ -416,7 +435,7 @@ def _n_params(model: torch.nn.Module) -> int:
 
 
 def train_trial(
-    number: int, architecture: dict[str, Any], data: PreparedData,
+    number: int, architecture: Architecture, data: PreparedData,
     config: ArchitectureSearchConfig, run: TrackedRun,
     should_prune: Callable[[float, int], bool] | None = None,
     on_epoch: EpochCallback | None = None,
@@ -433,10 +452,10 @@ def train_trial(
     trial_seed = config.seed * 1_000 + number
     torch.manual_seed(trial_seed)
     generator = torch.Generator().manual_seed(trial_seed)
-    spec = {"n_features": int(data.train.x.shape[1]), "n_classes": data.n_classes,
-            "hidden_sizes": list(architecture["hidden_sizes"]),
-            "dropout": architecture["dropout"], "activation": architecture["activation"],
-            "layout": SEQUENTIAL_LAYOUT}
+    spec: JSONDict = {"n_features": int(data.train.x.shape[1]), "n_classes": data.n_classes,
+                      "hidden_sizes": list(architecture["hidden_sizes"]),
+                      "dropout": architecture["dropout"],
+                      "activation": architecture["activation"], "layout": SEQUENTIAL_LAYOUT}
     make_optimizer = _make_optimizer(config, architecture["learning_rate"])
     model = build_model(spec).to(device)
     # The shared epoch core; ``stopper`` only watches for stalls (reshapes), pruning ends early.
@@ -573,11 +592,13 @@ def _log_trial_model(run: TrackedRun, outcome: TrialOutcome) -> None:
 # --- the leaderboard ---------------------------------------------------------------------------
 
 
-def leaderboard_rows(trials: list[optuna.trial.FrozenTrial]) -> list[dict[str, Any]]:
+def leaderboard_rows(trials: list[optuna.trial.FrozenTrial]) -> list[LeaderboardRow]:
     """Every finished trial of the study: complete ones ranked by val_loss (then size), then
     pruned and failed ones unranked, by trial number."""
     from optuna.trial import TrialState
 
+    ranked: list[LeaderboardRow]
+    others: list[LeaderboardRow]
     ranked, others = [], []
     for trial in trials:
         if trial.state in (TrialState.RUNNING, TrialState.WAITING):
@@ -592,7 +613,7 @@ def leaderboard_rows(trials: list[optuna.trial.FrozenTrial]) -> list[dict[str, A
             + [{"rank": None, **row} for row in others])
 
 
-def leaderboard_csv(rows: list[dict[str, Any]]) -> str:
+def leaderboard_csv(rows: list[LeaderboardRow]) -> str:
     """The leaderboard as CSV text (lists joined with ``x``: ``64x32``)."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=LEADERBOARD_FIELDS, lineterminator="\n",
@@ -604,8 +625,8 @@ def leaderboard_csv(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def _log_leaderboard(run: TrackedRun, rows: list[dict[str, Any]],
-                     best_spec: dict[str, Any]) -> None:
+def _log_leaderboard(run: TrackedRun, rows: list[LeaderboardRow],
+                     best_spec: JSONDict) -> None:
     with tempfile.TemporaryDirectory(prefix="agentnn-search-") as tmp:
         folder = Path(tmp)
         (folder / "leaderboard.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
@@ -634,7 +655,7 @@ def _pruner(config: ArchitectureSearchConfig) -> optuna.pruners.BasePruner:
                                        n_warmup_steps=config.prune_warmup_epochs)
 
 
-def _study_key(config: ArchitectureSearchConfig) -> dict[str, Any]:
+def _study_key(config: ArchitectureSearchConfig) -> JSONDict:
     """The config fields that define a study (not the budget or the hardware)."""
     return {key: value for key, value in config_dict(config).items()
             if key not in ("n_trials", "device", "amp", "checkpoint_dir")}
@@ -659,8 +680,8 @@ def _optimize(study: optuna.Study, ctx: _SearchContext, n_trials: int,
 
 
 def train(
-    config: ArchitectureSearchConfig | dict[str, Any] | None,
-    data: Any,
+    config: ArchitectureSearchConfig | JSONDict | None,
+    data: LabelledDataset,
     *,
     tracker: ExperimentTracker | None = None,
     register_as: str | None = None,
@@ -783,10 +804,10 @@ class _WorkerJob:
     caller's ``__main__``, which re-runs a user's script that lacks a main guard.
     """
 
-    config: dict[str, Any]
+    config: JSONDict
     n_classes: int
-    params: dict[str, Any]
-    metadata: dict[str, Any]
+    params: JSONDict
+    metadata: JSONDict
     experiment: str
     tracking_uri: str
     journal_dir: str
@@ -927,7 +948,7 @@ def _finish(parent: TrackedRun, tracker: ExperimentTracker, study: optuna.Study,
 
 def _load_trial_model(
     tracker: ExperimentTracker, run_id: str,
-) -> tuple[torch.nn.Module, dict[str, Any], int, dict[str, float]]:
+) -> tuple[torch.nn.Module, JSONDict, int, dict[str, float]]:
     """A trial's best weights from its child run (any process or machine may have logged them)."""
     from safetensors.torch import load_file
 
