@@ -31,6 +31,7 @@ import fcntl
 import gc
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -67,6 +68,10 @@ LOCK_NAME = "writer.lock"
 LOG_NAME = "writer.log"
 WRITER_NICENESS = 19  # the lowest priority: training always comes first
 POLL_INTERVAL = 0.2  # seconds between scans when there is nothing to send
+# Sent by the training process that started the writer when a run ends, so the last chunk is
+# sent at once rather than after the rest of an idle sleep (the drain a user waits for). The
+# writer blocks it before it takes the folder's lock and waits for it with sigtimedwait.
+WAKE_SIGNAL = signal.SIGUSR1
 IDLE_EXIT = 600.0  # seconds without work after which a writer whose parent lives exits anyway
 ORPHAN_RETRY_LIMIT = 600.0  # seconds an orphaned writer keeps retrying an unanswering store
 BACKOFF_START, BACKOFF_MAX = 0.5, 30.0
@@ -551,7 +556,26 @@ class Writer:
                     return self.result
             elif time.monotonic() - idle_since > IDLE_EXIT and not pushing:
                 return self.result
-            time.sleep(POLL_INTERVAL)
+            _idle(POLL_INTERVAL)
+
+
+def _idle(seconds: float) -> None:
+    """Sleep ``seconds``, or less when woken by :data:`WAKE_SIGNAL` (in the writer process)."""
+    if WAKE_SIGNAL in signal.pthread_sigmask(signal.SIG_BLOCK, []):
+        signal.sigtimedwait([WAKE_SIGNAL], seconds)
+    else:  # the writer runs inside another program (`agentnn model sync`): plain sleep
+        time.sleep(seconds)
+
+
+def lock_holder(journal_dir: Path) -> int | None:
+    """The pid written in the folder's lock by the writer that holds it (None if unreadable).
+
+    Only meaningful while the lock is held; the file keeps the last holder's pid after it.
+    """
+    try:
+        return int((journal_dir / LOCK_NAME).read_text().strip())
+    except (OSError, ValueError):
+        return None
 
 
 def forward_all(
@@ -615,6 +639,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parent", type=int, default=None, help="exit when this process is gone")
     parser.add_argument("--once", action="store_true", help="send what is there, then exit")
     args = parser.parse_args(argv)
+    # Before the folder's lock is taken (the pid in it tells the owner it may wake us): from
+    # here on the wake-up signal waits for sigtimedwait instead of ending the process.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {WAKE_SIGNAL})
     if not args.once:
         os.nice(WRITER_NICENESS)
     import_mlflow()

@@ -81,6 +81,22 @@ class WriterProcess:
                 )
             return True
 
+    def wake(self) -> bool:
+        """Wake the writer this owner started from its idle sleep; True when it was signalled.
+
+        Only our own child, and only once the folder's lock names it: it blocked the signal
+        before taking the lock, so the signal can never end it. Another process's writer is
+        left to notice on its next scan.
+        """
+        with self._process_lock:
+            process = self.process
+            if process is None or process.poll() is not None:
+                return False
+            if writer.lock_holder(self.journal_dir) != process.pid:
+                return False
+            process.send_signal(writer.WAKE_SIGNAL)
+            return True
+
     # --- journals --------------------------------------------------------------------------
 
     def watch(self, journal: Path) -> None:
@@ -111,6 +127,7 @@ class WriterProcess:
         with self._lock:
             self._open.discard(journal)
             self._draining.add(journal)
+        self.wake()
         try:
             while (left := journal_io.unsent_bytes(journal)) > 0:
                 now = time.monotonic()
