@@ -265,6 +265,16 @@ class TrainingJobError(AgentNNError):
         super().__init__(f"the distributed training job failed ({status}): {detail}")
 
 
+
+class SearchFailedError(AgentNNError):
+    """An architecture search ended without a result: its worker processes failed, or no
+    trial completed. The trials that did finish stay in the study, named in the message."""
+
+    def __init__(self, study: str, reason: str) -> None:
+        self.study = study
+        self.reason = reason
+        super().__init__(f"architecture search {study!r}: {reason}")
+
 # --- lookups -------------------------------------------------------------------------------
 
 

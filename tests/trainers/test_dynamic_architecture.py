@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from agentnn.data import build_interaction_dataset, synthesize_interactions
-from agentnn.errors import TrainerConfigError
+from agentnn.errors import SearchFailedError, TrainerConfigError
 from agentnn.mlflow_integration import ExperimentTracker
 from agentnn.nn_models import dynamic_architecture as da
 from agentnn.nn_models import search_study
@@ -235,3 +235,17 @@ def test_too_small_data_raises_before_any_run_exists(store_uri: str):
     with pytest.raises(TrainerConfigError, match="needs at least"):
         da.train(SMALL_SEARCH, tiny, tracker=tracker)
     assert mlflow.MlflowClient(store_uri).search_runs([tracker.experiment_id]) == []
+
+
+def test_a_search_whose_every_trial_diverges_fails_with_one_line_naming_the_study(
+    store_uri: str, search_data
+):
+    tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
+    diverging = {**SMALL_SEARCH, "n_trials": 2, "learning_rates": [1e30, 1e30]}
+
+    with pytest.raises(SearchFailedError, match=r"'doomed'.*no trial completed.*2 failed"):
+        da.train(diverging, search_data, tracker=tracker, study="doomed")
+
+    client = mlflow.MlflowClient(store_uri)
+    _, children = _runs(client, tracker.experiment_id)
+    assert [child.data.tags["agentnn.trial_state"] for child in children] == ["failed"] * 2

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, TypeAlias, TypedDict
 
-from agentnn.errors import TrainerConfigError, TrainingJobError
+from agentnn.errors import SearchFailedError, TrainerConfigError
 from agentnn.nn_models import search_study
 from agentnn.nn_models.common import (
     EarlyStopping,
@@ -758,9 +758,9 @@ def train(
             finally:
                 failed = _join_workers(processes, stop=not finished)
         if failed:
-            raise TrainingJobError(f"{len(failed)} of {workers} search workers failed (exit "
-                                   f"codes {', '.join(map(str, failed))}); the trials they "
-                                   f"finished are kept in study {study_name!r}")
+            raise SearchFailedError(study_name, (
+                f"{len(failed)} of {workers} search workers failed (exit codes "
+                f"{', '.join(map(str, failed))}); the trials they finished are kept in the study"))
         if progress is not None:
             progress(optuna_study, None)
         return _finish(parent, tracker, optuna_study, ctx.data, config, register_as,
@@ -906,10 +906,9 @@ def _finish(parent: TrackedRun, tracker: ExperimentTracker, study: optuna.Study,
     counts = {state: sum(1 for row in rows if row["state"] == state)
               for state in ("complete", "pruned", "failed")}
     if not complete:
-        raise TrainingJobError(
-            f"no trial of study {study_name!r} completed ({counts['pruned']} pruned, "
-            f"{counts['failed']} failed); nothing to log as the best model"
-        )
+        raise SearchFailedError(study_name, (
+            f"no trial completed ({counts['pruned']} pruned, {counts['failed']} failed); "
+            "nothing to log as the best model"))
     best = complete[0]
     model, spec, best_epoch, best_metrics = _load_trial_model(tracker, best["run_id"])
     model.to(data.train.x.device)
