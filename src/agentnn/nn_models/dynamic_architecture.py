@@ -554,8 +554,11 @@ def _objective(trial: optuna.Trial, ctx: _SearchContext) -> float:
                                tags=tags) as child:
         trial.set_user_attr(search_study.RUN_ID_ATTR, child.run_id)
         try:
+            # Without a pruner nothing reads the per-epoch reports, and each is a write to the
+            # study's storage: the curves are in the child run.
+            pruning = should_prune if ctx.config.pruner != "none" else None
             outcome = train_trial(trial.number, architecture, ctx.data, ctx.config, child,
-                                  should_prune, ctx.on_epoch)
+                                  pruning, ctx.on_epoch)
         except BaseException:
             child.set_tags({search_study.TRIAL_STATE_TAG: "failed"})
             raise

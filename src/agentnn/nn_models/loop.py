@@ -154,25 +154,27 @@ class EpochPlan:
 
 @dataclass
 class EpochSums:
-    """One process's sums over an epoch, kept on the device until they are read once.
+    """One process's sums over an epoch, read from the device once.
 
     ``train_<key>`` values are weighted by batch size, so sums of several ranks (added by
-    ``reduce``) average correctly over the whole job.
+    ``reduce``) average correctly over the whole job. On the CPU they are Python floats (reading
+    a CPU tensor costs nothing, adding floats costs less than a tensor operation); on an
+    accelerator they stay tensors on the device, so no step waits for it.
     """
 
-    loss: torch.Tensor
-    extras: dict[str, torch.Tensor]
+    loss: torch.Tensor | float
+    extras: dict[str, torch.Tensor | float]
     samples: int
+    device: torch.device
 
     def _stacked(self) -> torch.Tensor:
         """``[loss, *extras, samples]`` in one tensor (float64 where the device has it)."""
         import torch
 
-        device = self.loss.device
-        dtype = torch.float32 if device.type == "mps" else torch.float64
-        return torch.stack([self.loss.to(dtype), *(value.to(dtype) for value in
-                                                    self.extras.values()),
-                            torch.tensor(float(self.samples), dtype=dtype, device=device)])
+        dtype = torch.float32 if self.device.type == "mps" else torch.float64
+        values = [self.loss, *self.extras.values(), float(self.samples)]
+        return torch.stack([torch.as_tensor(value, device=self.device).to(dtype)
+                            for value in values])
 
     def local(self) -> dict[str, float]:
         """This process's own sums (``loss`` and each extra), not averaged."""
@@ -186,6 +188,53 @@ class EpochSums:
         count = max(totals[-1], 1.0)
         names = ["loss", *self.extras]
         return {f"train_{name}": total / count for name, total in zip(names, totals)}
+
+
+class _Totals:
+    """Weighted sums of the loss and the extras over an epoch, and of the loss since the last
+    ``step_loss``: floats on the CPU, tensors on an accelerator (see :class:`EpochSums`)."""
+
+    def __init__(self, device: torch.device) -> None:
+        import torch
+
+        self.on_host = device.type == "cpu"
+        self.device = device
+        zero = 0.0 if self.on_host else torch.zeros((), device=device)
+        self.loss: torch.Tensor | float = zero
+        self.extras: dict[str, torch.Tensor | float] = {}
+        self.since_log: torch.Tensor | float = zero
+        self.since_log_samples = 0
+
+    def add(self, loss: torch.Tensor, extras: dict[str, torch.Tensor], weight: int) -> None:
+        if self.on_host:
+            value = loss.item() * weight
+            for key, extra in extras.items():
+                self.extras[key] = self.extras.get(key, 0.0) + extra.item() * weight
+        else:
+            value = loss.detach().float() * weight
+            for key, extra in extras.items():
+                self.extras[key] = self.extras.get(key, 0) + extra.detach().float() * weight
+        self.loss += value
+        self.since_log += value
+        self.since_log_samples += weight
+
+    def take_since_log(self, reduce: Reduce | None) -> tuple[float, float]:
+        """The loss sum and samples since the last call, over every rank; then start again."""
+        import torch
+
+        if reduce is None and self.on_host:
+            taken = (float(self.since_log), float(self.since_log_samples))
+        else:
+            values = torch.stack([torch.as_tensor(self.since_log, device=self.device).double(),
+                                  torch.tensor(float(self.since_log_samples),
+                                               dtype=torch.float64, device=self.device)])
+            taken = tuple((reduce or _plain_values)(values))
+        self.since_log = 0.0 if self.on_host else torch.zeros((), device=self.device)
+        self.since_log_samples = 0
+        return taken
+
+    def epoch(self, samples: int) -> EpochSums:
+        return EpochSums(self.loss, self.extras, samples, self.device)
 
 
 def _split_loss(result: LossResult) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -215,55 +264,49 @@ def run_epoch(
     Every ``plan.accumulate`` micro-batches make one optimiser step; their gradients are
     weighted by size, so the step follows the window's mean loss. Under
     DistributedDataParallel (``state.wrapper``) only a window's last micro-batch synchronises
-    gradients. Sums stay on the device; ``step_loss`` is the mean loss since the last one,
-    read (and summed over ranks with ``reduce``) every ``plan.log_every_steps`` steps, a
-    step every rank reaches.
+    gradients. ``step_loss`` is the mean loss since the last one, summed over ranks with
+    ``reduce``, every ``plan.log_every_steps`` steps (a step every rank reaches).
     """
     import torch
 
-    model, optimizer = state.wrapper or state.model, state.optimizer
+    model, optimizer, scaler = state.wrapper or state.model, state.optimizer, state.scaler
     device = split["x"].device
-    reduce = reduce or _plain_values
     model.train()
-    loss_sum = torch.zeros((), device=device)
-    extra_sums: dict[str, torch.Tensor] = {}
-    since_log = torch.zeros(2, dtype=torch.float64, device=device)  # loss sum, samples
-    batches = [order[start:start + plan.batch_size]
-               for start in range(0, len(order), plan.batch_size)]
-    no_sync = getattr(model, "no_sync", None)
+    totals = _Totals(device)
+    batches = list(torch.split(order, plan.batch_size))
+    no_sync = getattr(model, "no_sync", None) if plan.accumulate > 1 else None
+    casting = autocast(device, True) if amp else contextlib.nullcontext()
     optimizer.zero_grad(set_to_none=True)
     for first in range(0, len(batches), plan.accumulate):
         window = batches[first:first + plan.accumulate]
         window_samples = sum(len(index) for index in window)
         for number, index in enumerate(window, start=1):
             batch = {key: value[index] for key, value in split.items()}
-            syncs = number == len(window) or no_sync is None
             weight = len(index)
-            scale = weight / window_samples  # the window's mean over its micro-batches
+            syncs = number == len(window) or no_sync is None
             with contextlib.nullcontext() if syncs else no_sync():
-                with autocast(device, amp):
+                with casting:
                     loss, extras = _split_loss(loss_fn(model, batch))
-                state.scaler.scale(loss * scale if scale != 1 else loss).backward()
-            loss_sum += loss.detach() * weight
-            for key, value in extras.items():
-                extra_sums[key] = extra_sums.get(key, 0) + value.detach().float() * weight
-            if plan.log_every_steps:
-                since_log[0] += loss.detach() * weight
-                since_log[1] += weight
+                scaled = loss if weight == window_samples else loss * (weight / window_samples)
+                (scaler.scale(scaled) if amp else scaled).backward()
+            totals.add(loss, extras, weight)
         if plan.grad_clip > 0:
-            state.scaler.unscale_(optimizer)
+            if amp:
+                scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(model.parameters(), plan.grad_clip)
-        state.scaler.step(optimizer)
-        state.scaler.update()
+        if amp:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         state.global_step += 1
         if plan.log_every_steps and state.global_step % plan.log_every_steps == 0:
-            logged_sum, logged_samples = reduce(since_log)  # every rank reaches this step
-            since_log.zero_()
+            logged_sum, logged_samples = totals.take_since_log(reduce)  # every rank is here
             if log_step is not None and state.global_step >= first_step_to_log:
                 log_step({"step_loss": logged_sum / max(logged_samples, 1.0)},
                          state.global_step)
-    return EpochSums(loss_sum, extra_sums, len(order))
+    return totals.epoch(len(order))
 
 
 def classification_loss(
