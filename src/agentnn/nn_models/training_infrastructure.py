@@ -93,6 +93,7 @@ from agentnn.nn_models.loop import (
     EpochPlan,
     EpochSums,
     LogStep,
+    Reduce,
     TrainState,
     classification_loss,
     restore_state,
@@ -112,6 +113,7 @@ BUILDER = "agentnn.nn_models.training_infrastructure:build_model"
 BACKENDS = ("auto", "gloo", "nccl")
 LAUNCH_TIMEOUT_S = 1800.0  # a hung rank must not hang the caller for ever
 JOB_STOP_GRACE_S = 15.0  # after SIGTERM, seconds before the job's processes are killed
+EVAL_BATCH = 4096  # rows per no-grad evaluation batch: fewer, larger batches cost less
 PROCESS_GROUP_TIMEOUT_S = 300  # a rank waiting this long in a collective gives up
 
 
@@ -296,7 +298,14 @@ def train_epoch(
     order = shard(batch_order(len(data.y), seed=config.seed, epoch=epoch), world)
     return run_epoch(state, classification_loss, {"x": data.x, "y": data.y},
                      epoch_plan(config), order=order.to(data.x.device), amp=amp,
-                     log_step=log_step, reduce=lambda values: _all_reduce_tensor(values, world))
+                     log_step=log_step, reduce=_reducer(world))
+
+
+def _reducer(world: World) -> Reduce | None:
+    """Sum over the ranks; nothing to do (and no tensor to build) in a world of one."""
+    if not world.distributed:
+        return None
+    return lambda values: _all_reduce_tensor(values, world)
 
 
 def _all_reduce_tensor(values: torch.Tensor, world: World) -> list[float]:
@@ -319,7 +328,7 @@ def evaluate(model: torch.nn.Module, data: Split, config: DistributedConfig, wor
     sums = SplitSums()
     indices = torch.arange(len(data.y))[world.rank::world.size]  # no collectives: keep all
     with torch.no_grad():
-        for batch in iterate_batches(indices, max(config.batch_size, 256)):
+        for batch in iterate_batches(indices, max(config.batch_size, EVAL_BATCH)):
             x, y = data.x[batch].to(device), data.y[batch].to(device)
             logits = model(x)
             sums.loss += float(F.cross_entropy(logits, y, reduction="sum"))
@@ -332,7 +341,7 @@ def reduce_epoch_metrics(
     train: EpochSums, val: SplitSums, seconds: float, world: World, device: torch.device
 ) -> dict[str, float]:
     """Job-wide epoch metrics: sums over ranks, then averages; the slowest rank's time."""
-    metrics = train.means(lambda values: _all_reduce_tensor(values, world))
+    metrics = train.means(_reducer(world))
     val_loss, val_correct, val_count = all_reduce_sums(val.as_list(), world, device)
     (seconds_max,) = all_reduce_sums([seconds], world, device, op="max")
     seconds_max = max(seconds_max, 1e-9)
