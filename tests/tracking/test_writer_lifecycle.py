@@ -10,16 +10,15 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import mlflow
 import pytest
+from writer_helpers import GUARD, wait_until
 
 from agentnn.mlflow_integration import writer
 from agentnn.mlflow_integration.writer_process import WriterProcess
 
-GUARD = 300  # seconds; guards against a hang, times nothing
 SRC = Path(__file__).resolve().parents[2] / "src" / "agentnn"
 
 
@@ -34,16 +33,6 @@ def stop_folder_writer(journal_dir: Path) -> None:
     lock = journal_dir / writer.LOCK_NAME
     if lock.exists() and writer.writer_running(journal_dir):
         os.kill(int(lock.read_text()), signal.SIGTERM)
-
-
-def wait_until(condition, guard: float = GUARD) -> bool:
-    """Poll ``condition`` until it holds; False after ``guard`` seconds (a hang, not a timing)."""
-    deadline = time.monotonic() + guard
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
 
 
 def test_status_and_end_time_are_set_once(tracker, client):

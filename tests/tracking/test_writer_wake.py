@@ -3,21 +3,11 @@
 from __future__ import annotations
 
 import signal
-import time
+
+from writer_helpers import GUARD, wait_until
 
 from agentnn.mlflow_integration import writer
 from agentnn.mlflow_integration.writer_process import WriterProcess
-
-GUARD = 300  # seconds; guards against a hang, times nothing
-
-
-def wait_until(condition, guard: float = GUARD) -> bool:
-    deadline = time.monotonic() + guard
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def test_woken_writer_lives_on_and_sends_the_next_run(tracker, client):
