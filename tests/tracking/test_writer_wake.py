@@ -1,39 +1,51 @@
-"""The training process wakes its writer when a run ends; the wake-up never ends the writer."""
+"""Who writes a run's journal, and how its end wakes the writer."""
 
 from __future__ import annotations
 
+import os
 import signal
 
 from writer_helpers import GUARD, wait_until
 
-from agentnn.mlflow_integration import writer
+from agentnn.mlflow_integration import ExperimentTracker, writer
 from agentnn.mlflow_integration.writer_process import WriterProcess
 
 
-def test_woken_writer_lives_on_and_sends_the_next_run(tracker, client):
-    with tracker.start_run() as first:
-        first.log_metrics({"loss": 0.5}, step=1)
+def test_a_thread_of_the_training_process_writes_its_runs(tracker, client):
+    with tracker.start_run() as run:
+        run.log_metrics({"loss": 0.5}, step=1)
         owner = WriterProcess.for_folder(tracker.journal_dir)
-        process = owner.process
-        assert process is not None
-        assert wait_until(lambda: writer.lock_holder(tracker.journal_dir) == process.pid)
+        assert owner.process is None  # no writer process: MLflow is imported here already
+        assert writer.lock_holder(tracker.journal_dir) == os.getpid()
+        assert owner.wake()
 
+    assert [m.value for m in client.get_metric_history(run.run_id, "loss")] == [0.5]
+    assert client.get_run(run.run_id).info.status == "FINISHED"
+
+
+def test_a_woken_writer_process_lives_on_and_sends_the_next_run(store_uri, workdir, client):
+    journal_dir = workdir / "process-journal"
+    owner = WriterProcess.for_folder(journal_dir)
+    assert owner.ensure_running()  # a writer process holds the folder before any run
+    process = owner.process
     try:
+        assert wait_until(lambda: writer.lock_holder(journal_dir) == process.pid)
         for _ in range(20):  # far more wake-ups than any run sends
             assert owner.wake()
-        with tracker.start_run() as second:
-            second.log_metrics({"loss": 0.25}, step=1)
+        tracker = ExperimentTracker("tests", tracking_uri=store_uri, journal_dir=journal_dir)
+        with tracker.start_run() as run:  # the folder is served: no writer thread
+            run.log_metrics({"loss": 0.25}, step=1)
 
         assert process.poll() is None  # the signal is blocked and awaited, never fatal
-        assert [m.value for m in client.get_metric_history(second.run_id, "loss")] == [0.25]
-        assert client.get_run(second.run_id).info.status == "FINISHED"
+        assert [m.value for m in client.get_metric_history(run.run_id, "loss")] == [0.25]
+        assert client.get_run(run.run_id).info.status == "FINISHED"
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
             process.wait(GUARD)
 
 
-def test_a_writer_it_did_not_start_is_never_signalled(tracker, tmp_path):
+def test_a_writer_it_did_not_start_is_never_signalled(tmp_path):
     stranger = WriterProcess.for_folder(tmp_path / "other-journal")
     assert stranger.process is None
     assert stranger.wake() is False

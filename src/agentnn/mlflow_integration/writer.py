@@ -33,6 +33,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -207,6 +208,7 @@ class JournalForwarder:
         journal: Path,
         client_for: Callable[[str], MlflowClient],
         report: Callable[[str], None] = print,
+        log: Callable[[str], None] | None = None,
     ) -> None:
         self.journal = journal
         self.cursor_file = cursor_path(journal)
@@ -215,6 +217,7 @@ class JournalForwarder:
         self.tracking_uri = self.header.tracking_uri
         self.ended = False
         self._report = report
+        self._log = log  # the store path's own lines (which path, and why): the writer's log
         try:
             self.cursor = Cursor.load(self.cursor_file) or Cursor(first_chunk, 0)
         except JournalError as error:
@@ -379,7 +382,7 @@ class JournalForwarder:
 
         if len(batches) > 1:
             try:
-                sql_bulk.log_batches(client, self.tracking_uri, [
+                sql_bulk.log_batches(client, self.tracking_uri, report=self._log, batches=[
                     sql_bulk.RunBatch(self.run_id, batch.metrics, batch.params, batch.tags)
                     for batch, _, _ in batches
                 ])
@@ -396,7 +399,7 @@ class JournalForwarder:
         try:
             # SQL stores: the native bulk path; anywhere else, or on any doubt, log_batch.
             sql_bulk.log_batch(client, self.tracking_uri, self.run_id, batch.metrics,
-                               batch.params, batch.tags)
+                               batch.params, batch.tags, report=self._log)
         except Exception as error:
             if is_retryable(error):
                 raise
@@ -423,18 +426,34 @@ class WriterResult:
 class Writer:
     """Scans a journal folder and forwards every journal that has unsent records."""
 
-    def __init__(self, journal_dir: Path, retry_limit: float = ORPHAN_RETRY_LIMIT) -> None:
+    def __init__(
+        self,
+        journal_dir: Path,
+        retry_limit: float = ORPHAN_RETRY_LIMIT,
+        *,
+        out: Callable[[str], None] | None = None,
+        stop: threading.Event | None = None,
+        wake: threading.Event | None = None,
+        freeze_gc: bool = True,
+    ) -> None:
+        """``out`` takes the writer's log lines (stdout, the writer process's log file, by
+        default); ``stop`` ends :meth:`run` between passes and ``wake`` cuts an idle wait short;
+        ``freeze_gc`` only where the process is the writer's own (not in a training process:
+        its objects would be frozen too)."""
         self.journal_dir = journal_dir
         self.retry_limit = retry_limit
+        self.out = out or _say
+        self.stop = stop
+        self.wake = wake
         self.result = WriterResult()
         self._forwarders: dict[Path, JournalForwarder] = {}
         self._clients: dict[str, Any] = {}
         self._broken: set[Path] = set()
-        self._frozen = False
+        self._frozen = not freeze_gc
 
     def report(self, line: str) -> None:
         """Say it in the writer's log and keep it for ``sync``."""
-        print(line, flush=True)
+        self.out(line)
         self.result.events.append(line)
 
     def client_for(self, tracking_uri: str) -> MlflowClient:
@@ -460,7 +479,8 @@ class Writer:
             forwarder = self._forwarders.get(journal)
             if forwarder is None:
                 try:
-                    forwarder = JournalForwarder(journal, self.client_for, self.report)
+                    forwarder = JournalForwarder(journal, self.client_for, self.report,
+                                                 self.out)
                 except FileNotFoundError:
                     continue
                 except HeaderIncomplete:
@@ -507,7 +527,7 @@ class Writer:
                 if is_retryable(error):
                     failure = error  # the other journals still get their turn
                     continue
-                print(f"giving up on {forwarder.journal.name}: {error}", flush=True)
+                self.out(f"giving up on {forwarder.journal.name}: {error}")
                 self._broken.add(forwarder.journal)
             finally:
                 self.result.sent += forwarder.sent - sent_before
@@ -531,18 +551,18 @@ class Writer:
         backoff, idle_since, failing_since = BACKOFF_START, time.monotonic(), None
         from agentnn.mlflow_integration.push import AutoPusher  # runs kept locally in an outage
 
-        pusher = None if once else AutoPusher(self.journal_dir)
-        while True:
+        pusher = None if once else AutoPusher(self.journal_dir, log=self.out)
+        while self.stop is None or not self.stop.is_set():
             done, failure = self.forward_pass()
             if failure is not None:
                 failing_since = failing_since or time.monotonic()
-                print(f"store did not answer ({failure}); retrying in {backoff:.1f}s", flush=True)
+                self.out(f"store did not answer ({failure}); retrying in {backoff:.1f}s")
                 orphan = parent_pid is not None and not pid_alive(parent_pid)
                 if (once or orphan) and time.monotonic() - failing_since > self.retry_limit:
                     self.result.store_error = str(failure).splitlines()[0] if str(failure) else (
                         type(failure).__name__)
                     return self.result
-                time.sleep(backoff)
+                _idle(backoff, self.stop)
                 backoff = min(backoff * 2, BACKOFF_MAX)
                 continue
             backoff, failing_since = BACKOFF_START, None
@@ -556,14 +576,23 @@ class Writer:
                     return self.result
             elif time.monotonic() - idle_since > IDLE_EXIT and not pushing:
                 return self.result
-            _idle(POLL_INTERVAL)
+            _idle(POLL_INTERVAL, self.wake)
+        return self.result
 
 
-def _idle(seconds: float) -> None:
-    """Sleep ``seconds``, or less when woken by :data:`WAKE_SIGNAL` (in the writer process)."""
-    if WAKE_SIGNAL in signal.pthread_sigmask(signal.SIG_BLOCK, []):
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _idle(seconds: float, wake: threading.Event | None = None) -> None:
+    """Wait ``seconds``, or less when woken: by ``wake`` (a writer thread), by
+    :data:`WAKE_SIGNAL` (the writer process), or not at all (inside `agentnn model sync`)."""
+    if wake is not None:
+        if wake.wait(seconds):
+            wake.clear()
+    elif WAKE_SIGNAL in signal.pthread_sigmask(signal.SIG_BLOCK, []):
         signal.sigtimedwait([WAKE_SIGNAL], seconds)
-    else:  # the writer runs inside another program (`agentnn model sync`): plain sleep
+    else:
         time.sleep(seconds)
 
 
@@ -584,8 +613,13 @@ def forward_all(
     parent_pid: int | None = None,
     once: bool = False,
     retry_limit: float = ORPHAN_RETRY_LIMIT,
+    wait_for_lock: bool = False,
 ) -> WriterResult | None:
-    """Be the folder's writer until done; None when another writer holds the folder."""
+    """Be the folder's writer until done; None when another writer holds the folder.
+
+    ``wait_for_lock``: wait for the holder to let go instead (a writer that takes over from
+    the writer thread of a training process that is exiting).
+    """
     journal_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     from agentnn.config import WRITER_HTTP_DEFAULTS
 
@@ -593,7 +627,7 @@ def forward_all(
         os.environ.setdefault(name, value)
     with open(journal_dir / LOCK_NAME, "a+") as lock:
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(lock, fcntl.LOCK_EX if wait_for_lock else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             return None
         lock.seek(0)
@@ -638,6 +672,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("journal_dir", type=Path)
     parser.add_argument("--parent", type=int, default=None, help="exit when this process is gone")
     parser.add_argument("--once", action="store_true", help="send what is there, then exit")
+    parser.add_argument("--wait-for-lock", action="store_true",
+                        help="wait for the folder's current writer to let go, then take over")
     args = parser.parse_args(argv)
     # Before the folder's lock is taken (the pid in it tells the owner it may wake us): from
     # here on the wake-up signal waits for sigtimedwait instead of ending the process.
@@ -646,7 +682,8 @@ def main(argv: list[str] | None = None) -> int:
         os.nice(WRITER_NICENESS)
     import_mlflow()
     gc.freeze()  # MLflow's modules live as long as the writer: kept out of full collections
-    forward_all(args.journal_dir, parent_pid=args.parent, once=args.once)
+    forward_all(args.journal_dir, parent_pid=args.parent, once=args.once,
+                wait_for_lock=args.wait_for_lock)
     return 0
 
 

@@ -1,11 +1,16 @@
-"""The one owner of the writer process, for a training process and for ``agentnn model sync``.
+"""The one owner of the folder's writer, for a training process and for ``agentnn model sync``.
 
-A training process asks its :class:`WriterProcess` (one per journal folder) to watch a journal:
-the owner starts the writer unless one already serves the folder, keeps it alive from a daemon
-thread while a watched journal is open or unsent, waits (bounded) for a journal's drain when the
-run ends, and reaps the process it started. It never waits on the store at process exit: the
-keep-alive thread is a daemon, and a writer left with unsent records finishes them on its own
-(it outlives its parent until the store has them, or until its retry limit).
+A training process asks its :class:`WriterProcess` (one per journal folder) to watch a journal.
+Unless a writer already serves the folder, the owner becomes its writer: a thread of the
+training process (:class:`WriterThread`) that forwards the folder's journals with the MLflow
+the process has already imported. Why a thread and not a process of its own: a writer process
+must import MLflow first, about 3 s of CPU, and while PyTorch's threads hold every core that
+import slows each step by far more than its share (a step waits for its slowest thread); the
+native path's work per point (microseconds) is small enough to share the process. The owner
+keeps a writer alive from a daemon thread while a watched journal is open or unsent, starting a
+writer process when the thread cannot serve; waits (bounded) for a journal's drain when the run
+ends; and at exit hands what is still unsent to a writer process, which outlives the training
+process until the store has it (or until its retry limit). It never waits on the store at exit.
 
 ``agentnn model sync`` calls :func:`sync_journals`, which runs the writer in the foreground (or,
 when a background writer holds the folder, waits for it) and returns what happened as plain data.
@@ -13,6 +18,7 @@ when a background writer holds the folder, waits for it) and returns what happen
 
 from __future__ import annotations
 
+import atexit
 import os
 import subprocess
 import sys
@@ -31,6 +37,58 @@ WRITER_CHECK_INTERVAL = 2.0  # the same check while a run waits for its drain
 DRAIN_POLL = 0.02  # seconds between looks at the cursor while waiting for a drain
 STOP_TIMEOUT = 5.0  # seconds stop() waits for the keep-alive thread
 SYNC_WAIT_POLL = 0.2  # seconds between looks while a background writer does the sending
+THREAD_START_TIMEOUT = 5.0  # seconds to learn whether the writer thread got the folder's lock
+
+
+class WriterThread(threading.Thread):
+    """The folder's writer as a daemon thread of the training process.
+
+    It takes the folder's lock (so it is the only writer, as a writer process would be), runs
+    :meth:`Writer.run` with its log lines appended to ``writer.log``, and lets go of the lock
+    when it is stopped or has been idle for :data:`writer.IDLE_EXIT`.
+    """
+
+    def __init__(self, journal_dir: Path) -> None:
+        super().__init__(name="agentnn-writer", daemon=True)
+        self.journal_dir = journal_dir
+        self.stop_event = threading.Event()
+        self.wake_event = threading.Event()
+        self.ready = threading.Event()
+        self.locked = False
+
+    def run(self) -> None:
+        import fcntl
+
+        try:
+            with open(self.journal_dir / writer.LOCK_NAME, "a+") as lock:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:  # another writer serves the folder
+                    return
+                lock.seek(0)
+                lock.truncate()
+                lock.write(str(os.getpid()))
+                lock.flush()
+                self.locked = True
+                self.ready.set()
+                writer.Writer(self.journal_dir, out=self._log, stop=self.stop_event,
+                              wake=self.wake_event, freeze_gc=False).run(parent_pid=None)
+        except Exception as error:  # noqa: BLE001 - the keep-alive starts a writer process
+            self._log(f"writer thread stopped: {type(error).__name__}: {error}")
+        finally:
+            self.locked = False
+            self.ready.set()
+
+    def stop(self, timeout: float) -> bool:
+        """Stop between passes; True when the thread (and its lock) is gone within ``timeout``."""
+        self.stop_event.set()
+        self.wake_event.set()
+        self.join(timeout)
+        return not self.is_alive()
+
+    def _log(self, line: str) -> None:
+        with open(self.journal_dir / writer.LOG_NAME, "a", encoding="utf-8") as log:
+            log.write(line + "\n")
 
 
 class WriterProcess:
@@ -52,6 +110,7 @@ class WriterProcess:
         self._process_lock = threading.Lock()  # the keep-alive thread and the run both start it
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._writer_thread: WriterThread | None = None
 
     @classmethod
     def for_folder(cls, journal_dir: Path) -> WriterProcess:
@@ -63,6 +122,39 @@ class WriterProcess:
 
     # --- the process -----------------------------------------------------------------------
 
+    def serve_in_process(self) -> bool:
+        """Be the folder's writer as a thread of this process unless a writer serves it; True
+        when this process's thread serves the folder."""
+        with self._process_lock:
+            if self._writer_thread is not None and self._writer_thread.is_alive():
+                return self._writer_thread.locked
+            self.journal_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if writer.writer_running(self.journal_dir):
+                return False
+            thread = WriterThread(self.journal_dir)
+            thread.start()
+            thread.ready.wait(THREAD_START_TIMEOUT)
+            if not thread.locked:
+                return False
+            if self._writer_thread is None:
+                atexit.register(self.hand_over)
+            self._writer_thread = thread
+            return True
+
+    def hand_over(self) -> None:
+        """At exit: stop the writer thread and leave what is unsent to a writer process.
+
+        The process waits for the thread's lock (``--wait-for-lock``), so it takes over even
+        when the thread is still in the middle of a send as this process ends.
+        """
+        thread = self._writer_thread
+        if thread is None:
+            return
+        stopped = thread.stop(STOP_TIMEOUT)
+        journals = journal_io.list_journals(self.journal_dir) if self.journal_dir.is_dir() else []
+        if any(journal_io.unsent_bytes(journal) for journal in journals):
+            self._spawn(wait_for_lock=not stopped)
+
     def ensure_running(self) -> bool:
         """Start a detached writer unless one holds the folder; True when one was started."""
         with self._process_lock:
@@ -73,21 +165,32 @@ class WriterProcess:
                 return False
             if self.process is not None:  # started, not holding the lock yet
                 return False
-            with open(self.journal_dir / writer.LOG_NAME, "ab") as log:
-                self.process = subprocess.Popen(
-                    [sys.executable, "-m", "agentnn.mlflow_integration.writer",
-                     str(self.journal_dir), "--parent", str(os.getpid())],
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-                )
+            self._spawn()
             return True
 
-    def wake(self) -> bool:
-        """Wake the writer this owner started from its idle sleep; True when it was signalled.
+    def _spawn(self, *, wait_for_lock: bool = False) -> None:
+        """Start a detached writer process (it outlives this one until its work is done)."""
+        command = [sys.executable, "-m", "agentnn.mlflow_integration.writer",
+                   str(self.journal_dir), "--parent", str(os.getpid())]
+        if wait_for_lock:
+            command.append("--wait-for-lock")
+        with open(self.journal_dir / writer.LOG_NAME, "ab") as log:
+            self.process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                start_new_session=True,
+            )
 
-        Only our own child, and only once the folder's lock names it: it blocked the signal
-        before taking the lock, so the signal can never end it. Another process's writer is
-        left to notice on its next scan.
+    def wake(self) -> bool:
+        """Wake the writer this owner started from its idle wait; True when it was woken.
+
+        The writer thread by its event. A writer process only when it is our own child and the
+        folder's lock names it: it blocked the signal before taking the lock, so the signal can
+        never end it. Another process's writer is left to notice on its next scan.
         """
+        thread = self._writer_thread
+        if thread is not None and thread.is_alive() and thread.locked:
+            thread.wake_event.set()
+            return True
         with self._process_lock:
             process = self.process
             if process is None or process.poll() is not None:
@@ -103,7 +206,8 @@ class WriterProcess:
         """A run started writing ``journal``: make sure a writer serves it until it is sent."""
         with self._lock:
             self._open.add(journal)
-        self.ensure_running()
+        if not self.serve_in_process():
+            self.ensure_running()
         if self._thread is None or not self._thread.is_alive():
             self._stop.clear()
             self._thread = threading.Thread(
@@ -135,7 +239,8 @@ class WriterProcess:
                     return False
                 if now - last_check > WRITER_CHECK_INTERVAL:
                     last_check = now
-                    self.ensure_running()
+                    if not self.serve_in_process():
+                        self.ensure_running()
                 if on_progress is not None:
                     on_progress(1 - left / total)
                 time.sleep(DRAIN_POLL)
@@ -191,7 +296,8 @@ class WriterProcess:
                 busy = bool(self._open or self._draining)
             if not busy:
                 return
-            self.ensure_running()
+            if not self.serve_in_process():
+                self.ensure_running()
 
 
 # --- agentnn model sync --------------------------------------------------------------------
