@@ -86,7 +86,11 @@ def test_ctrl_c_in_a_real_training_process_marks_the_run_killed(store_uri, workd
                 step += 1
                 time.sleep(0.01)
     """))
-    process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    # A journal folder of its own: the session's shared folder may be busy with another test's
+    # unanswering store, and this run's drain would wait behind it.
+    env = {**os.environ, "AGENTNN_JOURNAL_DIR": str(workdir / "journal")}
+    process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
+                               env=env)
     try:
         run_id = process.stdout.readline().strip()
         time.sleep(1.0)
