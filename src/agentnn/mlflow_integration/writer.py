@@ -1,9 +1,11 @@
-"""The writer process: forwards run journals to the MLflow store with ``log_batch``.
+"""The writer: forwards run journals to the MLflow store, natively or with ``log_batch``.
 
-One writer serves every journal in a folder (a file lock makes it the only one) and runs at low
-priority, so the 98% of logging cost that is SQLAlchemy work in Python never holds the training
-process's GIL. It retries with back-off while the store does not answer, and exits once its
-parent process is gone and every journal is sent, or after a long idle spell.
+One writer serves every journal in a folder (a file lock makes it the only one). It runs as a
+thread of the training process that owns the folder (see
+:mod:`agentnn.mlflow_integration.writer_process`) or as a process of its own at the lowest
+priority (started when the thread cannot serve, to take over at the training process's exit, or
+by hand). It retries with back-off while the store does not answer, and a writer process exits
+once its parent process is gone and every journal is sent, or after a long idle spell.
 
 What it does with a journal that is not simply "records to send" (each said in one line):
 
@@ -16,7 +18,8 @@ What it does with a journal that is not simply "records to send" (each said in o
   the time of its last metric point as end time.
 
 A pass that sends nothing is idle: the writer sleeps or (``--once``) returns, so it never spins.
-The process itself is owned by :class:`agentnn.mlflow_integration.writer_process.WriterProcess`.
+The writer (thread or process) is owned by
+:class:`agentnn.mlflow_integration.writer_process.WriterProcess`.
 
 Start by hand (what ``agentnn model sync`` does, in the foreground)::
 
