@@ -38,6 +38,8 @@ DRAIN_POLL = 0.02  # seconds between looks at the cursor while waiting for a dra
 STOP_TIMEOUT = 5.0  # seconds stop() waits for the keep-alive thread
 SYNC_WAIT_POLL = 0.2  # seconds between looks while a background writer does the sending
 THREAD_START_TIMEOUT = 5.0  # seconds to learn whether the writer thread got the folder's lock
+HAND_OVER_WAIT = 1.0  # seconds exit waits for the writer thread to stop between sends; after
+#                       that the process ends anyway (a send cut short is rolled back and kept)
 
 
 class WriterThread(threading.Thread):
@@ -150,7 +152,7 @@ class WriterProcess:
         thread = self._writer_thread
         if thread is None:
             return
-        stopped = thread.stop(STOP_TIMEOUT)
+        stopped = thread.stop(HAND_OVER_WAIT)
         journals = journal_io.list_journals(self.journal_dir) if self.journal_dir.is_dir() else []
         if any(journal_io.unsent_bytes(journal) for journal in journals):
             self._spawn(wait_for_lock=not stopped)
