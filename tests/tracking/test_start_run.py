@@ -75,7 +75,11 @@ def test_keyboard_interrupt_kills_the_run(tracker, client):
 def test_ctrl_c_in_a_real_training_process_marks_the_run_killed(store_uri, workdir: Path):
     script = workdir / "train.py"
     script.write_text(textwrap.dedent(f"""
-        import sys, time
+        import faulthandler, signal, sys, time
+        # As a program started from a terminal: Ctrl-C raises KeyboardInterrupt even when the
+        # process that started it ignores SIGINT (an ignored signal stays ignored across exec).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        faulthandler.register(signal.SIGUSR2, all_threads=True)  # where it hangs, if it does
         from agentnn.mlflow_integration import ExperimentTracker
         tracker = ExperimentTracker("ctrl-c", tracking_uri={store_uri!r})
         with tracker.start_run() as run:
@@ -89,13 +93,22 @@ def test_ctrl_c_in_a_real_training_process_marks_the_run_killed(store_uri, workd
     # A journal folder of its own: the session's shared folder may be busy with another test's
     # unanswering store, and this run's drain would wait behind it.
     env = {**os.environ, "AGENTNN_JOURNAL_DIR": str(workdir / "journal")}
-    process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
-                               env=env)
+    errors = workdir / "stderr.txt"  # a file, not a pipe: a full pipe would block the process
+    process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
+                               stderr=errors.open("w"), text=True, env=env)
     try:
         run_id = process.stdout.readline().strip()
         time.sleep(1.0)
         os.kill(process.pid, signal.SIGINT)
-        process.wait(timeout=120)
+        try:
+            process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGUSR2)
+            time.sleep(2)
+            process.kill()
+            process.wait()
+            pytest.fail("the process did not end after Ctrl-C; its threads:\n"
+                        + errors.read_text(errors="replace"))
     finally:
         if process.poll() is None:
             process.kill()
