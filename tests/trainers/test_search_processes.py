@@ -77,7 +77,9 @@ def test_a_killed_study_resumes_in_the_same_parent_run(
 ):
     storage = f"sqlite:///{workdir / 'study.db'}"
     (workdir / "noprune.yaml").write_text("pruner: none\n")
-    slow = _search(store_uri, log_file, storage, 3, 60, "--config", "noprune.yaml")
+    # Long enough that trial 1 is still training when the test sees it start (without a pruner
+    # an epoch writes nothing to the study, so epochs are quick).
+    slow = _search(store_uri, log_file, storage, 3, 400, "--config", "noprune.yaml")
     _wait_until_trial_one_trains(slow, storage)
     os.killpg(slow.pid, signal.SIGKILL)
     slow.wait()
