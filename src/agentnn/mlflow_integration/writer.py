@@ -29,6 +29,7 @@ Start by hand (what ``agentnn model sync`` does, in the foreground)::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import fcntl
 import gc
@@ -38,7 +39,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -628,16 +629,27 @@ def forward_all(
 
     for name, value in WRITER_HTTP_DEFAULTS.items():  # the writer has its own back-off
         os.environ.setdefault(name, value)
+    with folder_lock(journal_dir, wait=wait_for_lock) as held:
+        if not held:
+            return None
+        return Writer(journal_dir, retry_limit).run(parent_pid, once=once)
+
+
+@contextlib.contextmanager
+def folder_lock(journal_dir: Path, *, wait: bool = False) -> Iterator[bool]:
+    """Hold the folder's writer lock, with this process's pid in it; yields False when another
+    writer holds it (and ``wait`` is not set). Released when the block ends."""
     with open(journal_dir / LOCK_NAME, "a+") as lock:
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX if wait_for_lock else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(lock, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            return None
+            yield False
+            return
         lock.seek(0)
         lock.truncate()
         lock.write(str(os.getpid()))
         lock.flush()
-        return Writer(journal_dir, retry_limit).run(parent_pid, once=once)
+        yield True
 
 
 # Imported by MLflow's package on the way to what the writer uses, never used by the writer.

@@ -59,18 +59,10 @@ class WriterThread(threading.Thread):
         self.locked = False
 
     def run(self) -> None:
-        import fcntl
-
         try:
-            with open(self.journal_dir / writer.LOCK_NAME, "a+") as lock:
-                try:
-                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except OSError:  # another writer serves the folder
+            with writer.folder_lock(self.journal_dir) as held:
+                if not held:  # another writer serves the folder
                     return
-                lock.seek(0)
-                lock.truncate()
-                lock.write(str(os.getpid()))
-                lock.flush()
                 self.locked = True
                 self.ready.set()
                 writer.Writer(self.journal_dir, out=self._log, stop=self.stop_event,
@@ -143,6 +135,11 @@ class WriterProcess:
             self._writer_thread = thread
             return True
 
+    def _ensure_writer(self) -> None:
+        """A writer serves the folder: this process's thread, else a writer process."""
+        if not self.serve_in_process():
+            self.ensure_running()
+
     def hand_over(self) -> None:
         """At exit: stop the writer thread and leave what is unsent to a writer process.
 
@@ -208,8 +205,7 @@ class WriterProcess:
         """A run started writing ``journal``: make sure a writer serves it until it is sent."""
         with self._lock:
             self._open.add(journal)
-        if not self.serve_in_process():
-            self.ensure_running()
+        self._ensure_writer()
         if self._thread is None or not self._thread.is_alive():
             self._stop.clear()
             self._thread = threading.Thread(
@@ -241,8 +237,7 @@ class WriterProcess:
                     return False
                 if now - last_check > WRITER_CHECK_INTERVAL:
                     last_check = now
-                    if not self.serve_in_process():
-                        self.ensure_running()
+                    self._ensure_writer()
                 if on_progress is not None:
                     on_progress(1 - left / total)
                 time.sleep(DRAIN_POLL)
@@ -298,8 +293,7 @@ class WriterProcess:
                 busy = bool(self._open or self._draining)
             if not busy:
                 return
-            if not self.serve_in_process():
-                self.ensure_running()
+            self._ensure_writer()
 
 
 # --- agentnn model sync --------------------------------------------------------------------
