@@ -174,3 +174,55 @@ def test_a_bad_or_empty_log_raises_before_any_run_exists(store_uri: str, workdir
     with pytest.raises(TrainerConfigError, match="empty"):
         ol.train({}, empty, tracker=tracker)
     assert mlflow.MlflowClient(store_uri).search_runs([tracker.experiment_id]) == []
+
+
+# --- the replay reservoir ----------------------------------------------------------------------
+
+
+def _offer(buffer: ol.ReplayBuffer, first: int, count: int) -> None:
+    """Offer records ``first .. first+count-1``; each record's feature 0 is its stream number."""
+    import torch
+
+    numbers = torch.arange(first, first + count, dtype=torch.float32)
+    features = torch.zeros(count, 4)
+    features[:, 0] = numbers
+    buffer.add(features, torch.zeros(count, dtype=torch.long), torch.ones(count))
+
+
+def test_the_reservoir_keeps_a_uniform_sample_of_the_whole_stream():
+    kept_early = kept_late = 0
+    for seed in range(40):
+        buffer = ol.ReplayBuffer(capacity=100, n_features=4, seed=seed)
+        for first in range(0, 2000, 32):
+            _offer(buffer, first, min(32, 2000 - first))
+        stored = buffer.features[:buffer.size, 0]
+        assert buffer.size == 100 and buffer.seen == 2000
+        assert len(set(stored.tolist())) == 100  # no record stored twice
+        kept_early += int((stored < 1000).sum())
+        kept_late += int((stored >= 1000).sum())
+    # each half of the stream holds half of the reservoir (4,000 stored records in all)
+    assert abs(kept_early - kept_late) < 400
+
+
+def test_the_reservoir_continues_identically_after_a_state_round_trip():
+    original = ol.ReplayBuffer(capacity=50, n_features=4, seed=3)
+    _offer(original, 0, 120)
+    restored = ol.ReplayBuffer(capacity=50, n_features=4, seed=99)
+    restored.load_state_dict(original.state_dict())
+    for buffer in (original, restored):
+        _offer(buffer, 120, 64)
+    assert np.array_equal(original.features, restored.features)
+    assert [t.tolist() for t in original.sample(10)] == [t.tolist() for t in restored.sample(10)]
+
+
+def test_a_reservoir_state_saved_with_a_torch_generator_still_loads():
+    import torch
+
+    old_state = {"features": torch.ones(3, 4), "agents": torch.tensor([0, 1, 2]),
+                 "success": torch.tensor([1.0, 0.0, 1.0]), "seen": 3,
+                 "generator": torch.Generator().manual_seed(0).get_state()}
+    buffer = ol.ReplayBuffer(capacity=10, n_features=4, seed=0)
+    buffer.load_state_dict(old_state)
+    assert buffer.size == 3 and buffer.seen == 3
+    features, agents, _ = buffer.sample(5)
+    assert features.shape == (5, 4) and set(agents.tolist()) <= {0, 1, 2}

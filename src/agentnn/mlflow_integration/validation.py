@@ -43,6 +43,8 @@ def metric_value(key: str, value: Any) -> float:
 
     Strings are refused even when they hold a number: a string metric is almost always a bug.
     """
+    if type(value) is float:  # the common case first: this runs for every point logged
+        return value
     if isinstance(value, bool):
         return 1.0 if value else 0.0
     if isinstance(value, numbers.Real):

@@ -73,7 +73,11 @@ class CheckpointManager:
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / f"{CHECKPOINT_PREFIX}{checkpoint.epoch:04d}{CHECKPOINT_SUFFIX}"
         tmp = path.with_name(path.name + ".tmp")
-        torch.save(dataclasses.asdict(checkpoint), tmp)
+        # field by field, not dataclasses.asdict: that deep-copies every tensor first, which
+        # doubled the time of a save
+        fields = {item.name: getattr(checkpoint, item.name)
+                  for item in dataclasses.fields(checkpoint)}
+        torch.save(fields, tmp)
         os.replace(tmp, path)
         for old in list_checkpoints(self.directory)[:-self.keep_last]:
             old.unlink(missing_ok=True)

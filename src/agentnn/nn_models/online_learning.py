@@ -113,7 +113,7 @@ class OnlineConfig:
     drift_reference: int = 20  # updates before those: the level it is compared with
     drift_threshold: float = 0.2  # relative rise of the prequential loss that fires drift
     # --- snapshots and reproducibility -------------------------------------------------------
-    snapshot_every: int = 200  # updates between checkpoints (each writes the whole reservoir)
+    snapshot_every: int = 1000  # updates between checkpoints (each writes the whole reservoir)
     keep_checkpoints: int = DEFAULT_KEEP_CHECKPOINTS
     checkpoint_dir: str | None = None  # default ./checkpoints/online_learning/<run id>
     seed: int = 0
@@ -168,47 +168,49 @@ class ReplayBuffer:
     Reservoir sampling keeps every record seen so far with equal chance, so old regimes fade
     only as fast as new records arrive. The random draws come from the buffer's own seeded
     generator, whose state travels in checkpoints.
+
+    Why NumPy underneath: the buffer is touched twice on every update with a few dozen rows,
+    where a NumPy call costs about a microsecond and a torch call several; the learner pays
+    that on every update, so the reservoir keeps its rows in NumPy arrays (on the CPU, whatever
+    the model's device) and hands out tensors that share their memory.
     """
 
     def __init__(self, capacity: int, n_features: int, seed: int) -> None:
-        import torch
+        import numpy as np
 
         self.capacity = capacity
-        self.features = torch.zeros(capacity, n_features)
-        self.agents = torch.zeros(capacity, dtype=torch.long)
-        self.success = torch.zeros(capacity)
+        self.features = np.zeros((capacity, n_features), dtype=np.float32)
+        self.agents = np.zeros(capacity, dtype=np.int64)
+        self.success = np.zeros(capacity, dtype=np.float32)
         self.size = 0
         self.seen = 0
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = np.random.default_rng(seed)
 
     def add(self, features: torch.Tensor, agents: torch.Tensor, success: torch.Tensor) -> None:
         """Offer each record to the reservoir: kept while there is room, then with chance
         ``capacity / records seen``, replacing a random stored one."""
-        import torch
+        import numpy as np
 
+        features, agents, success = features.numpy(), agents.numpy(), success.numpy()
         count = len(agents)
         room = min(self.capacity - self.size, count)
-        if room == count:  # still filling up: append in one slice
-            end = self.size + count
-            self.features[self.size:end] = features
-            self.agents[self.size:end] = agents
-            self.success[self.size:end] = success
-            self.size, self.seen = end, self.seen + count
-            return
-        slots = list(range(self.size, self.size + room))
-        if room < count:
-            stream_positions = torch.arange(self.seen + room + 1, self.seen + count + 1,
-                                            dtype=torch.float64)
-            draws = torch.rand(count - room, generator=self.generator, dtype=torch.float64)
-            slots += (draws * stream_positions).long().tolist()
-        last_row_per_slot = {slot: row for row, slot in enumerate(slots) if slot < self.capacity}
-        if last_row_per_slot:  # a later record wins a slot two records drew
-            target = torch.tensor(list(last_row_per_slot))
-            source = torch.tensor(list(last_row_per_slot.values()))
-            self.features[target] = features[source]
-            self.agents[target] = agents[source]
-            self.success[target] = success[source]
-        self.size += room
+        if room:  # still filling up: append in one slice
+            end = self.size + room
+            self.features[self.size:end] = features[:room]
+            self.agents[self.size:end] = agents[:room]
+            self.success[self.size:end] = success[:room]
+            self.size = end
+        if room < count:  # record i of the stream replaces slot floor(u * i) when that is a slot
+            positions = np.arange(self.seen + room + 1, self.seen + count + 1, dtype=np.float64)
+            slots = (self.generator.random(count - room) * positions).astype(np.int64)
+            kept = np.flatnonzero(slots < self.capacity)
+            if len(kept):  # a later record wins a slot two records drew
+                last_first = kept[::-1]
+                targets, first = np.unique(slots[last_first], return_index=True)
+                rows = last_first[first] + room
+                self.features[targets] = features[rows]
+                self.agents[targets] = agents[rows]
+                self.success[targets] = success[rows]
         self.seen += count
 
     def sample(self, count: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -216,22 +218,30 @@ class ReplayBuffer:
         import torch
 
         count = min(count, self.size * 4) if self.size else 0
-        index = torch.randint(0, max(self.size, 1), (count,), generator=self.generator)
-        return self.features[index], self.agents[index], self.success[index]
+        index = self.generator.integers(0, max(self.size, 1), count)
+        return (torch.from_numpy(self.features[index]), torch.from_numpy(self.agents[index]),
+                torch.from_numpy(self.success[index]))
 
-    def state_dict(self) -> dict[str, torch.Tensor | int]:
-        return {"features": self.features[:self.size].clone(),
-                "agents": self.agents[:self.size].clone(),
-                "success": self.success[:self.size].clone(), "seen": self.seen,
-                "generator": self.generator.get_state()}
+    def state_dict(self) -> dict[str, torch.Tensor | int | JSONDict]:
+        import torch
 
-    def load_state_dict(self, state: Mapping[str, torch.Tensor | int]) -> None:
+        return {"features": torch.from_numpy(self.features[:self.size].copy()),
+                "agents": torch.from_numpy(self.agents[:self.size].copy()),
+                "success": torch.from_numpy(self.success[:self.size].copy()), "seen": self.seen,
+                "rng": self.generator.bit_generator.state}
+
+    def load_state_dict(self, state: Mapping[str, torch.Tensor | int | JSONDict]) -> None:
+        import numpy as np
+
         self.size = int(len(state["agents"]))
-        self.features[:self.size] = state["features"]
-        self.agents[:self.size] = state["agents"]
-        self.success[:self.size] = state["success"]
+        self.features[:self.size] = state["features"].numpy()
+        self.agents[:self.size] = state["agents"].numpy()
+        self.success[:self.size] = state["success"].numpy()
         self.seen = int(state["seen"])
-        self.generator.set_state(state["generator"])
+        if "rng" in state:
+            self.generator.bit_generator.state = state["rng"]
+        else:  # a checkpoint from before the NumPy reservoir kept a torch generator's state
+            self.generator = np.random.default_rng(state["generator"].tolist())
 
 
 # --- drift signal and learning rate -------------------------------------------------------------
@@ -472,27 +482,26 @@ class OnlineLearner:
 
         if not records:
             raise DataError("update() got no records; pass at least one interaction record")
-        parsed = []
+        # one pass that checks, parses and reads each record: this runs on every update
+        texts, agent_ids, outcomes = [], [], []
+        agent_index = self.agent_index
         for number, record in enumerate(records, start=1):
-            if isinstance(record, dict):
-                try:
-                    record = InteractionRecord.from_dict(record)
-                except DataError as error:
-                    raise DataError(f"record {number} of the update: {error}") from None
-            elif not isinstance(record, InteractionRecord):
-                raise DataError(f"record {number} of the update must be an InteractionRecord or "
-                                f"a dict, got {type(record).__name__}")
-            if record.chosen_agent not in self.agent_index:
+            if type(record) is not InteractionRecord:
+                record = _parse_record(number, record)
+            agent = agent_index.get(record.chosen_agent)
+            if agent is None:
                 raise DataError(
                     f"record {number} of the update: agent {record.chosen_agent!r} is not one of "
                     f"the learner's agents ({', '.join(self.config.agents)})"
                 )
-            parsed.append(record)
-        features = torch.from_numpy(
-            self.featurizer.transform([record.task_description for record in parsed])
-        )
-        agents = torch.tensor([self.agent_index[r.chosen_agent] for r in parsed])
-        success = torch.tensor([float(r.success) for r in parsed])
+            texts.append(record.task_description)
+            agent_ids.append(agent)
+            outcomes.append(float(record.success))
+        features = torch.from_numpy(self.featurizer.transform(texts))
+        agents = torch.tensor(agent_ids)
+        success = torch.tensor(outcomes)
+        if self.device.type == "cpu":
+            return features, agents, success
         return features.to(self.device), agents.to(self.device), success.to(self.device)
 
     def _score(self, features: torch.Tensor, agents: torch.Tensor,
@@ -505,7 +514,9 @@ class OnlineLearner:
         with torch.no_grad():
             logits = self.model(features).gather(1, agents.unsqueeze(1)).squeeze(1)
             loss = float(F.binary_cross_entropy_with_logits(logits, success))
-            accuracy = float(((logits > 0).float() == success).float().mean())
+        # a few dozen values: NumPy reads them in a microsecond, torch ops cost several each
+        predicted = logits.cpu().numpy() > 0
+        accuracy = float((predicted == (success.cpu().numpy() > 0.5)).mean())
         return loss, accuracy
 
     def _restore(self, checkpoint: Checkpoint) -> None:
@@ -542,6 +553,21 @@ class OnlineLearner:
             raise TrainerConfigError(
                 "the learner is not open; use `with OnlineLearner(config) as learner:`"
             )
+
+
+def _parse_record(number: int, record: Record) -> InteractionRecord:
+    """A record given as a dict (or a subclass of the record type) as an InteractionRecord."""
+    from agentnn.data import InteractionRecord
+
+    if isinstance(record, InteractionRecord):
+        return record
+    if isinstance(record, dict):
+        try:
+            return InteractionRecord.from_dict(record)
+        except DataError as error:
+            raise DataError(f"record {number} of the update: {error}") from None
+    raise DataError(f"record {number} of the update must be an InteractionRecord or a dict, "
+                    f"got {type(record).__name__}")
 
 
 def _current_exception() -> ExcInfo:
