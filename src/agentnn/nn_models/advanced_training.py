@@ -333,25 +333,18 @@ def _multimodal_inputs(data: InteractionDataset) -> PreparedData:
 
 
 def compute_loss(model: torch.nn.Module, batch: Mapping[str, torch.Tensor],
-                 config: AdvancedTrainingConfig) -> tuple[torch.Tensor, dict[str, loop.Deferred]]:
+                 config: AdvancedTrainingConfig) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The scalar loss the optimiser minimises, for either mode, and the batch's accuracy.
 
-    The accuracy is deferred (the outputs are kept: no host sync, no reduction every step); the
-    loop turns it into ``train_acc`` / ``train_success_acc`` without a second pass over the
-    training split.
+    The accuracy is a tensor (no host sync); the loop averages it into ``train_acc`` /
+    ``train_success_acc`` without a second pass over the training split.
     """
     output = model(batch["x"])
     loss = loss_of(output, batch, config)
     if config.mode == "classifier":
-        accuracy = loop.Deferred(loop.correct_predictions, (output.detach(), batch["label"]))
-        return loss, {"acc": accuracy}
-    logits = output["success_logit"].detach()
-    return loss, {"success_acc": loop.Deferred(correct_signs, (logits, batch["success"]))}
-
-
-def correct_signs(logits: torch.Tensor, success: torch.Tensor) -> torch.Tensor:
-    """How many success logits are on the side of their outcome (positive for a success)."""
-    return ((logits > 0) == (success > 0.5)).sum()
+        return loss, {"acc": (output.argmax(1) == batch["label"]).float().mean()}
+    correct = ((output["success_logit"] > 0).float() == batch["success"]).float().mean()
+    return loss, {"success_acc": correct}
 
 
 def loss_of(output: torch.Tensor | Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor],

@@ -28,7 +28,7 @@ import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from agentnn.errors import TrainerConfigError
 from agentnn.nn_models.common import (
@@ -63,28 +63,11 @@ if TYPE_CHECKING:
     from agentnn.mlflow_integration import ExperimentTracker
 
     Scheduler = LRScheduler | ReduceLROnPlateau
-    # The scalar to minimise, or (scalar, {name: batch mean or Deferred}) for train_<name>.
-    LossResult = torch.Tensor | tuple[torch.Tensor, dict[str, "torch.Tensor | Deferred"]]
+    # The scalar to minimise, or (scalar, {name: batch-mean tensor}) for train_<name> metrics.
+    LossResult = torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]
     LossFn = Callable[[torch.nn.Module, "Batch"], LossResult]
 
 Batch = dict[str, "torch.Tensor"]
-
-
-class Deferred(NamedTuple):
-    """A train metric read from per-sample outputs later, over many batches at once.
-
-    Why: in a training loop every small tensor operation costs several microseconds a step (a
-    batch accuracy is four of them); keeping a batch's outputs costs none, and ``total`` runs
-    once per :data:`DEFERRED_ROWS` samples (a bound on the memory held) and at the epoch's end.
-    """
-
-    total: Callable[..., torch.Tensor]
-    """``total(*inputs)`` over the concatenated inputs: the metric's sum over those samples."""
-    inputs: tuple[torch.Tensor, ...]
-    """This batch's tensors (detached), one row per sample."""
-
-
-DEFERRED_ROWS = 65_536  # samples of deferred outputs held before they are reduced
 LogStep = Callable[[dict[str, float], int], None]  # run.log_metrics(metrics, step)
 Reduce = Callable[["torch.Tensor"], list[float]]  # a small tensor summed over ranks, as floats
 
@@ -126,9 +109,8 @@ class SupervisedTask:
     splits: dict[str, Batch]
     """``train``/``val``/``test`` -> tensors; ``x`` is the float32 model input."""
     loss: LossFn
-    """``loss(model, batch)``: the scalar to minimise, or (scalar, {name: value}) whose extra
-    values become ``train_<name>`` metrics, averaged over the epoch on the device; a value is
-    the batch's mean (a 0-d tensor) or a :class:`Deferred` (cheaper: read once, later)."""
+    """``loss(model, batch)``: the scalar to minimise, or (scalar, {name: batch-mean tensor})
+    whose extra values become ``train_<name>`` metrics, averaged over the epoch on the device."""
     evaluate: Callable[[torch.nn.Module, Batch], dict[str, float]]
     """``evaluate(model, split) -> {"loss": ..., <task metrics>}`` without gradients."""
     data_params: JSONDict
@@ -210,8 +192,7 @@ class EpochSums:
 
 class _Totals:
     """Weighted sums of the loss and the extras over an epoch, and of the loss since the last
-    ``step_loss``: floats on the CPU, tensors on an accelerator (see :class:`EpochSums`);
-    :class:`Deferred` extras are kept and reduced in bulk."""
+    ``step_loss``: floats on the CPU, tensors on an accelerator (see :class:`EpochSums`)."""
 
     def __init__(self, device: torch.device) -> None:
         import torch
@@ -221,25 +202,19 @@ class _Totals:
         zero = 0.0 if self.on_host else torch.zeros((), device=device)
         self.loss: torch.Tensor | float = zero
         self.extras: dict[str, torch.Tensor | float] = {}
-        self.deferred: dict[str, list[Deferred]] = {}
-        self.deferred_rows = 0
         self.since_log: torch.Tensor | float = zero
         self.since_log_samples = 0
 
     def add(self, loss: torch.Tensor, extras: dict[str, torch.Tensor], weight: int) -> None:
-        for key, extra in extras.items():
-            if type(extra) is Deferred:
-                self.deferred.setdefault(key, []).append(extra)
-            elif self.on_host:
+        if self.on_host:
+            value = loss.item() * weight
+            for key, extra in extras.items():
                 self.extras[key] = self.extras.get(key, 0.0) + extra.item() * weight
-            else:
+        else:
+            value = loss.detach().float() * weight
+            for key, extra in extras.items():
                 self.extras[key] = self.extras.get(key, 0) + extra.detach().float() * weight
-        value = loss.item() * weight if self.on_host else loss.detach().float() * weight
         self.loss += value
-        if self.deferred:
-            self.deferred_rows += weight
-            if self.deferred_rows >= DEFERRED_ROWS:
-                self._reduce_deferred()
         self.since_log += value
         self.since_log_samples += weight
 
@@ -258,20 +233,7 @@ class _Totals:
         self.since_log_samples = 0
         return taken
 
-    def _reduce_deferred(self) -> None:
-        """Add the kept outputs' totals to the extras and let the outputs go."""
-        import torch
-
-        for key, parts in self.deferred.items():
-            columns = zip(*(part.inputs for part in parts))
-            total = parts[0].total(*(torch.cat(column) for column in columns)).double()
-            self.extras[key] = self.extras.get(key, 0.0) + (
-                float(total) if self.on_host else total)
-        self.deferred, self.deferred_rows = {}, 0
-
     def epoch(self, samples: int) -> EpochSums:
-        if self.deferred:
-            self._reduce_deferred()
         return EpochSums(self.loss, self.extras, samples, self.device)
 
 
@@ -350,18 +312,12 @@ def run_epoch(
 def classification_loss(
     model: torch.nn.Module, batch: Batch
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Cross-entropy of ``model(x)`` against ``y``, and the accuracy as ``acc`` (deferred:
-    the logits are kept and compared with the labels in bulk)."""
+    """Cross-entropy of ``model(x)`` against ``y``, and the batch's accuracy as ``acc``."""
     import torch.nn.functional as F
 
     logits = model(batch["x"])
-    accuracy = Deferred(correct_predictions, (logits.detach(), batch["y"]))
-    return F.cross_entropy(logits.float(), batch["y"]), {"acc": accuracy}
-
-
-def correct_predictions(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """How many rows of ``logits`` have their highest value at the row's label."""
-    return (logits.argmax(dim=1) == labels).sum()
+    correct = logits.detach().argmax(dim=1) == batch["y"]
+    return F.cross_entropy(logits.float(), batch["y"]), {"acc": correct.float().mean()}
 
 
 def supervised_plan(config: SupervisedConfig) -> EpochPlan:
