@@ -28,7 +28,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from agentnn import config
+from agentnn import config, heap
 from agentnn.errors import (
     InvalidArgumentError,
     ParamChangedError,
@@ -241,6 +241,7 @@ class TrackedRun:
         finally:
             self._journal.add(EndRecord(status, _now_ms(), applied=applied))
             self._journal.close()
+            heap.release()
 
     def _check_open(self) -> None:
         if self._ended:
@@ -415,6 +416,7 @@ class ExperimentTracker:
         )
         self._writer.watch(journal.path)  # the writer imports MLflow while training starts
         run = TrackedRun(self, run_id, run_name, journal, logged_params)
+        heap.hold()  # released in run.end(): no full collection walks MLflow's heap meanwhile
         if params:
             try:
                 run.log_params(params)

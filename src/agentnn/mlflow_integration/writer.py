@@ -45,6 +45,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agentnn import heap
 from agentnn.errors import DamagedJournalError, JournalError
 from agentnn.mlflow_integration.journal import (
     HEADER_GRACE,
@@ -443,7 +444,8 @@ class Writer:
         """``out`` takes the writer's log lines (stdout, the writer process's log file, by
         default); ``stop`` ends :meth:`run` between passes and ``wake`` cuts an idle wait short;
         ``freeze_gc`` only where the process is the writer's own (not in a training process:
-        its objects would be frozen too)."""
+        its objects would be frozen for good; there :mod:`agentnn.heap` freezes them while a
+        run is open)."""
         self.journal_dir = journal_dir
         self.retry_limit = retry_limit
         self.out = out or _say
@@ -454,6 +456,7 @@ class Writer:
         self._clients: dict[str, Any] = {}
         self._broken: set[Path] = set()
         self._frozen = not freeze_gc
+        self._heap_refrozen = False
 
     def report(self, line: str) -> None:
         """Say it in the writer's log and keep it for ``sync``."""
@@ -543,6 +546,9 @@ class Writer:
             # them (set off by the rows a send allocates) cost about a fifth of a send's CPU.
             gc.freeze()
             self._frozen = True
+        elif done and not self._heap_refrozen:  # a writer thread: only while a run holds it
+            heap.refreeze()
+            self._heap_refrozen = True
         self.result.waiting = waiting + [
             f"journal {f.journal}: its last line is still being written by its training process "
             f"({f.header.describe_process()}); left for later"
