@@ -28,8 +28,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def stop_folder_writer(journal_dir: Path) -> None:
-    """Stop the writer a test's subprocess left behind (by the pid in its lock file)."""
+def stop_folder_writer(journal_dir: Path, *, expected: bool = False) -> None:
+    """Stop the writer a test's subprocess left behind (by the pid in its lock file).
+
+    ``expected``: the subprocess handed unsent points to a writer process as it exited; that
+    process takes the lock only after the exit, so wait for it to hold it before reading it.
+    """
+    if expected:
+        wait_until(lambda: writer.writer_running(journal_dir))
     lock = journal_dir / writer.LOCK_NAME
     if lock.exists() and writer.writer_running(journal_dir):
         os.kill(int(lock.read_text()), signal.SIGTERM)
@@ -94,7 +100,7 @@ def test_a_process_whose_server_is_a_dead_port_finishes_its_run_and_exits(workdi
         trainer = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                                  timeout=GUARD, env=env)
     finally:
-        stop_folder_writer(workdir / "journal")  # it would keep trying the dead port
+        stop_folder_writer(workdir / "journal", expected=True)  # it would retry the dead port
 
     assert trainer.returncode == 0, trainer.stderr
     run_id = trainer.stdout.strip()
