@@ -1,6 +1,6 @@
 """What tracking costs a training loop: untracked, ExperimentTracker, plain MLflow, trackio.
 
-    .venv/bin/python bench/tracking_overhead.py [--steps 2000] [--metrics 10] [--repeats 3]
+    .venv/bin/python bench/tracking_overhead.py [--steps 1000] [--metrics 10] [--repeats 6]
     .venv/bin/python bench/tracking_overhead.py --steps 200 --repeats 1   # a quick check
 
 Trains the same small MLP on CPU (steps of about 5 ms) in one process, logging ``--metrics``
@@ -16,8 +16,10 @@ core of its own), each tracked run on a fresh local store:
 
 Prints, per thread setting, the step loop alone and the whole wall time (run start, loop, and the
 end of the run until the store has every point; each store exists, empty, before the clock
-starts), their ratios to the untracked run, and whether agentnn meets its targets: loop <= 1.02x,
-whole <= 1.05x, and a whole ratio no worse than trackio's in the same run (issue 9).
+starts) as medians, then each tracked run's ratios to the untracked runs just before and after
+it (median and 95% interval of those pairs), and whether agentnn meets its targets on the paired
+medians: loop <= 1.02x, whole <= 1.05x, and a whole ratio no worse than trackio's in the same
+run (issue 9).
 """
 
 from __future__ import annotations
@@ -37,9 +39,9 @@ from torch import nn
 
 # --- defaults ------------------------------------------------------------------------------
 INPUT, HIDDEN, CLASSES, BATCH = 256, 512, 8, 384  # about 5 ms a step on 2 CPU cores
-STEPS = 2000  # about 10 s of training per run
+STEPS = 1000  # about 5-10 s of training per run
 METRICS_PER_STEP = 10
-REPEATS = 3  # untracked/agentnn/trackio runs per thread setting; medians are printed
+REPEATS = 6  # agentnn/trackio runs per thread setting, each between two untracked runs
 TARGET_LOOP, TARGET_WHOLE = 1.02, 1.05
 
 Timing = tuple[float, float]  # (loop seconds, whole seconds)
@@ -187,6 +189,29 @@ def measure(args: argparse.Namespace, with_trackio: bool) -> dict[str, list[Timi
     return results
 
 
+def paired_ratios(runs: list[Timing], untracked: list[Timing]) -> tuple[list[float], list[float]]:
+    """Each tracked run against the mean of the untracked runs just before and after it.
+
+    Why pairs: this machine's speed drifts by 10-20% from one minute to the next, so a run is
+    compared with its neighbours, not with a median taken minutes away.
+    """
+    loops, wholes = [], []
+    for index, (loop, whole) in enumerate(runs):
+        before, after = untracked[index], untracked[min(index + 1, len(untracked) - 1)]
+        loops.append(loop / ((before[0] + after[0]) / 2))
+        wholes.append(whole / ((before[1] + after[1]) / 2))
+    return loops, wholes
+
+
+def spread(ratios: list[float]) -> str:
+    """``"1.03x [0.99-1.06]"``: the median ratio and a distribution-free 95% confidence interval
+    of it (order statistics; with six pairs that is their lowest and highest)."""
+    ordered = sorted(ratios)
+    n = len(ordered)
+    k = max(int(n / 2 - 0.98 * n ** 0.5), 0)
+    return f"{statistics.median(ordered):.3f}x [{ordered[k]:.3f}-{ordered[n - 1 - k]:.3f}]"
+
+
 def report(args: argparse.Namespace, results: dict[str, list[Timing]]) -> None:
     base_loop = statistics.median(loop for loop, _ in results["untracked"])
     base_whole = statistics.median(whole for _, whole in results["untracked"])
@@ -204,6 +229,13 @@ def report(args: argparse.Namespace, results: dict[str, list[Timing]]) -> None:
         ratios[mode] = (loop / base_loop, whole / base_whole)
         print(f"{mode:<10} {loop:8.2f} {whole:8.2f} {loop / base_loop:8.3f}x "
               f"{whole / base_whole:8.3f}x")
+    print(f"paired with the untracked runs beside them, median [95% interval] of "
+          f"{args.repeats} pairs:")
+    for mode in ("agentnn", "trackio"):
+        if results[mode]:
+            loops, wholes = paired_ratios(results[mode], results["untracked"])
+            print(f"  {mode:<8} loop {spread(loops)}  whole {spread(wholes)}")
+            ratios[mode] = (statistics.median(loops), statistics.median(wholes))
     loop_x, whole_x = ratios["agentnn"]
     verdicts = [f"loop {loop_x:.3f}x {'<=' if loop_x <= TARGET_LOOP else '>'} {TARGET_LOOP}",
                 f"whole {whole_x:.3f}x {'<=' if whole_x <= TARGET_WHOLE else '>'} {TARGET_WHOLE}"]
