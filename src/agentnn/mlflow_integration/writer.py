@@ -455,8 +455,8 @@ class Writer:
         self._forwarders: dict[Path, JournalForwarder] = {}
         self._clients: dict[str, Any] = {}
         self._broken: set[Path] = set()
-        self._frozen = not freeze_gc
-        self._heap_refrozen = False
+        self._freeze_gc = freeze_gc
+        self._frozen = False
 
     def report(self, line: str) -> None:
         """Say it in the writer's log and keep it for ``sync``."""
@@ -544,11 +544,12 @@ class Writer:
             # MLflow, SQLAlchemy and the store's engine are loaded now: their millions of
             # objects live as long as the writer, and the garbage collector's full passes over
             # them (set off by the rows a send allocates) cost about a fifth of a send's CPU.
-            gc.freeze()
+            # A writer thread freezes them only while a run holds the heap (agentnn.heap).
+            if self._freeze_gc:
+                gc.freeze()
+            else:
+                heap.refreeze()
             self._frozen = True
-        elif done and not self._heap_refrozen:  # a writer thread: only while a run holds it
-            heap.refreeze()
-            self._heap_refrozen = True
         self.result.waiting = waiting + [
             f"journal {f.journal}: its last line is still being written by its training process "
             f"({f.header.describe_process()}); left for later"

@@ -500,8 +500,6 @@ class OnlineLearner:
         features = torch.from_numpy(self.featurizer.transform(texts))
         agents = torch.tensor(agent_ids)
         success = torch.tensor(outcomes)
-        if self.device.type == "cpu":
-            return features, agents, success
         return features.to(self.device), agents.to(self.device), success.to(self.device)
 
     def _score(self, features: torch.Tensor, agents: torch.Tensor,
