@@ -137,6 +137,20 @@ def test_search_models_are_built_by_the_one_mlp_builder():
     assert keys == ["0.weight", "0.bias", "3.weight", "3.bias", "6.weight", "6.bias"]
 
 
+@pytest.mark.parametrize("train_accuracy", [False, True])
+def test_trials_log_train_accuracy_only_when_asked(store_uri: str, search_data, train_accuracy):
+    tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
+    da.train({**SMALL_SEARCH, "n_trials": 1, "train_accuracy": train_accuracy}, search_data,
+             tracker=tracker)
+
+    client = mlflow.MlflowClient(store_uri)
+    _, (child,) = _runs(client, tracker.experiment_id)
+    assert {"train_loss", "val_loss", "val_acc"} <= set(child.data.metrics)
+    assert ("train_acc" in child.data.metrics) is train_accuracy
+    if train_accuracy:
+        assert 0.0 <= child.data.metrics["train_acc"] <= 1.0
+
+
 def test_a_stalled_trial_is_reshaped_during_training(store_uri: str, search_data):
     tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
     always_stalled = {**SMALL_SEARCH, "n_trials": 1, "stall_patience": 1,
