@@ -31,10 +31,12 @@ interval (single pairs swing by 10-20% here, so the interval says what the media
 Target (issue 11): each trainer within 1.03x of its untracked twin, on both measures.
 
 The architecture search is narrowed to one fixed candidate without reshapes, so both sides
-train the same network. The online learner has no epochs: its callback comes after every
-update, and its twin makes one plain update on the same records (its own copies of them,
-featurise, score without gradients, one Adam step on them plus as many replayed rows); a pair
-is a block of 25 consecutive updates, and "train pass" and "whole epoch" are the same number.
+train the same network (trials skip ``train_acc`` by default, as the twin does). The online
+learner has no epochs: its callback comes after every update, and its twin makes one plain
+update on the same records (its own copies of them) with the learner's algorithm: featurise,
+score without gradients, the drift-adapted learning rate, one Adam step on them plus as many
+rows replayed from the learner's reservoir class; a pair is a block of 25 consecutive updates,
+and "train pass" and "whole epoch" are the same number.
 
 The first epoch (or update) of every run is dropped on both sides (warm-up). Torch runs on one
 thread by default (``--threads``); the load average is printed at the start and the end.
@@ -171,15 +173,22 @@ class PlainLoop:
 
 
 class PlainStream:
-    """The online learner's per-batch work as plain code, one :meth:`update` at a time:
-    featurise the batch, score it without gradients, one Adam step on it plus as many rows
-    replayed from a plain ring buffer. Same model, records and batch size; no tracking,
-    drift signal or snapshots."""
+    """The online learner's learning as plain code, one :meth:`update` at a time: featurise
+    the batch, score it without gradients (the prequential loss the drift monitor watches),
+    set the drift-adapted learning rate, one Adam step on the batch plus as many rows replayed
+    from the learner's own reservoir, then offer the batch to the reservoir.
+
+    Same model, records, batch size and learning algorithm (the module's ``ReplayBuffer``,
+    ``DriftMonitor`` and ``adaptive_lr``): what it leaves out is what the learner does to
+    report and to keep its work safe (record validation, ``val_acc`` and the other metrics,
+    tracking, drift tags, snapshots).
+    """
 
     def __init__(self, module: Any, config: Any) -> None:
         import torch
 
         torch.manual_seed(config.seed)
+        self.module = module
         self.config = config
         self.featurizer = config.featurizer()
         self.agent_index = {name: index for index, name in enumerate(config.agents)}
@@ -188,10 +197,10 @@ class PlainStream:
             "hidden_sizes": list(config.hidden_dims), "dropout": config.dropout,
         })
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate)
-        self.memory_x = torch.zeros(config.replay_capacity, self.featurizer.dim)
-        self.memory_a = torch.zeros(config.replay_capacity, dtype=torch.long)
-        self.memory_s = torch.zeros(config.replay_capacity)
-        self.stored = 0
+        self.buffer = module.ReplayBuffer(config.replay_capacity, self.featurizer.dim,
+                                          config.seed)
+        self.drift = module.DriftMonitor(config.drift_window, config.drift_reference,
+                                         config.drift_threshold)
 
     def update(self, chunk: list[Any]) -> float:
         """Seconds one update on ``chunk`` takes."""
@@ -205,22 +214,21 @@ class PlainStream:
         self.model.eval()
         with torch.no_grad():
             logits = self.model(x).gather(1, a[:, None])[:, 0]
-            float(F.binary_cross_entropy_with_logits(logits, s))
-        size = min(self.stored, self.config.replay_capacity)
-        replay = torch.randint(0, max(size, 1), (len(chunk) if size else 0,))
-        batch_x = torch.cat([x, self.memory_x[replay]])
-        batch_a = torch.cat([a, self.memory_a[replay]])
-        batch_s = torch.cat([s, self.memory_s[replay]])
+            self.drift.observe(float(F.binary_cross_entropy_with_logits(logits, s)))
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.module.adaptive_lr(self.config, self.drift.updates_since_drift)
+        replay_x, replay_a, replay_s = self.buffer.sample(
+            int(round(self.config.replay_ratio * len(chunk))))
+        batch_x = torch.cat([x, replay_x])
+        batch_a = torch.cat([a, replay_a])
+        batch_s = torch.cat([s, replay_s])
         self.model.train()
         logits = self.model(batch_x).gather(1, batch_a[:, None])[:, 0]
         loss = F.binary_cross_entropy_with_logits(logits, batch_s)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        float(loss.detach())
-        slots = torch.arange(self.stored, self.stored + len(chunk)) % self.config.replay_capacity
-        self.memory_x[slots], self.memory_a[slots], self.memory_s[slots] = x, a, s
-        self.stored += len(chunk)
+        self.buffer.add(x, a, s)
         return time.perf_counter() - started
 
 
