@@ -89,6 +89,23 @@ def test_digits_classifier_reaches_95_percent_test_accuracy(digits_data, make_tr
     assert result.best_metrics["test_acc"] >= 0.95
 
 
+@pytest.mark.parametrize("mode, metric", [("classifier", "train_acc"),
+                                          ("multimodal", "train_success_acc")])
+def test_train_accuracy_off_leaves_out_the_train_accuracy_only(
+    small_routing_data, make_tracker, client, mode, metric
+):
+    tracker = make_tracker("advanced_training")
+    config = {"mode": mode, "epochs": 2, "seed": 4}
+    counted = at.train(config, small_routing_data, tracker=tracker)
+    uncounted = at.train({**config, "train_accuracy": False}, small_routing_data,
+                         tracker=tracker)
+
+    assert metric in client.get_run(counted.run_id).data.metrics
+    metrics = client.get_run(uncounted.run_id).data.metrics
+    assert metric not in metrics
+    assert metrics["val_loss"] == client.get_run(counted.run_id).data.metrics["val_loss"]
+
+
 def test_same_seed_gives_the_same_metrics(small_routing_data, make_tracker):
     tracker = make_tracker("advanced_training")
     config = {"mode": "multimodal", "epochs": 2, "seed": 5}

@@ -129,3 +129,24 @@ def test_splits_with_different_feature_counts_raise_before_any_run_exists(store_
     with pytest.raises(TrainerConfigError, match="validation split: the data has 6, the model"):
         ti.train({}, mismatched, tracker=tracker)
     assert mlflow.MlflowClient(store_uri).search_runs([tracker.experiment_id]) == []
+
+
+def test_train_accuracy_off_logs_no_train_acc_and_trains_the_same(
+    workdir: Path, store_uri: str, small_routing_data
+):
+    tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
+    config = {"epochs": 2, "seed": 3, "rank_metrics_dir": str(workdir / "ranks")}
+    counted = ti.train(config, small_routing_data, tracker=tracker)
+    uncounted = ti.train({**config, "train_accuracy": False,
+                          "rank_metrics_dir": str(workdir / "ranks-off")},
+                         small_routing_data, tracker=tracker)
+
+    client = mlflow.MlflowClient(store_uri)
+    assert "train_acc" in client.get_run(counted.run_id).data.metrics
+    metrics = client.get_run(uncounted.run_id).data.metrics
+    assert "train_acc" not in metrics
+    # the accuracy only reports: the same weights come out either way
+    assert _history(client, uncounted.run_id, "val_loss") == _history(
+        client, counted.run_id, "val_loss")
+    rank_line = (workdir / "ranks-off" / "rank-0.jsonl").read_text().splitlines()[0]
+    assert '"correct": null' in rank_line

@@ -88,6 +88,7 @@ class AdvancedTrainingConfig:
     # bookkeeping
     seed: int = 0  # seeds weights, dropout and batch order; same seed, same metrics on CPU
     log_every_steps: int = 1  # per-step ``step_loss`` every N optimiser steps
+    train_accuracy: bool = True  # count train_acc / train_success_acc from the batches
     checkpoint_dir: str | None = None  # default ./checkpoints/advanced_training/<run id>
     keep_checkpoints: int = 2  # the last N checkpoints (written on improvement and at the end)
     # hardware
@@ -341,6 +342,8 @@ def compute_loss(model: torch.nn.Module, batch: Mapping[str, torch.Tensor],
     """
     output = model(batch["x"])
     loss = loss_of(output, batch, config)
+    if not config.train_accuracy:
+        return loss, {}
     if config.mode == "classifier":
         return loss, {"acc": (output.argmax(1) == batch["label"]).float().mean()}
     correct = ((output["success_logit"] > 0).float() == batch["success"]).float().mean()

@@ -96,6 +96,7 @@ from agentnn.nn_models.loop import (
     Reduce,
     TrainState,
     classification_loss,
+    cross_entropy_loss,
     restore_state,
     run_epoch,
     save_state,
@@ -140,6 +141,7 @@ class DistributedConfig:
     amp: bool = False  # float16 mixed precision, on CUDA only
     seed: int = 0
     log_every_steps: int = 10  # step_loss is all-reduced and logged every N optimiser steps
+    train_accuracy: bool = True  # count train_acc from the batches (~5% of a small model's step)
     keep_checkpoints: int = DEFAULT_KEEP_CHECKPOINTS  # written on improvement and at the end
     checkpoint_dir: str | None = None  # default ./checkpoints/<experiment>/<run id>
     rank_metrics_dir: str | None = None
@@ -296,7 +298,8 @@ def train_epoch(
     """One pass of the shared loop over this rank's shard of the epoch (see ``loop.run_epoch``:
     inner micro-steps of a window run under ``no_sync()``, ``step_loss`` is all-reduced)."""
     order = shard(batch_order(len(data.y), seed=config.seed, epoch=epoch), world)
-    return run_epoch(state, classification_loss, {"x": data.x, "y": data.y},
+    loss_fn = classification_loss if config.train_accuracy else cross_entropy_loss
+    return run_epoch(state, loss_fn, {"x": data.x, "y": data.y},
                      epoch_plan(config), order=order.to(data.x.device), amp=amp,
                      log_step=log_step, reduce=_reducer(world))
 
@@ -357,7 +360,7 @@ def reduce_epoch_metrics(
 def _write_rank_sums(directory: str, world: World, epoch: int, train: EpochSums,
                      val: SplitSums) -> None:
     local = train.local()
-    sums = {"loss": local["loss"], "correct": local["acc"], "count": float(train.samples)}
+    sums = {"loss": local["loss"], "correct": local.get("acc"), "count": float(train.samples)}
     path = Path(directory) / f"rank-{world.rank}.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     line = {"rank": world.rank, "epoch": epoch, "train": sums, "val": dataclasses.asdict(val)}
