@@ -150,3 +150,31 @@ def test_train_accuracy_off_logs_no_train_acc_and_trains_the_same(
         client, counted.run_id, "val_loss")
     rank_line = (workdir / "ranks-off" / "rank-0.jsonl").read_text().splitlines()[0]
     assert '"correct": null' in rank_line
+
+
+def test_a_checkpoint_written_before_a_config_key_existed_still_resumes(
+    workdir: Path, store_uri: str, small_routing_data
+):
+    import torch
+
+    tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
+    config = ti.DistributedConfig(epochs=2, seed=2)
+
+    def stop_after_first_epoch(epoch: int, metrics: dict[str, float]) -> None:
+        raise Interrupted
+
+    with pytest.raises(Interrupted):
+        ti.train(config, small_routing_data, tracker=tracker, on_epoch=stop_after_first_epoch)
+    client = mlflow.MlflowClient(store_uri)
+    (interrupted,) = client.search_runs([tracker.experiment_id])
+    (saved,) = (workdir / "checkpoints" / EXPERIMENT / interrupted.info.run_id).iterdir()
+    older = torch.load(saved, weights_only=True)
+    del older["config"]["train_accuracy"]  # as an earlier version wrote it
+    torch.save(older, saved)
+
+    with pytest.raises(TrainerConfigError, match="train_accuracy: True -> False"):
+        ti.train({**config.__dict__, "train_accuracy": False}, small_routing_data,
+                 tracker=tracker, resume_from=saved)
+    result = ti.train(config, small_routing_data, tracker=tracker, resume_from=saved)
+    assert result.run_id == interrupted.info.run_id
+    assert sorted(_history(client, result.run_id, "val_loss")) == [1, 2]

@@ -120,16 +120,22 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
 def check_resume_config(checkpoint: Checkpoint, config: object) -> None:
     """Refuse to resume with a config other than the one the run started with.
 
-    Why: params are immutable in MLflow and the run's params must describe its metrics.
+    Why: params are immutable in MLflow and the run's params must describe its metrics. A key
+    the checkpoint lacks (added to the config after it was written) counts as its default, so
+    checkpoints of earlier versions still resume.
     """
     current = config_dict(config)
+    fields = dataclasses.fields(config) if dataclasses.is_dataclass(config) else ()
+    defaults = {item.name: item.default for item in fields
+                if item.default is not dataclasses.MISSING}
+    saved = {**defaults, **checkpoint.config}
     changed = sorted(
         key for key in set(current) | set(checkpoint.config)
-        if current.get(key) != checkpoint.config.get(key)
+        if current.get(key) != saved.get(key)
     )
     if changed:
         details = ", ".join(
-            f"{key}: {checkpoint.config.get(key)!r} -> {current.get(key)!r}" for key in changed
+            f"{key}: {saved.get(key)!r} -> {current.get(key)!r}" for key in changed
         )
         raise TrainerConfigError(
             f"cannot resume run {checkpoint.run_id} with a different config ({details}); "
