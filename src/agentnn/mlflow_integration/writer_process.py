@@ -30,7 +30,7 @@ from pathlib import Path
 
 from agentnn.errors import JournalError
 from agentnn.mlflow_integration import journal as journal_io
-from agentnn.mlflow_integration import writer
+from agentnn.mlflow_integration import priority, writer
 
 KEEPALIVE_INTERVAL = 5.0  # seconds between checks that a writer serves the folder
 WRITER_CHECK_INTERVAL = 2.0  # the same check while a run waits for its drain
@@ -127,6 +127,7 @@ class WriterProcess:
                 return False
             thread = WriterThread(self.journal_dir)
             thread.start()
+            priority.lower(thread)
             thread.ready.wait(THREAD_START_TIMEOUT)
             if not thread.locked:
                 return False
