@@ -49,3 +49,15 @@ def test_a_writer_it_did_not_start_is_never_signalled(tmp_path):
     stranger = WriterProcess.for_folder(tmp_path / "other-journal")
     assert stranger.process is None
     assert stranger.wake() is False
+
+
+def test_the_writer_thread_announces_each_pass_so_a_drain_looks_at_once(tracker, client):
+    with tracker.start_run() as run:
+        owner = WriterProcess.for_folder(tracker.journal_dir)
+        thread = owner._writer_thread
+        thread.pass_event.clear()
+        run.log_metrics({"loss": 0.5}, step=1)
+        owner.wake()
+        assert thread.pass_event.wait(GUARD)  # the pass after the wake-up says it is done
+
+    assert [m.value for m in client.get_metric_history(run.run_id, "loss")] == [0.5]

@@ -439,10 +439,12 @@ class Writer:
         out: Callable[[str], None] | None = None,
         stop: threading.Event | None = None,
         wake: threading.Event | None = None,
+        passed: threading.Event | None = None,
         freeze_gc: bool = True,
     ) -> None:
         """``out`` takes the writer's log lines (stdout, the writer process's log file, by
         default); ``stop`` ends :meth:`run` between passes and ``wake`` cuts an idle wait short;
+        ``passed`` is set after every pass (a run waiting for its drain looks at once);
         ``freeze_gc`` only where the process is the writer's own (not in a training process:
         its objects would be frozen for good; there :mod:`agentnn.heap` freezes them while a
         run is open)."""
@@ -451,6 +453,7 @@ class Writer:
         self.out = out or _say
         self.stop = stop
         self.wake = wake
+        self.passed = passed
         self.result = WriterResult()
         self._forwarders: dict[Path, JournalForwarder] = {}
         self._clients: dict[str, Any] = {}
@@ -565,6 +568,8 @@ class Writer:
         pusher = None if once else AutoPusher(self.journal_dir, log=self.out)
         while self.stop is None or not self.stop.is_set():
             done, failure = self.forward_pass()
+            if self.passed is not None:
+                self.passed.set()
             if failure is not None:
                 failing_since = failing_since or time.monotonic()
                 self.out(f"store did not answer ({failure}); retrying in {backoff:.1f}s")

@@ -55,6 +55,7 @@ class WriterThread(threading.Thread):
         self.journal_dir = journal_dir
         self.stop_event = threading.Event()
         self.wake_event = threading.Event()
+        self.pass_event = threading.Event()  # set after every pass: a drain looks at once
         self.ready = threading.Event()
         self.locked = False
 
@@ -66,7 +67,8 @@ class WriterThread(threading.Thread):
                 self.locked = True
                 self.ready.set()
                 writer.Writer(self.journal_dir, out=self._log, stop=self.stop_event,
-                              wake=self.wake_event, freeze_gc=False).run(parent_pid=None)
+                              wake=self.wake_event, passed=self.pass_event,
+                              freeze_gc=False).run(parent_pid=None)
         except Exception as error:  # noqa: BLE001 - the keep-alive starts a writer process
             self._log(f"writer thread stopped: {type(error).__name__}: {error}")
         finally:
@@ -241,10 +243,20 @@ class WriterProcess:
                     self._ensure_writer()
                 if on_progress is not None:
                     on_progress(1 - left / total)
-                time.sleep(DRAIN_POLL)
+                self._wait_for_a_pass(DRAIN_POLL)
         except KeyboardInterrupt:
             return False
         return True
+
+    def _wait_for_a_pass(self, timeout: float) -> None:
+        """Sleep until this process's writer thread ends a pass, at most ``timeout`` s (a
+        writer process is polled: its passes are not seen from here)."""
+        thread = self._writer_thread
+        if thread is not None and thread.is_alive():
+            thread.pass_event.wait(timeout)
+            thread.pass_event.clear()  # the caller looks again before it waits again
+        else:
+            time.sleep(timeout)
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         """Stop keeping the writer alive (bounded join); reap the writer if it has exited.
