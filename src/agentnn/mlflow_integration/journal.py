@@ -50,7 +50,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from agentnn.errors import DamagedJournalError, JournalError
-from agentnn.mlflow_integration import priority
 
 FORMAT_VERSION = 2
 JOURNAL_SUFFIX = ".jsonl"
@@ -556,7 +555,6 @@ class BufferedJournal:
             target=self._flush_loop, name="agentnn-journal", daemon=True
         )
         self._thread.start()
-        priority.lower(self._thread)
 
     def add(self, record: Record) -> None:
         """Queue one record; called on the training thread, costs a deque append."""

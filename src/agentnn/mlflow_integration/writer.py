@@ -47,7 +47,6 @@ from typing import TYPE_CHECKING, Any
 
 from agentnn import heap
 from agentnn.errors import DamagedJournalError, JournalError
-from agentnn.mlflow_integration import priority
 from agentnn.mlflow_integration.journal import (
     HEADER_GRACE,
     Chunk,
@@ -73,6 +72,7 @@ if TYPE_CHECKING:
 
 LOCK_NAME = "writer.lock"
 LOG_NAME = "writer.log"
+WRITER_NICENESS = 19  # the lowest priority: training always comes first
 POLL_INTERVAL = 0.2  # seconds between scans when there is nothing to send
 # Sent by the training process that started the writer when a run ends, so the last chunk is
 # sent at once rather than after the rest of an idle sleep (the drain a user waits for). The
@@ -706,7 +706,7 @@ def main(argv: list[str] | None = None) -> int:
     # here on the wake-up signal waits for sigtimedwait instead of ending the process.
     signal.pthread_sigmask(signal.SIG_BLOCK, {WAKE_SIGNAL})
     if not args.once:
-        os.nice(priority.LOWEST)  # training always comes first
+        os.nice(WRITER_NICENESS)
     import_mlflow()
     gc.freeze()  # MLflow's modules live as long as the writer: kept out of full collections
     forward_all(args.journal_dir, parent_pid=args.parent, once=args.once,

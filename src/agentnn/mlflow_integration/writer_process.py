@@ -6,7 +6,11 @@ training process (:class:`WriterThread`) that forwards the folder's journals wit
 the process has already imported. Why a thread and not a process of its own: a writer process
 must import MLflow first, about 3 s of CPU, and while PyTorch's threads hold every core that
 import slows each step by far more than its share (a step waits for its slowest thread); the
-native path's work per point (microseconds) is small enough to share the process. The owner
+native path's work per point (microseconds) is small enough to share the process. The thread
+keeps the process's CPU priority: at nice 19 a thread that holds the interpreter lock when the
+scheduler sets it aside stalls the training thread; with two other processes busy on both
+cores, a run's loop took 2.2x its untracked time and its end 17 s (0.85x and 0.12 s at normal
+priority), while the gain without such load was within the noise. The owner
 keeps a writer alive from a daemon thread while a watched journal is open or unsent, starting a
 writer process when the thread cannot serve; waits (bounded) for a journal's drain when the run
 ends; and at exit hands what is still unsent to a writer process, which outlives the training
@@ -30,7 +34,7 @@ from pathlib import Path
 
 from agentnn.errors import JournalError
 from agentnn.mlflow_integration import journal as journal_io
-from agentnn.mlflow_integration import priority, writer
+from agentnn.mlflow_integration import writer
 
 KEEPALIVE_INTERVAL = 5.0  # seconds between checks that a writer serves the folder
 WRITER_CHECK_INTERVAL = 2.0  # the same check while a run waits for its drain
@@ -129,7 +133,6 @@ class WriterProcess:
                 return False
             thread = WriterThread(self.journal_dir)
             thread.start()
-            priority.lower(thread)
             thread.ready.wait(THREAD_START_TIMEOUT)
             if not thread.locked:
                 return False
