@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/tracking_overhead.py [--steps 1000] [--metrics 10] [--repeats 6]
     .venv/bin/python bench/tracking_overhead.py --steps 200 --repeats 1   # a quick check
+    .venv/bin/python bench/tracking_overhead.py --load 2   # on a machine busy with 2 processes
 
 Trains the same small MLP on CPU (steps of about 5 ms) in one process, logging ``--metrics``
 values per step, once per torch thread setting (all cores, then cores - 1, so the writer has a
@@ -29,9 +30,11 @@ import contextlib
 import io
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -265,9 +268,11 @@ def main() -> None:
                         help="torch threads: all, cores-1, both (default), or a number")
     parser.add_argument("--skip-plain", action="store_true", help="leave out plain MLflow")
     parser.add_argument("--skip-trackio", action="store_true", help="leave out trackio")
+    parser.add_argument("--load", type=int, default=0, metavar="N",
+                        help="N other processes spinning on the CPU throughout (a busy machine)")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as trackio_folder:
+    with tempfile.TemporaryDirectory() as trackio_folder, busy_processes(args.load):
         with_trackio = not args.skip_trackio and trackio_available_locally(Path(trackio_folder))
         if not with_trackio and not args.skip_trackio:
             print("trackio is not installed: pip install -c constraints.txt trackio")
@@ -277,6 +282,27 @@ def main() -> None:
             torch.set_num_threads(threads)
             train(50, 0, None)  # warm up torch at this thread count
             report(args, measure(args, with_trackio))
+
+
+@contextlib.contextmanager
+def busy_processes(count: int) -> Iterator[None]:
+    """``count`` processes that spin on the CPU until the block ends, stopped by their pids.
+
+    Why: a training job rarely has the machine to itself (DataLoader workers, other jobs).
+    Without outside load a tracker's threads only ever wait for training; with it, a tracker
+    thread that holds the interpreter lock while the scheduler sets it aside stalls the
+    training thread (a writer thread at nice 19 took runs to 2.2x and their ends to 17 s).
+    """
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                for _ in range(count)]
+    if count:
+        print(f"{count} busy process(es) spinning beside the bench")
+    try:
+        yield
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
 
 
 def trackio_available_locally(folder: Path) -> bool:
