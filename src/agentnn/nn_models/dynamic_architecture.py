@@ -76,8 +76,7 @@ from agentnn.nn_models.devices import (
 from agentnn.nn_models.loop import (
     EpochPlan,
     TrainState,
-    classification_loss,
-    cross_entropy_loss,
+    classifier_loss,
     run_epoch,
 )
 from agentnn.nn_models.mlp import ACTIVATIONS, mlp
@@ -473,7 +472,7 @@ def train_trial(
                        stopper=EarlyStopping(patience=0, min_delta=config.min_delta),
                        scaler=grad_scaler(device, amp))
     watch, plan = state.stopper, EpochPlan(batch_size=config.batch_size)
-    loss_fn = classification_loss if config.train_accuracy else cross_entropy_loss
+    loss_fn = classifier_loss(config.train_accuracy)
     train_split = {"x": data.train.x, "y": data.train.y}
     best_state, best_spec, best_metrics = copy_state(model), dict(spec), {}
     reshapes: list[str] = []

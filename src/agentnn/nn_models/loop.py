@@ -331,6 +331,12 @@ def cross_entropy_loss(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
     return F.cross_entropy(model(batch["x"]).float(), batch["y"])
 
 
+def classifier_loss(train_accuracy: bool) -> LossFn:
+    """The classifier's loss for a config's ``train_accuracy``: with the batch accuracy or
+    without it."""
+    return classification_loss if train_accuracy else cross_entropy_loss
+
+
 def supervised_plan(config: SupervisedConfig) -> EpochPlan:
     """The epoch plan of a :func:`fit` config."""
     return EpochPlan(batch_size=config.batch_size, grad_clip=config.grad_clip,

@@ -95,8 +95,7 @@ from agentnn.nn_models.loop import (
     LogStep,
     Reduce,
     TrainState,
-    classification_loss,
-    cross_entropy_loss,
+    classifier_loss,
     restore_state,
     run_epoch,
     save_state,
@@ -298,8 +297,7 @@ def train_epoch(
     """One pass of the shared loop over this rank's shard of the epoch (see ``loop.run_epoch``:
     inner micro-steps of a window run under ``no_sync()``, ``step_loss`` is all-reduced)."""
     order = shard(batch_order(len(data.y), seed=config.seed, epoch=epoch), world)
-    loss_fn = classification_loss if config.train_accuracy else cross_entropy_loss
-    return run_epoch(state, loss_fn, {"x": data.x, "y": data.y},
+    return run_epoch(state, classifier_loss(config.train_accuracy), {"x": data.x, "y": data.y},
                      epoch_plan(config), order=order.to(data.x.device), amp=amp,
                      log_step=log_step, reduce=_reducer(world))
 
