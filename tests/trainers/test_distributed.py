@@ -35,7 +35,7 @@ def test_two_process_job_logs_one_run_whose_metrics_are_the_all_reduced_rank_val
     workdir: Path, store_uri: str
 ) -> None:
     config = {"epochs": EPOCHS, "grad_accum_steps": 2, "batch_size": 32,
-              "rank_metrics_dir": str(workdir / "ranks")}
+              "train_accuracy": True, "rank_metrics_dir": str(workdir / "ranks")}
 
     result = ti.launch(2, config, dataset="digits", tracking_uri=store_uri)
 

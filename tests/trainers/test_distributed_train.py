@@ -131,15 +131,15 @@ def test_splits_with_different_feature_counts_raise_before_any_run_exists(store_
     assert mlflow.MlflowClient(store_uri).search_runs([tracker.experiment_id]) == []
 
 
-def test_train_accuracy_off_logs_no_train_acc_and_trains_the_same(
+def test_train_accuracy_is_off_by_default_and_counting_it_trains_the_same(
     workdir: Path, store_uri: str, small_routing_data
 ):
     tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
-    config = {"epochs": 2, "seed": 3, "rank_metrics_dir": str(workdir / "ranks")}
-    counted = ti.train(config, small_routing_data, tracker=tracker)
-    uncounted = ti.train({**config, "train_accuracy": False,
-                          "rank_metrics_dir": str(workdir / "ranks-off")},
-                         small_routing_data, tracker=tracker)
+    config = {"epochs": 2, "seed": 3, "rank_metrics_dir": str(workdir / "ranks-off")}
+    uncounted = ti.train(config, small_routing_data, tracker=tracker)
+    counted = ti.train({**config, "train_accuracy": True,
+                        "rank_metrics_dir": str(workdir / "ranks")},
+                       small_routing_data, tracker=tracker)
 
     client = mlflow.MlflowClient(store_uri)
     assert "train_acc" in client.get_run(counted.run_id).data.metrics
@@ -172,8 +172,8 @@ def test_a_checkpoint_written_before_a_config_key_existed_still_resumes(
     del older["config"]["train_accuracy"]  # as an earlier version wrote it
     torch.save(older, saved)
 
-    with pytest.raises(TrainerConfigError, match="train_accuracy: True -> False"):
-        ti.train({**config.__dict__, "train_accuracy": False}, small_routing_data,
+    with pytest.raises(TrainerConfigError, match="train_accuracy: False -> True"):
+        ti.train({**config.__dict__, "train_accuracy": True}, small_routing_data,
                  tracker=tracker, resume_from=saved)
     result = ti.train(config, small_routing_data, tracker=tracker, resume_from=saved)
     assert result.run_id == interrupted.info.run_id
