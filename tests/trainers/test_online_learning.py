@@ -33,7 +33,7 @@ def _history(client: mlflow.MlflowClient, run_id: str, key: str) -> list[tuple[i
     return [(m.step, m.value) for m in client.get_metric_history(run_id, key)]
 
 
-def test_streaming_a_log_yields_one_run_with_increasing_update_steps(
+def test_streaming_a_log_yields_one_run_with_a_point_every_ten_updates(
     store_uri: str, log_file: Path, records
 ):
     tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
@@ -44,7 +44,7 @@ def test_streaming_a_log_yields_one_run_with_increasing_update_steps(
     assert [run.info.run_id for run in runs] == [result.run_id]
     updates = len(records) // BATCH
     assert [step for step, _ in _history(client, result.run_id, "val_loss")] == list(
-        range(1, updates + 1)
+        range(10, updates + 1, 10)
     )
     params = runs[0].data.params
     assert params["agents"] == "['finance_agent', 'legal_agent', 'marketing_agent', 'tech_agent']"
@@ -73,7 +73,8 @@ def test_the_learner_learns_to_route_from_the_stream(store_uri: str):
     assert accuracy >= 0.5  # chance is 0.25 with four agents
     client = mlflow.MlflowClient(store_uri)
     val_acc = [value for _, value in _history(client, learner.result.run_id, "val_acc")]
-    assert np.mean(val_acc[-10:]) > np.mean(val_acc[:5])
+    assert len(val_acc) == 4  # 38 updates: points at 10, 20, 30 and the session's end
+    assert val_acc[-1] > val_acc[0]
     assert "agentnn.drift_detected" not in client.get_run(learner.result.run_id).data.tags
 
 
@@ -84,7 +85,7 @@ def test_drift_fires_a_metric_and_tags_when_outcomes_flip(store_uri: str, workdi
     path = write_interactions(before + after, workdir / "drifting.jsonl")
     tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
 
-    result = ol.train({"batch_size": BATCH}, path, tracker=tracker)
+    result = ol.train({"batch_size": BATCH, "log_every_updates": 1}, path, tracker=tracker)
 
     client = mlflow.MlflowClient(store_uri)
     fired = [step for step, value in _history(client, result.run_id, "drift") if value == 1.0]
@@ -110,7 +111,7 @@ def test_resume_continues_the_same_run_after_the_last_snapshot(
     store_uri: str, log_file: Path, workdir: Path, records
 ):
     tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
-    config = {"batch_size": BATCH, "snapshot_every": 5}
+    config = {"batch_size": BATCH, "snapshot_every": 5, "log_every_updates": 1}
 
     def crash_at_update_seven(update: int, metrics: dict[str, float]) -> None:
         if update == 7:
@@ -134,12 +135,56 @@ def test_resume_continues_the_same_run_after_the_last_snapshot(
     assert client.get_run(result.run_id).info.status == "FINISHED"
 
 
+def test_a_logged_point_sums_up_the_updates_of_its_window(store_uri: str, log_file: Path):
+    tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
+    each = ol.train({"seed": 5, "log_every_updates": 1}, log_file, tracker=tracker)
+    windows = ol.train({"seed": 5, "log_every_updates": 10}, log_file, tracker=tracker)
+
+    client = mlflow.MlflowClient(store_uri)
+    per_update = {key: dict(_history(client, each.run_id, key))
+                  for key in ("val_loss", "val_acc", "train_loss", "lr", "records_seen")}
+    summed = {key: dict(_history(client, windows.run_id, key)) for key in per_update}
+    for end in (10, 20):
+        window = range(end - 9, end + 1)  # equal batches: the record mean is the update mean
+        for key in ("val_loss", "val_acc", "train_loss"):
+            expected = np.mean([per_update[key][step] for step in window])
+            assert summed[key][end] == pytest.approx(expected, rel=1e-9), (key, end)
+        for key in ("lr", "records_seen"):  # what the learner is now: the window's last update
+            assert summed[key][end] == per_update[key][end]
+    assert windows.best_metrics["val_acc"] == summed["val_acc"][20]
+
+
+def test_a_resumed_session_with_windows_logs_each_step_once(
+    store_uri: str, log_file: Path, workdir: Path, records
+):
+    tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
+    config = {"batch_size": BATCH, "snapshot_every": 5}
+
+    def crash_at_update_seven(update: int, metrics: dict[str, float]) -> None:
+        if update == 7:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        ol.train(config, log_file, tracker=tracker, on_epoch=crash_at_update_seven)
+    client = mlflow.MlflowClient(store_uri)
+    (crashed,) = client.search_runs([tracker.experiment_id])
+    # the updates before the crash are not lost: their window is logged as the session fails
+    assert [step for step, _ in _history(client, crashed.info.run_id, "val_loss")] == [7]
+    folder = workdir / "checkpoints" / EXPERIMENT / crashed.info.run_id
+
+    result = ol.train(config, log_file, tracker=tracker, resume_from=folder)
+
+    steps = [step for step, _ in _history(client, result.run_id, "val_loss")]
+    assert steps == [7, 10, 20]
+
+
 def test_the_learner_is_a_context_manager_taking_plain_dicts(store_uri: str, records):
     tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
     agents = sorted({record.chosen_agent for record in records})
     with ol.OnlineLearner({"agents": agents}, tracker=tracker, register_as="online-router") as lrn:
         metrics = lrn.update([record.to_dict() for record in records[:BATCH]])
         assert metrics["records_seen"] == BATCH
+        assert lrn.logged == {}  # the first point comes after ten updates (or at the end)
         with pytest.raises(DataError, match="agent 'sales_agent' is not one of"):
             lrn.update([{**records[0].to_dict(), "chosen_agent": "sales_agent"}])
         assert set(lrn.route(["Review the merger contract"])) <= set(agents)

@@ -17,9 +17,16 @@ learning from them (prequential evaluation), which is the honest validation of a
 
 Drift: the mean prequential loss of the last ``drift_window`` updates against the mean of the
 ``drift_reference`` updates before them; when it rose by more than ``drift_threshold``
-(relative; the ``drift_score`` metric every update) the ``drift`` metric is 1 at that
-step, the run gets the tags ``agentnn.drift_detected`` and ``agentnn.last_drift_update``, and
-the learning rate returns to its base value.
+(relative; the ``drift_score`` metric) the ``drift`` metric is 1 for that update's window,
+the run gets the tags ``agentnn.drift_detected`` and ``agentnn.last_drift_update`` (the exact
+update), and the learning rate returns to its base value.
+
+Metrics are logged every ``log_every_updates`` updates (10 by default, 1 for every update), each
+point summing up the updates since the last one (:class:`UpdateWindow`): the prequential loss
+and accuracy over all their records, the mean training loss, the latest learning rate. Why not
+every update: reading the accuracy and the training loss back from torch and logging ten values
+cost about 3% of a small router's update, and a window of a few hundred records is also a less
+noisy measure than one batch (Lightning logs every 50 steps by default for the same reasons).
 
 Run example::
 
@@ -113,6 +120,7 @@ class OnlineConfig:
     drift_reference: int = 20  # updates before those: the level it is compared with
     drift_threshold: float = 0.2  # relative rise of the prequential loss that fires drift
     # --- snapshots and reproducibility -------------------------------------------------------
+    log_every_updates: int = 10  # metrics logged per window of this many updates (1: each)
     snapshot_every: int = 1000  # updates between checkpoints (each writes the whole reservoir)
     keep_checkpoints: int = DEFAULT_KEEP_CHECKPOINTS
     checkpoint_dir: str | None = None  # default ./checkpoints/online_learning/<run id>
@@ -132,8 +140,8 @@ class OnlineConfig:
                 f"hidden_dims must be positive integers, got {self.hidden_dims!r}"
             )
         for name in ("featurizer_dim", "featurizer_ngram", "batch_size", "updates_per_batch",
-                     "replay_capacity", "drift_window", "drift_reference", "snapshot_every",
-                     "keep_checkpoints"):
+                     "replay_capacity", "drift_window", "drift_reference", "log_every_updates",
+                     "snapshot_every", "keep_checkpoints"):
             check_positive(name, getattr(self, name))
         check_range("dropout", self.dropout, 0.0, 0.9)
         check_positive("replay_ratio", self.replay_ratio, allow_zero=True)
@@ -294,6 +302,66 @@ def adaptive_lr(config: OnlineConfig, updates_since_drift: int) -> float:
                config.learning_rate * config.lr_decay ** updates_since_drift)
 
 
+# --- what is logged ------------------------------------------------------------------------------
+
+
+class UpdateWindow:
+    """The updates since the metrics were last logged, summed up when they are.
+
+    Per update it keeps what the update already has: its metrics (Python floats) and references
+    to the scored logits, the outcomes and the training loss (tensors the update made anyway).
+    The tensors are read back once per window, in one concatenation, so an update pays for no
+    accuracy and no loss read of its own.
+    """
+
+    def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        self.updates = 0
+        self.records = 0
+        self.val_loss_sum = 0.0  # weighted by records: the window's loss is over its records
+        self.seconds = 0.0
+        self.samples = 0.0
+        self.drift = 0.0
+        self.latest: dict[str, float] = {}
+        self.logits: list[torch.Tensor] = []
+        self.success: list[torch.Tensor] = []
+        self.train_losses: list[torch.Tensor] = []
+
+    def add(self, metrics: dict[str, float], *, logits: torch.Tensor, success: torch.Tensor,
+            train_loss: torch.Tensor) -> None:
+        """One update: its metrics, its scored logits and outcomes, its last training loss."""
+        records = len(success)
+        self.updates += 1
+        self.records += records
+        self.val_loss_sum += metrics["val_loss"] * records
+        self.seconds += metrics["update_time_s"]
+        self.samples += metrics["samples_per_s"] * metrics["update_time_s"]
+        self.drift = max(self.drift, metrics["drift"])
+        self.latest = metrics
+        self.logits.append(logits)
+        self.success.append(success)
+        self.train_losses.append(train_loss)
+
+    def summary(self) -> dict[str, float]:
+        """The window's point: the latest update's ``lr``, ``drift_score``, ``buffer_size`` and
+        ``records_seen``; the prequential ``val_loss`` and ``val_acc`` over all the window's
+        records; the mean ``train_loss`` and ``update_time_s``; ``drift`` 1 when it fired in the
+        window; ``samples_per_s`` over the window."""
+        import torch
+
+        logits, success = torch.cat(self.logits), torch.cat(self.success)
+        hits = int(((logits > 0) == (success > 0.5)).sum())
+        return {
+            **self.latest,
+            "train_loss": sum(torch.stack(self.train_losses).tolist()) / self.updates,
+            "val_loss": self.val_loss_sum / self.records, "val_acc": hits / self.records,
+            "drift": self.drift, "update_time_s": self.seconds / self.updates,
+            "samples_per_s": self.samples / max(self.seconds, 1e-9),
+        }
+
+
 # --- the learner -------------------------------------------------------------------------------
 
 
@@ -338,6 +406,7 @@ class OnlineLearner:
                      "hidden_sizes": list(self.config.hidden_dims),
                      "dropout": self.config.dropout}
         self.device = resolve_device(self.config.device)
+        self._on_cpu = self.device.type == "cpu"  # no moves between the reservoir and the model
         self.model = build_model(self.spec).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(),
                                           lr=self.config.learning_rate)
@@ -351,6 +420,7 @@ class OnlineLearner:
         self._run: TrackedRun | None = None
         self._saver: CheckpointManager | None = None
         self._last_metrics: dict[str, float] = {}
+        self._window = UpdateWindow()
         self._logged_up_to = 0  # a resume does not log again the updates the run already has
         if self._checkpoint is not None:
             self._restore(self._checkpoint)
@@ -381,6 +451,7 @@ class OnlineLearner:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  traceback: TracebackType | None) -> bool | None:
         try:
+            self._log_window()  # the updates since the last point, after an error too
             if exc_type is None:
                 self._finish()
         except BaseException:
@@ -397,11 +468,15 @@ class OnlineLearner:
     # --- learning ---------------------------------------------------------------------------
 
     def update(self, records: Iterable[Record]) -> dict[str, float]:
-        """Score the new records, then learn from them (plus a replayed sample); its metrics.
+        """Score the new records, then learn from them (plus a replayed sample).
 
-        ``records`` are :class:`~agentnn.data.InteractionRecord` objects or dicts in the log
-        format. Raises :class:`DataError` for an invalid record or an agent the learner does
-        not know, before the model changes.
+        Returns the update's own values: its prequential ``val_loss``, ``lr``, ``drift_score``,
+        ``drift``, ``buffer_size``, ``records_seen``, ``update_time_s`` and ``samples_per_s``.
+        The logged points (every ``log_every_updates``) add ``val_acc`` and ``train_loss`` over
+        their window; :attr:`logged` holds the latest. ``records`` are
+        :class:`~agentnn.data.InteractionRecord` objects or dicts in the log format. Raises
+        :class:`DataError` for an invalid record or an agent the learner does not know, before
+        the model changes.
         """
         import torch
         import torch.nn.functional as F
@@ -409,7 +484,7 @@ class OnlineLearner:
         self._require_open()
         features, agents, success = self._encode(list(records))
         started = time.perf_counter()
-        val_loss, val_acc = self._score(features, agents, success)
+        val_loss, scored = self._score(features, agents, success)
         score, fired = self.drift.observe(val_loss)
         lr = adaptive_lr(self.config, self.drift.updates_since_drift)
         for group in self.optimizer.param_groups:
@@ -417,9 +492,13 @@ class OnlineLearner:
         replay_x, replay_a, replay_s = self.buffer.sample(
             int(round(self.config.replay_ratio * len(agents)))
         )
-        x = torch.cat([features, replay_x.to(self.device)])
-        a = torch.cat([agents, replay_a.to(self.device)])
-        s = torch.cat([success, replay_s.to(self.device)])
+        if self._on_cpu:  # the reservoir's tensors are on the CPU already
+            x, a, s = (torch.cat([features, replay_x]), torch.cat([agents, replay_a]),
+                       torch.cat([success, replay_s]))
+        else:
+            x = torch.cat([features, replay_x.to(self.device)])
+            a = torch.cat([agents, replay_a.to(self.device)])
+            s = torch.cat([success, replay_s.to(self.device)])
         self.model.train()
         for _ in range(self.config.updates_per_batch):
             logits = self.model(x).gather(1, a.unsqueeze(1)).squeeze(1)
@@ -427,26 +506,33 @@ class OnlineLearner:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-        self.buffer.add(features.cpu(), agents.cpu(), success.cpu())
+        if self._on_cpu:
+            self.buffer.add(features, agents, success)
+        else:
+            self.buffer.add(features.cpu(), agents.cpu(), success.cpu())
         self.updates += 1
         self.records_seen += len(agents)
         seconds = max(time.perf_counter() - started, 1e-9)
+        samples = len(a) * self.config.updates_per_batch
         metrics = {
-            "train_loss": float(loss.detach()), "val_loss": val_loss, "val_acc": val_acc,
-            "lr": lr, "drift_score": score, "drift": 1.0 if fired else 0.0,
+            "val_loss": val_loss, "lr": lr, "drift_score": score, "drift": 1.0 if fired else 0.0,
             "buffer_size": float(self.buffer.size), "records_seen": float(self.records_seen),
-            "update_time_s": seconds, "samples_per_s": len(a) * self.config.updates_per_batch
-            / seconds,
+            "update_time_s": seconds, "samples_per_s": samples / seconds,
         }
-        if self.updates > self._logged_up_to:
-            self._run.log_metrics(metrics, step=self.updates)
+        self._window.add(metrics, logits=scored, success=success, train_loss=loss.detach())
+        if self.updates % self.config.log_every_updates == 0:
+            self._log_window()
         if fired:
             self._run.set_tags({DRIFT_TAG: "true", LAST_DRIFT_TAG: self.updates,
                                 DRIFT_COUNT_TAG: self.drift.drift_count})
         if self.updates % self.config.snapshot_every == 0:
             self.snapshot()
-        self._last_metrics = metrics
         return metrics
+
+    @property
+    def logged(self) -> dict[str, float]:
+        """The metrics of the latest logged point (empty before the first)."""
+        return dict(self._last_metrics)
 
     def route(self, task_descriptions: Sequence[str]) -> list[str]:
         """The agent with the highest predicted success for each task description."""
@@ -500,12 +586,14 @@ class OnlineLearner:
         features = torch.from_numpy(self.featurizer.transform(texts))
         agents = torch.tensor(agent_ids)
         success = torch.tensor(outcomes)
+        if self._on_cpu:
+            return features, agents, success
         return features.to(self.device), agents.to(self.device), success.to(self.device)
 
     def _score(self, features: torch.Tensor, agents: torch.Tensor,
-               success: torch.Tensor) -> tuple[float, float]:
-        """Prequential loss and accuracy of the success prediction, before learning."""
-        import numpy as np
+               success: torch.Tensor) -> tuple[float, torch.Tensor]:
+        """Prequential loss of the success prediction before learning, and its logits (the
+        window counts the accuracy from them)."""
         import torch
         import torch.nn.functional as F
 
@@ -513,9 +601,18 @@ class OnlineLearner:
         with torch.no_grad():
             logits = self.model(features).gather(1, agents.unsqueeze(1)).squeeze(1)
             loss = float(F.binary_cross_entropy_with_logits(logits, success))
-        # a few dozen values: NumPy counts them in a microsecond, torch ops cost several each
-        hits = np.count_nonzero((logits.cpu().numpy() > 0) == (success.cpu().numpy() > 0.5))
-        return loss, hits / len(success)
+        return loss, logits
+
+    def _log_window(self) -> None:
+        """Log the updates since the last point as one point at the latest update's step
+        (unless a resumed run already has that step), and start a new window."""
+        if not self._window.updates:
+            return
+        metrics = self._window.summary()
+        self._window.clear()
+        if self.updates > self._logged_up_to:
+            self._run.log_metrics(metrics, step=self.updates)
+        self._last_metrics = metrics
 
     def _restore(self, checkpoint: Checkpoint) -> None:
         self.model.load_state_dict(checkpoint.model_state)
