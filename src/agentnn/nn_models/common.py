@@ -42,6 +42,7 @@ from agentnn.nn_models.checkpoints import (
     CheckpointManager,
     check_resume_config,
     checkpoint_dir,
+    detached_copy,
     list_checkpoints,
     load_checkpoint,
 )
@@ -86,7 +87,8 @@ __all__ = [
     "Checkpoint", "CheckpointManager", "ConfigT", "EarlyStopping", "EpochCallback", "EpochTimer",
     "TrainResult", "TrainerConfigError", "accept_old_names", "batch_order", "check_choice",
     "check_config", "check_positive", "check_range", "check_resume_config", "checkpoint_dir",
-    "config_dict", "config_from_mapping", "copy_state", "current_lr", "flatten_config",
+    "config_dict", "config_from_mapping", "copy_state", "current_lr", "detached_copy",
+    "flatten_config",
     "iterate_batches", "list_checkpoints", "load_checkpoint", "log_best_model",
     "log_data_params", "make_scheduler", "open_tracker", "require_features",
     "require_samples", "seed_everything", "step_scheduler",

@@ -25,6 +25,7 @@ Read it top to bottom: :class:`TrainState`, :func:`run_epoch`, :func:`evaluate_s
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ from agentnn.nn_models.common import (
     config_dict,
     copy_state,
     current_lr,
+    detached_copy,
     flatten_config,
     load_checkpoint,
     log_best_model,
@@ -358,21 +360,30 @@ def evaluate_splits(task: SupervisedTask, model: torch.nn.Module, names: tuple[s
 
 
 def save_state(saver: CheckpointManager, state: TrainState, config: object, run_id: str,
-               spec: JSONDict) -> None:
-    """An atomic checkpoint of the whole state (weights on the CPU, so any device resumes)."""
+               spec: JSONDict, *, background: bool = False) -> None:
+    """An atomic checkpoint of the whole state (weights on the CPU, so any device resumes).
+
+    The state is copied here, on the training thread; with ``background`` the file is written
+    on the saver's thread while training goes on (see ``CheckpointManager.save_in_background``).
+    """
     import torch
 
-    saver.save(Checkpoint(
+    checkpoint = Checkpoint(
         config=config_dict(config),
-        model_state={k: v.detach().cpu() for k, v in state.model.state_dict().items()},
-        optimizer_state=state.optimizer.state_dict(), epoch=state.epoch,
+        model_state=detached_copy(state.model.state_dict()),
+        optimizer_state=detached_copy(state.optimizer.state_dict()), epoch=state.epoch,
         global_step=state.global_step, run_id=run_id,
-        scheduler_state=state.scheduler.state_dict() if state.scheduler is not None else {},
+        scheduler_state=(copy.deepcopy(state.scheduler.state_dict())
+                         if state.scheduler is not None else {}),
         extra={"early_stopping": state.stopper.state_dict(),
-               "best_state": {k: v.detach().cpu() for k, v in state.best_state.items()},
-               "best_metrics": state.best_metrics, "model_spec": spec,
+               "best_state": detached_copy(state.best_state),
+               "best_metrics": dict(state.best_metrics), "model_spec": spec,
                "torch_rng_state": torch.get_rng_state()},
-    ))
+    )
+    if background:
+        saver.save_in_background(checkpoint)
+    else:
+        saver.save(checkpoint)
 
 
 def restore_state(state: TrainState, checkpoint: Checkpoint, device: torch.device) -> None:
@@ -478,43 +489,45 @@ def fit(
         else:  # a resume retrains epochs after the checkpoint: log only what is new
             logged_epochs = _logged_up_to(tracker, run.run_id, "val_loss")
             logged_steps = _logged_up_to(tracker, run.run_id, "step_loss")
-        saver = CheckpointManager(
+        # the checkpoints of improving epochs are written while training goes on; leaving this
+        # block waits for the last one (and raises its error)
+        with CheckpointManager(
             checkpoint_dir(config.checkpoint_dir, task.experiment, run.run_id),
             config.keep_checkpoints,
-        )
-        saved_epoch, between_epochs = state.epoch, True
-        try:
-            while state.epoch < config.epochs:  # 3. epochs: train, evaluate, track, stop
-                between_epochs = False
-                with EpochTimer(len(task.splits["train"]["x"])) as timer:
-                    train = task.splits["train"]
-                    order = batch_order(len(train["x"]), seed=config.seed,
-                                        epoch=state.epoch + 1).to(device)
-                    metrics = run_epoch(state, task.loss, train, plan, order=order, amp=amp,
-                                        log_step=run.log_metrics,
-                                        first_step_to_log=logged_steps + 1).means()
-                metrics.update(evaluate_splits(task, model, ("val",), amp))
-                if task.epoch_extras is not None:
-                    metrics.update(task.epoch_extras(model))
-                metrics.update(timer.metrics(), lr=current_lr(optimizer))
-                state.epoch, between_epochs = state.epoch + 1, True
-                if state.epoch > logged_epochs:
-                    run.log_metrics(metrics, step=state.epoch)
-                improved = state.stopper.update(metrics["val_loss"], state.epoch)
-                if improved:
-                    state.best_state, state.best_metrics = copy_state(model), dict(metrics)
-                step_scheduler(state.scheduler, metrics["val_loss"])
-                if improved:  # 4. checkpoint on improvement (and at the end, below)
+        ) as saver:
+            saved_epoch, between_epochs = state.epoch, True
+            try:
+                while state.epoch < config.epochs:  # 3. epochs: train, evaluate, track, stop
+                    between_epochs = False
+                    with EpochTimer(len(task.splits["train"]["x"])) as timer:
+                        train = task.splits["train"]
+                        order = batch_order(len(train["x"]), seed=config.seed,
+                                            epoch=state.epoch + 1).to(device)
+                        metrics = run_epoch(state, task.loss, train, plan, order=order, amp=amp,
+                                            log_step=run.log_metrics,
+                                            first_step_to_log=logged_steps + 1).means()
+                    metrics.update(evaluate_splits(task, model, ("val",), amp))
+                    if task.epoch_extras is not None:
+                        metrics.update(task.epoch_extras(model))
+                    metrics.update(timer.metrics(), lr=current_lr(optimizer))
+                    state.epoch, between_epochs = state.epoch + 1, True
+                    if state.epoch > logged_epochs:
+                        run.log_metrics(metrics, step=state.epoch)
+                    improved = state.stopper.update(metrics["val_loss"], state.epoch)
+                    if improved:
+                        state.best_state, state.best_metrics = copy_state(model), dict(metrics)
+                    step_scheduler(state.scheduler, metrics["val_loss"])
+                    if improved:  # 4. checkpoint on improvement (and at the end, below)
+                        save_state(saver, state, config, run.run_id, task.spec, background=True)
+                        saved_epoch = state.epoch
+                    if on_epoch is not None:
+                        on_epoch(state.epoch, metrics)
+                    if state.stopper.should_stop:
+                        run.set_tags({"stopped_early_at_epoch": str(state.epoch)})
+                        break
+            finally:  # a crash between epochs keeps the last finished one; mid-epoch, the last
+                if between_epochs and state.epoch > saved_epoch:  # saved (written at once)
                     save_state(saver, state, config, run.run_id, task.spec)
-                    saved_epoch = state.epoch
-                if on_epoch is not None:
-                    on_epoch(state.epoch, metrics)
-                if state.stopper.should_stop:
-                    run.set_tags({"stopped_early_at_epoch": str(state.epoch)})
-                    break
-        finally:  # a crash between epochs keeps the last finished one; mid-epoch, the last saved
-            if between_epochs and state.epoch > saved_epoch:
-                save_state(saver, state, config, run.run_id, task.spec)
 
         model.load_state_dict(state.best_state)  # 5. the best epoch: test it, log it
         final = {"best_epoch": float(state.stopper.best_epoch),

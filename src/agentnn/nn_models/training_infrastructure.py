@@ -67,7 +67,6 @@ from agentnn.nn_models.common import (
     copy_state,
     current_lr,
     flatten_config,
-    iterate_batches,
     load_checkpoint,
     log_best_model,
     log_data_params,
@@ -330,10 +329,12 @@ def evaluate(model: torch.nn.Module, data: Split, config: DistributedConfig, wor
 
     model.eval()
     sums = SplitSums()
-    indices = torch.arange(len(data.y))[world.rank::world.size]  # no collectives: keep all
+    # every world.size-th row (no collectives: keep all), as strided views: no copy of the split
+    xs, ys = data.x[world.rank::world.size], data.y[world.rank::world.size]
+    size = max(config.batch_size, EVAL_BATCH)
     with torch.no_grad():
-        for batch in iterate_batches(indices, max(config.batch_size, EVAL_BATCH)):
-            x, y = data.x[batch].to(device), data.y[batch].to(device)
+        for start in range(0, len(ys), size):
+            x, y = xs[start:start + size].to(device), ys[start:start + size].to(device)
             logits = model(x)
             sums.loss += float(F.cross_entropy(logits, y, reduction="sum"))
             sums.correct += float((logits.argmax(dim=1) == y).sum())
@@ -487,30 +488,31 @@ def _train_job(
             run.log_params({**params, "world_size": world.size, "device": str(device),
                             "backend": _pick_backend(config.backend, device)})
             log_data_params(run, data.params)
-        for epoch in range(state.epoch + 1, config.epochs + 1):
-            torch.manual_seed(config.seed * 1_000_003 + epoch * 1_009 + world.rank)  # dropout
-            lr = current_lr(optimizer)
-            with EpochTimer(0) as timer:
-                train_sums = train_epoch(state, data.train, config, world, epoch,
-                                         run.log_metrics, amp)
-            val_sums = evaluate(module, data.val, config, world, device)
-            if config.rank_metrics_dir:
-                _write_rank_sums(config.rank_metrics_dir, world, epoch, train_sums, val_sums)
-            metrics = {**reduce_epoch_metrics(train_sums, val_sums, timer.seconds, world, device),
-                       "lr": lr}
-            state.epoch = epoch
-            run.log_metrics(metrics, step=epoch)
-            step_scheduler(state.scheduler, metrics["val_loss"])
-            improved = state.stopper.update(metrics["val_loss"], epoch)
-            if improved:
-                state.best_state, state.best_metrics = copy_state(module), dict(metrics)
-            last = epoch == config.epochs or state.stopper.should_stop
-            if world.is_main and (improved or last):  # on improvement and at the end
-                save_state(saver, state, config, run.run_id, spec)
-            if on_epoch is not None and world.is_main:
-                on_epoch(epoch, metrics)
-            if state.stopper.should_stop:
-                break
+        with saver:  # checkpoints are written while training goes on; this waits for the last
+            for epoch in range(state.epoch + 1, config.epochs + 1):
+                torch.manual_seed(config.seed * 1_000_003 + epoch * 1_009 + world.rank)  # dropout
+                lr = current_lr(optimizer)
+                with EpochTimer(0) as timer:
+                    train_sums = train_epoch(state, data.train, config, world, epoch,
+                                             run.log_metrics, amp)
+                val_sums = evaluate(module, data.val, config, world, device)
+                if config.rank_metrics_dir:
+                    _write_rank_sums(config.rank_metrics_dir, world, epoch, train_sums, val_sums)
+                metrics = reduce_epoch_metrics(train_sums, val_sums, timer.seconds, world, device)
+                metrics["lr"] = lr
+                state.epoch = epoch
+                run.log_metrics(metrics, step=epoch)
+                step_scheduler(state.scheduler, metrics["val_loss"])
+                improved = state.stopper.update(metrics["val_loss"], epoch)
+                if improved:
+                    state.best_state, state.best_metrics = copy_state(module), dict(metrics)
+                last = epoch == config.epochs or state.stopper.should_stop
+                if world.is_main and (improved or last):  # on improvement and at the end
+                    save_state(saver, state, config, run.run_id, spec, background=True)
+                if on_epoch is not None and world.is_main:
+                    on_epoch(epoch, metrics)
+                if state.stopper.should_stop:
+                    break
         module.load_state_dict(state.best_state)
         best_metrics = {**state.best_metrics, **_test_metrics(module, data, config, world, device)}
         if not world.is_main:
