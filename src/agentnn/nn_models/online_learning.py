@@ -568,21 +568,21 @@ class OnlineLearner:
 
         if not records:
             raise DataError("update() got no records; pass at least one interaction record")
-        # one pass that checks, parses and reads each record: this runs on every update
-        texts, agent_ids, outcomes = [], [], []
+        # this runs on every update: comprehensions, and records parsed only when they are not
+        # record objects already
+        if any(type(record) is not InteractionRecord for record in records):
+            records = [_parse_record(number, record)
+                       for number, record in enumerate(records, start=1)]
         agent_index = self.agent_index
-        for number, record in enumerate(records, start=1):
-            if type(record) is not InteractionRecord:
-                record = _parse_record(number, record)
-            agent = agent_index.get(record.chosen_agent)
-            if agent is None:
-                raise DataError(
-                    f"record {number} of the update: agent {record.chosen_agent!r} is not one of "
-                    f"the learner's agents ({', '.join(self.config.agents)})"
-                )
-            texts.append(record.task_description)
-            agent_ids.append(agent)
-            outcomes.append(float(record.success))
+        agent_ids = [agent_index.get(record.chosen_agent) for record in records]
+        if None in agent_ids:
+            number = agent_ids.index(None)
+            raise DataError(
+                f"record {number + 1} of the update: agent {records[number].chosen_agent!r} is "
+                f"not one of the learner's agents ({', '.join(self.config.agents)})"
+            )
+        texts = [record.task_description for record in records]
+        outcomes = [float(record.success) for record in records]
         features = torch.from_numpy(self.featurizer.transform(texts))
         agents = torch.tensor(agent_ids)
         success = torch.tensor(outcomes)
