@@ -33,6 +33,23 @@ def _history(client: mlflow.MlflowClient, run_id: str, key: str) -> list[tuple[i
     return [(m.step, m.value) for m in client.get_metric_history(run_id, key)]
 
 
+def _crash_at_update_seven(
+    config: dict[str, int], log_file: Path, tracker: ExperimentTracker, workdir: Path
+) -> tuple[mlflow.MlflowClient, mlflow.entities.Run, Path]:
+    """Stream the log until update 7 crashes: the store's client, the crashed run, its
+    checkpoint folder."""
+
+    def crash_at_update_seven(update: int, metrics: dict[str, float]) -> None:
+        if update == 7:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        ol.train(config, log_file, tracker=tracker, on_epoch=crash_at_update_seven)
+    client = mlflow.MlflowClient(tracker.tracking_uri)
+    (crashed,) = client.search_runs([tracker.experiment_id])
+    return client, crashed, workdir / "checkpoints" / EXPERIMENT / crashed.info.run_id
+
+
 def test_streaming_a_log_yields_one_run_with_a_point_every_ten_updates(
     store_uri: str, log_file: Path, records
 ):
@@ -112,16 +129,7 @@ def test_resume_continues_the_same_run_after_the_last_snapshot(
 ):
     tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
     config = {"batch_size": BATCH, "snapshot_every": 5, "log_every_updates": 1}
-
-    def crash_at_update_seven(update: int, metrics: dict[str, float]) -> None:
-        if update == 7:
-            raise Interrupted
-
-    with pytest.raises(Interrupted):
-        ol.train(config, log_file, tracker=tracker, on_epoch=crash_at_update_seven)
-    client = mlflow.MlflowClient(store_uri)
-    (crashed,) = client.search_runs([tracker.experiment_id])
-    folder = workdir / "checkpoints" / EXPERIMENT / crashed.info.run_id
+    client, crashed, folder = _crash_at_update_seven(config, log_file, tracker, workdir)
     assert [path.name for path in folder.iterdir()] == ["epoch-0005.pt"]
 
     result = ol.train(config, log_file, tracker=tracker, resume_from=folder)
@@ -159,18 +167,9 @@ def test_a_resumed_session_with_windows_logs_each_step_once(
 ):
     tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
     config = {"batch_size": BATCH, "snapshot_every": 5}
-
-    def crash_at_update_seven(update: int, metrics: dict[str, float]) -> None:
-        if update == 7:
-            raise Interrupted
-
-    with pytest.raises(Interrupted):
-        ol.train(config, log_file, tracker=tracker, on_epoch=crash_at_update_seven)
-    client = mlflow.MlflowClient(store_uri)
-    (crashed,) = client.search_runs([tracker.experiment_id])
+    client, crashed, folder = _crash_at_update_seven(config, log_file, tracker, workdir)
     # the updates before the crash are not lost: their window is logged as the session fails
     assert [step for step, _ in _history(client, crashed.info.run_id, "val_loss")] == [7]
-    folder = workdir / "checkpoints" / EXPERIMENT / crashed.info.run_id
 
     result = ol.train(config, log_file, tracker=tracker, resume_from=folder)
 
