@@ -39,7 +39,7 @@ rows replayed from the learner's reservoir class; a pair is a block of 25 consec
 and "train pass" and "whole epoch" are the same number. Both sides of an update are timed
 around the call (the learner's between callbacks, the twin's around ``update``), so both pay
 for freeing the update's tensors as it returns; the learner logs with its defaults (a point
-every 10 updates).
+every 25 updates).
 
 The first epoch (or update) of every run is dropped on both sides (warm-up). Torch runs on one
 thread by default (``--threads``); the load average is printed at the start and the end.

@@ -21,7 +21,7 @@ Drift: the mean prequential loss of the last ``drift_window`` updates against th
 the run gets the tags ``agentnn.drift_detected`` and ``agentnn.last_drift_update`` (the exact
 update), and the learning rate returns to its base value.
 
-Metrics are logged every ``log_every_updates`` updates (10 by default, 1 for every update), each
+Metrics are logged every ``log_every_updates`` updates (25 by default, 1 for every update), each
 point summing up the updates since the last one (:class:`UpdateWindow`): the prequential loss
 and accuracy over all their records, the mean training loss, the latest learning rate. Why not
 every update: reading the accuracy and the training loss back from torch and logging ten values
@@ -120,7 +120,7 @@ class OnlineConfig:
     drift_reference: int = 20  # updates before those: the level it is compared with
     drift_threshold: float = 0.2  # relative rise of the prequential loss that fires drift
     # --- snapshots and reproducibility -------------------------------------------------------
-    log_every_updates: int = 10  # metrics logged per window of this many updates (1: each)
+    log_every_updates: int = 25  # metrics logged per window of this many updates (1: each)
     snapshot_every: int = 1000  # updates between checkpoints (each writes the whole reservoir)
     keep_checkpoints: int = DEFAULT_KEEP_CHECKPOINTS
     checkpoint_dir: str | None = None  # default ./checkpoints/online_learning/<run id>
