@@ -68,7 +68,6 @@ from agentnn.nn_models.epochs import (
     EpochTimer,
     batch_order,
     current_lr,
-    iterate_batches,
     make_scheduler,
     seed_everything,
     step_scheduler,
@@ -89,7 +88,7 @@ __all__ = [
     "check_config", "check_positive", "check_range", "check_resume_config", "checkpoint_dir",
     "config_dict", "config_from_mapping", "copy_state", "current_lr", "detached_copy",
     "flatten_config",
-    "iterate_batches", "list_checkpoints", "load_checkpoint", "log_best_model",
+    "list_checkpoints", "load_checkpoint", "log_best_model",
     "log_data_params", "make_scheduler", "open_tracker", "require_features",
     "require_samples", "seed_everything", "step_scheduler",
 ]

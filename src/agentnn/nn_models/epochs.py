@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeAlias
 
@@ -59,12 +59,6 @@ def batch_order(n_samples: int, *, seed: int, epoch: int,
         return torch.arange(n_samples)
     generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     return torch.randperm(n_samples, generator=generator)
-
-
-def iterate_batches(order: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
-    """Index tensors of ``batch_size`` (the last one may be smaller) in the given order."""
-    for start in range(0, len(order), batch_size):
-        yield order[start:start + batch_size]
 
 
 # --- timing, early stopping, learning rates ----------------------------------------------------

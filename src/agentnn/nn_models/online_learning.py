@@ -322,22 +322,23 @@ class UpdateWindow:
         self.records = 0
         self.val_loss_sum = 0.0  # weighted by records: the window's loss is over its records
         self.seconds = 0.0
-        self.samples = 0.0
+        self.samples = 0
         self.drift = 0.0
         self.latest: dict[str, float] = {}
         self.logits: list[torch.Tensor] = []
         self.success: list[torch.Tensor] = []
         self.train_losses: list[torch.Tensor] = []
 
-    def add(self, metrics: dict[str, float], *, logits: torch.Tensor, success: torch.Tensor,
-            train_loss: torch.Tensor) -> None:
-        """One update: its metrics, its scored logits and outcomes, its last training loss."""
+    def add(self, metrics: dict[str, float], *, samples: int, logits: torch.Tensor,
+            success: torch.Tensor, train_loss: torch.Tensor) -> None:
+        """One update: its metrics, the samples it trained on, its scored logits and outcomes,
+        its last training loss."""
         records = len(success)
         self.updates += 1
         self.records += records
         self.val_loss_sum += metrics["val_loss"] * records
         self.seconds += metrics["update_time_s"]
-        self.samples += metrics["samples_per_s"] * metrics["update_time_s"]
+        self.samples += samples
         self.drift = max(self.drift, metrics["drift"])
         self.latest = metrics
         self.logits.append(logits)
@@ -519,7 +520,8 @@ class OnlineLearner:
             "buffer_size": float(self.buffer.size), "records_seen": float(self.records_seen),
             "update_time_s": seconds, "samples_per_s": samples / seconds,
         }
-        self._window.add(metrics, logits=scored, success=success, train_loss=loss.detach())
+        self._window.add(metrics, samples=samples, logits=scored, success=success,
+                         train_loss=loss.detach())
         if self.updates % self.config.log_every_updates == 0:
             self._log_window()
         if fired:
