@@ -7,7 +7,7 @@ import signal
 
 from writer_helpers import GUARD, wait_until
 
-from agentnn.mlflow_integration import ExperimentTracker, writer
+from agentnn.mlflow_integration import ExperimentTracker, writer, writer_process
 from agentnn.mlflow_integration.writer_process import WriterProcess
 
 
@@ -61,3 +61,15 @@ def test_the_writer_thread_announces_each_pass_so_a_drain_looks_at_once(tracker,
         assert thread.pass_event.wait(GUARD)  # the pass after the wake-up says it is done
 
     assert [m.value for m in client.get_metric_history(run.run_id, "loss")] == [0.5]
+
+
+def test_each_flush_of_an_open_run_wakes_the_writer_thread(tracker, client, monkeypatch):
+    # The thread's idle scan is an hour away: only the journal's flush can bring it back.
+    monkeypatch.setattr(writer_process, "THREAD_POLL_INTERVAL", 3600.0)
+    with tracker.start_run() as run:
+        run.log_metrics({"loss": 0.5}, step=1)
+        assert wait_until(lambda: client.get_metric_history(run.run_id, "loss"), guard=60)
+        run.log_metrics({"loss": 0.25}, step=2)
+        assert wait_until(lambda: len(client.get_metric_history(run.run_id, "loss")) == 2,
+                          guard=60)
+        assert client.get_run(run.run_id).info.status == "RUNNING"

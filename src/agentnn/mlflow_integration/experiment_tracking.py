@@ -233,14 +233,18 @@ class TrackedRun:
         self._ended = True
         if self._nonfinite_points:
             self._journal.add(TagRecord(NONFINITE_TAG, str(self._nonfinite_points)))
-        applied = False
+        drained = applied = False
         try:
-            self._journal.flush(sync=True)
+            self._journal.flush()
             drained = self._tracker._drain(self._journal.path, self.run_id)
+            if not drained:  # the journal's copy is the only one for a while: make it durable
+                self._journal.sync()
             applied = self._tracker._end_mlflow_run(self.run_id, status, drained)
         finally:
             self._journal.add(EndRecord(status, _now_ms(), applied=applied))
-            self._journal.close()
+            # Once the store has every record and the status, the end record only says so: a
+            # lost one is harmless (a RUNNING status is what a writer would correct).
+            self._journal.close(sync=not (drained and applied))
             heap.release()
 
     def _check_open(self) -> None:
@@ -413,6 +417,7 @@ class ExperimentTracker:
             journal_io.new_journal_path(self.journal_dir, run_id),
             journal_io.new_header(run_id, self.tracking_uri),
             self._flush_interval,
+            on_flush=self._writer.wake,
         )
         self._writer.watch(journal.path)  # the writer imports MLflow while training starts
         run = TrackedRun(self, run_id, run_name, journal, logged_params)

@@ -37,6 +37,7 @@ disk or on the store.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
@@ -44,7 +45,7 @@ import threading
 import time
 import zlib
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -213,8 +214,7 @@ class TrainingProcess:
 
     @classmethod
     def current(cls) -> TrainingProcess:
-        pid = os.getpid()
-        return cls(socket.gethostname(), pid, process_start_time(pid))
+        return _this_process(os.getpid())
 
     @classmethod
     def from_json(cls, data: Any) -> TrainingProcess:
@@ -233,6 +233,8 @@ class TrainingProcess:
         A process on another host cannot be checked and counts as alive: its journal is left
         alone rather than its run declared killed.
         """
+        if self == _this_process(os.getpid()):  # a writer thread asking about its own process
+            return False
         if self.host != socket.gethostname():
             return False
         if not pid_alive(self.pid):
@@ -244,6 +246,13 @@ class TrainingProcess:
 
     def describe(self) -> str:
         return f"pid {self.pid} on {self.host}"
+
+
+@functools.lru_cache(maxsize=1)
+def _this_process(pid: int) -> TrainingProcess:
+    """This process, asked once per pid (a forked child has its own): the writer thread asks
+    on every pass whether its own process is gone."""
+    return TrainingProcess(socket.gethostname(), pid, process_start_time(pid))
 
 
 # --- the header ----------------------------------------------------------------------------
@@ -531,11 +540,22 @@ def _make_private(folder: Path) -> None:
 
 
 class BufferedJournal:
-    """Buffers records in memory and appends them to the run's journal from a daemon thread."""
+    """Buffers records in memory and appends them to the run's journal from a daemon thread.
 
-    def __init__(self, path: Path, header: Header, flush_interval: float) -> None:
+    ``on_flush`` is called after each timed flush that appended records: the writer is woken by
+    new records instead of scanning the folder on a short timer while training runs.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        header: Header,
+        flush_interval: float,
+        on_flush: Callable[[], object] | None = None,
+    ) -> None:
         self.path = path
         self.header = header
+        self._on_flush = on_flush
         self._records: deque[Record] = deque()
         self._flush_interval = flush_interval
         self._write_lock = threading.Lock()
@@ -560,9 +580,11 @@ class BufferedJournal:
         """Queue one record; called on the training thread, costs a deque append."""
         self._records.append(record)
 
-    def flush(self, *, sync: bool = False) -> None:
-        """Append every queued record to the file (and fsync when ``sync``)."""
+    def flush(self, *, sync: bool = False) -> bool:
+        """Append every queued record to the file (and fsync when ``sync``); True when there
+        were records to append."""
         with self._write_lock:
+            appended = bool(self._records)
             while self._records:
                 count = min(len(self._records), MAX_RECORDS_PER_CHUNK)
                 chunk = [self._records.popleft() for _ in range(count)]
@@ -573,18 +595,34 @@ class BufferedJournal:
                     raise JournalError(f"cannot append to {self.path}: {error}") from None
             self._file.flush()
             if sync:
-                os.fsync(self._file.fileno())
+                self._sync()
+        return appended
 
-    def close(self) -> None:
-        """Stop the flush thread and write what is left, durably."""
+    def sync(self) -> None:
+        """Make what is appended durable (an fsync)."""
+        with self._write_lock:
+            self._sync()
+
+    def _sync(self) -> None:
+        try:
+            os.fsync(self._file.fileno())
+        except (OSError, ValueError) as error:
+            raise JournalError(f"cannot sync {self.path}: {error}") from None
+
+    def close(self, *, sync: bool = True) -> None:
+        """Stop the flush thread and write what is left (durably, unless ``sync`` is false:
+        a run whose records the store has confirmed needs no fsync of their copy)."""
         self._stop.set()
         self._thread.join(timeout=10)
-        self.flush(sync=True)
+        self.flush(sync=sync)
         self._file.close()
 
     def _flush_loop(self) -> None:
         while not self._stop.wait(self._flush_interval):
             try:
-                self.flush()
+                appended = self.flush()
             except JournalError:
                 time.sleep(self._flush_interval)  # keep the records; the final flush raises
+                continue
+            if appended and self._on_flush is not None:
+                self._on_flush()

@@ -35,14 +35,28 @@ def _version(distribution: str) -> str | None:
         return None
 
 
-def _git(*args: str) -> str | None:
+def _git(*commands: list[str]) -> list[str | None]:
+    """Each git command's output (None where it failed), the commands run side by side: two
+    git processes at once take about the time of one, and a run's start waits for them."""
     try:
-        result = subprocess.run(
-            ["git", *args], capture_output=True, text=True, timeout=GIT_TIMEOUT, check=False
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return result.stdout.strip() if result.returncode == 0 else None
+        processes = [
+            subprocess.Popen(["git", *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             stdin=subprocess.DEVNULL, text=True)
+            for args in commands
+        ]
+    except OSError:
+        return [None] * len(commands)
+    outputs: list[str | None] = []
+    for process in processes:
+        try:
+            stdout, _ = process.communicate(timeout=GIT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            outputs.append(None)
+            continue
+        outputs.append(stdout.strip() if process.returncode == 0 else None)
+    return outputs
 
 
 def command_line(argv: list[str]) -> str:
@@ -76,10 +90,9 @@ def automatic_tags() -> dict[str, str]:
     """Tags every run gets: git commit and dirty flag, command line, host and versions."""
     tags = dict(_static_tags())
     tags[f"{TAG_PREFIX}command"] = command_line(sys.argv)[:5000]
-    commit = _git("rev-parse", "HEAD")
+    commit, status = _git(["rev-parse", "HEAD"], ["status", "--porcelain", "--untracked-files=no"])
     if commit:
         tags[f"{TAG_PREFIX}git.commit"] = commit
-        status = _git("status", "--porcelain", "--untracked-files=no")
         if status is not None:
             tags[f"{TAG_PREFIX}git.dirty"] = "true" if status else "false"
     return tags

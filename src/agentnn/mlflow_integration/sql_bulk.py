@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities import Metric, Param, RunTag
     from sqlalchemy.engine import Connection, Engine
+    from sqlalchemy.sql import Select
 
 # The alembic revisions (``alembic_version.version_num``) this path was tested against:
 # dc11669786a5 is the head that MLflow 3.17 creates (see mlflow/store/db_migrations/versions).
@@ -413,6 +414,9 @@ def _chunks(items: Sequence[str]) -> list[Sequence[str]]:
     return [items[i:i + KEY_CHUNK] for i in range(0, len(items), KEY_CHUNK)]
 
 
+_stage_query: Select | None = None
+
+
 def _check_runs_active(connection: Connection, run_ids: set[str]) -> None:
     """Refuse, as MLflow's _get_run and _check_run_is_active do, a missing or deleted run."""
     import sqlalchemy
@@ -420,13 +424,16 @@ def _check_runs_active(connection: Connection, run_ids: set[str]) -> None:
     from mlflow.exceptions import MlflowException
     from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST
 
-    runs = _tables()[0]
-    found = dict(connection.execute(
-        sqlalchemy.select(runs.c.run_uuid, runs.c.lifecycle_stage)
-        .where(runs.c.run_uuid.in_(sorted(run_ids)))
-    ).all())
+    global _stage_query
+    if _stage_query is None:  # built once: every pass asks it, and building costs more than
+        runs = _tables()[0]  # running it (as does an IN list, expanded on each execution)
+        _stage_query = sqlalchemy.select(runs.c.lifecycle_stage).where(
+            runs.c.run_uuid == sqlalchemy.bindparam("run_id")
+        )
+    found = {run_id: connection.execute(_stage_query, {"run_id": run_id}).scalar()
+             for run_id in sorted(run_ids)}
     for run_id in sorted(run_ids):
-        if run_id not in found:
+        if found[run_id] is None:
             raise MlflowException(f"Run with id={run_id} not found", RESOURCE_DOES_NOT_EXIST)
         if found[run_id] != LifecycleStage.ACTIVE:
             raise MlflowException(

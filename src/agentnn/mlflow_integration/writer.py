@@ -441,14 +441,17 @@ class Writer:
         wake: threading.Event | None = None,
         passed: threading.Event | None = None,
         freeze_gc: bool = True,
+        poll_interval: float = POLL_INTERVAL,
     ) -> None:
         """``out`` takes the writer's log lines (stdout, the writer process's log file, by
         default); ``stop`` ends :meth:`run` between passes and ``wake`` cuts an idle wait short;
         ``passed`` is set after every pass (a run waiting for its drain looks at once);
         ``freeze_gc`` only where the process is the writer's own (not in a training process:
         its objects would be frozen for good; there :mod:`agentnn.heap` freezes them while a
-        run is open)."""
+        run is open); ``poll_interval`` is the idle wait between scans (a writer thread, woken by
+        its runs' flushes, scans less often)."""
         self.journal_dir = journal_dir
+        self.poll_interval = poll_interval
         self.retry_limit = retry_limit
         self.out = out or _say
         self.stop = stop
@@ -592,7 +595,7 @@ class Writer:
                     return self.result
             elif time.monotonic() - idle_since > IDLE_EXIT and not pushing:
                 return self.result
-            _idle(POLL_INTERVAL, self.wake)
+            _idle(self.poll_interval, self.wake)
         return self.result
 
 
