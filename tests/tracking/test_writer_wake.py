@@ -7,7 +7,7 @@ import signal
 
 from writer_helpers import GUARD, wait_until
 
-from agentnn.mlflow_integration import ExperimentTracker, writer, writer_process
+from agentnn.mlflow_integration import ExperimentTracker, writer
 from agentnn.mlflow_integration.writer_process import WriterProcess
 
 
@@ -63,9 +63,8 @@ def test_the_writer_thread_announces_each_pass_so_a_drain_looks_at_once(tracker,
     assert [m.value for m in client.get_metric_history(run.run_id, "loss")] == [0.5]
 
 
-def test_each_flush_of_an_open_run_wakes_the_writer_thread(tracker, client, monkeypatch):
-    # The thread's idle scan is an hour away: only the journal's flush can bring it back.
-    monkeypatch.setattr(writer_process, "THREAD_POLL_INTERVAL", 3600.0)
+
+def test_the_points_of_a_live_run_reach_the_store_before_it_ends(tracker, client):
     with tracker.start_run() as run:
         run.log_metrics({"loss": 0.5}, step=1)
         assert wait_until(lambda: client.get_metric_history(run.run_id, "loss"), guard=60)

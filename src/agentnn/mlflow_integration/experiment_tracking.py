@@ -417,7 +417,6 @@ class ExperimentTracker:
             journal_io.new_journal_path(self.journal_dir, run_id),
             journal_io.new_header(run_id, self.tracking_uri),
             self._flush_interval,
-            on_flush=self._writer.wake,
         )
         self._writer.watch(journal.path)  # the writer imports MLflow while training starts
         run = TrackedRun(self, run_id, run_name, journal, logged_params)

@@ -45,7 +45,7 @@ import threading
 import time
 import zlib
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -540,22 +540,11 @@ def _make_private(folder: Path) -> None:
 
 
 class BufferedJournal:
-    """Buffers records in memory and appends them to the run's journal from a daemon thread.
+    """Buffers records in memory and appends them to the run's journal from a daemon thread."""
 
-    ``on_flush`` is called after each timed flush that appended records: the writer is woken by
-    new records instead of scanning the folder on a short timer while training runs.
-    """
-
-    def __init__(
-        self,
-        path: Path,
-        header: Header,
-        flush_interval: float,
-        on_flush: Callable[[], object] | None = None,
-    ) -> None:
+    def __init__(self, path: Path, header: Header, flush_interval: float) -> None:
         self.path = path
         self.header = header
-        self._on_flush = on_flush
         self._records: deque[Record] = deque()
         self._flush_interval = flush_interval
         self._write_lock = threading.Lock()
@@ -580,11 +569,9 @@ class BufferedJournal:
         """Queue one record; called on the training thread, costs a deque append."""
         self._records.append(record)
 
-    def flush(self, *, sync: bool = False) -> bool:
-        """Append every queued record to the file (and fsync when ``sync``); True when there
-        were records to append."""
+    def flush(self, *, sync: bool = False) -> None:
+        """Append every queued record to the file (and fsync when ``sync``)."""
         with self._write_lock:
-            appended = bool(self._records)
             while self._records:
                 count = min(len(self._records), MAX_RECORDS_PER_CHUNK)
                 chunk = [self._records.popleft() for _ in range(count)]
@@ -596,7 +583,6 @@ class BufferedJournal:
             self._file.flush()
             if sync:
                 self._sync()
-        return appended
 
     def sync(self) -> None:
         """Make what is appended durable (an fsync)."""
@@ -620,9 +606,6 @@ class BufferedJournal:
     def _flush_loop(self) -> None:
         while not self._stop.wait(self._flush_interval):
             try:
-                appended = self.flush()
+                self.flush()
             except JournalError:
                 time.sleep(self._flush_interval)  # keep the records; the final flush raises
-                continue
-            if appended and self._on_flush is not None:
-                self._on_flush()

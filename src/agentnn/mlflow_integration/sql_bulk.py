@@ -46,7 +46,6 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities import Metric, Param, RunTag
     from sqlalchemy.engine import Connection, Engine
-    from sqlalchemy.sql import Select
 
 # The alembic revisions (``alembic_version.version_num``) this path was tested against:
 # dc11669786a5 is the head that MLflow 3.17 creates (see mlflow/store/db_migrations/versions).
@@ -185,6 +184,20 @@ def _entities(batch: RunBatch) -> tuple[list[Metric], list[Param], list[RunTag]]
 def choose_path(tracking_uri: str, *, report: Callable[[str], None] | None = None) -> PathChoice:
     """Which path a store gets (decided once per URI and cached; the writer lives long)."""
     return _state_for(tracking_uri, report or say).choice
+
+
+def prepare(tracking_uri: str, *, report: Callable[[str], None] | None = None) -> None:
+    """Decide the store's path and compile its statements ahead of the first batch.
+
+    Why: a writer does this when a new run's journal appears, while training starts; a run
+    shorter than the writer's send interval otherwise waits for it at its end.
+    """
+    state = _state_for(tracking_uri, report or say)
+    if state.engine is None or state.engine.dialect.name != "sqlite":
+        return
+    with state.engine.connect() as connection:
+        _sqlite_metric_insert(connection)
+        _sqlite_latest_upsert(connection)
 
 
 def engine_for(tracking_uri: str, *, report: Callable[[str], None] | None = None) -> Engine | None:
@@ -414,9 +427,6 @@ def _chunks(items: Sequence[str]) -> list[Sequence[str]]:
     return [items[i:i + KEY_CHUNK] for i in range(0, len(items), KEY_CHUNK)]
 
 
-_stage_query: Select | None = None
-
-
 def _check_runs_active(connection: Connection, run_ids: set[str]) -> None:
     """Refuse, as MLflow's _get_run and _check_run_is_active do, a missing or deleted run."""
     import sqlalchemy
@@ -424,14 +434,22 @@ def _check_runs_active(connection: Connection, run_ids: set[str]) -> None:
     from mlflow.exceptions import MlflowException
     from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST
 
-    global _stage_query
-    if _stage_query is None:  # built once: every pass asks it, and building costs more than
-        runs = _tables()[0]  # running it (as does an IN list, expanded on each execution)
-        _stage_query = sqlalchemy.select(runs.c.lifecycle_stage).where(
-            runs.c.run_uuid == sqlalchemy.bindparam("run_id")
+    def query():  # noqa: ANN202 - an SQLAlchemy Select
+        runs = _tables()[0]
+        return sqlalchemy.select(runs.c.lifecycle_stage).where(
+            runs.c.run_uuid == sqlalchemy.bindparam("run_uuid")
         )
-    found = {run_id: connection.execute(_stage_query, {"run_id": run_id}).scalar()
-             for run_id in sorted(run_ids)}
+
+    if connection.dialect.name == "sqlite":
+        # SQL text compiled once per process: every send asks, and compiling costs more than
+        # the query (SQLAlchemy's own cache lives in the engine, and a process's first send
+        # to a store is the one a short run's end waits for).
+        sql, _ = _compiled_statement(connection, "run_stage", lambda _: query())
+        found = {run_id: connection.exec_driver_sql(sql, (run_id,)).scalar()
+                 for run_id in sorted(run_ids)}
+    else:
+        found = {run_id: connection.execute(query(), {"run_uuid": run_id}).scalar()
+                 for run_id in sorted(run_ids)}
     for run_id in sorted(run_ids):
         if found[run_id] is None:
             raise MlflowException(f"Run with id={run_id} not found", RESOURCE_DOES_NOT_EXIST)
@@ -482,9 +500,7 @@ def _write_metrics(connection: Connection, batch: _Prepared) -> None:
     if connection.dialect.name == "sqlite":
         # The driver's executemany with plain tuples: SQLAlchemy's per-row parameter handling
         # would cost more than SQLite's insert itself. Same statement, same stored values.
-        sql, order = _compiled_statement(
-            connection, "metrics", lambda c: _insert_ignoring_duplicates(c, metrics)
-        )
+        sql, order = _sqlite_metric_insert(connection)
         connection.exec_driver_sql(sql, _in_order(batch.metric_rows, order))
     else:  # SQLAlchemy batches executemany into multi-row INSERTs (insertmanyvalues)
         connection.execute(_insert_ignoring_duplicates(connection, metrics),
@@ -508,6 +524,16 @@ def _compiled_statement(
             raise ValueError(f"the {connection.dialect.name} driver takes no positional values")
         _compiled[cache_key] = (compiled.string, tuple(compiled.positiontup))
     return _compiled[cache_key]
+
+
+def _sqlite_metric_insert(connection: Connection) -> tuple[str, tuple[str, ...]]:
+    return _compiled_statement(
+        connection, "metrics", lambda c: _insert_ignoring_duplicates(c, _tables()[1])
+    )
+
+
+def _sqlite_latest_upsert(connection: Connection) -> tuple[str, tuple[str, ...]]:
+    return _compiled_statement(connection, "latest", _latest_upsert)
 
 
 def _in_order(rows: list[MetricRow], order: tuple[str, ...]) -> list[tuple]:
@@ -556,7 +582,7 @@ def _update_latest(connection: Connection, batch: _Prepared) -> None:
     rows = [winners[key] for key in sorted(winners)]  # one lock order for every writer
     dialect = connection.dialect.name
     if dialect == "sqlite":
-        sql, order = _compiled_statement(connection, "latest", _latest_upsert)
+        sql, order = _sqlite_latest_upsert(connection)
         connection.exec_driver_sql(sql, _in_order(rows, order))
     elif dialect == "postgresql":
         connection.execute(_latest_upsert(connection),

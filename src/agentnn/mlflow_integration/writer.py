@@ -505,8 +505,23 @@ class Writer:
                     self._set_aside_journal(journal, error.reason)
                     continue
                 self._forwarders[journal] = forwarder
+                self._prepare_store(forwarder.tracking_uri)
             forwarders.append(forwarder)
         return forwarders, waiting
+
+    def _prepare_store(self, tracking_uri: str) -> None:
+        """Get a store ready when a journal for it appears rather than at its first send (its
+        client, its path, compiled statements): a run shorter than a send interval would wait
+        for that at its end. A store that fails here fails again, and is reported, at the send."""
+        if tracking_uri in self._clients:
+            return
+        from agentnn.mlflow_integration import sql_bulk
+
+        try:
+            self.client_for(tracking_uri)
+            sql_bulk.prepare(tracking_uri, report=self.out)
+        except Exception:  # noqa: BLE001 - said by the send that meets it
+            return
 
     def _header_given_up(self, journal: Path) -> bool:
         """A header without its newline for longer than a write takes was cut by a crash."""

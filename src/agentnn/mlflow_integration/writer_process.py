@@ -42,8 +42,10 @@ DRAIN_POLL = 0.02  # seconds between looks at the cursor while waiting for a dra
 STOP_TIMEOUT = 5.0  # seconds stop() waits for the keep-alive thread
 SYNC_WAIT_POLL = 0.2  # seconds between looks while a background writer does the sending
 THREAD_START_TIMEOUT = 5.0  # seconds to learn whether the writer thread got the folder's lock
-THREAD_POLL_INTERVAL = 2.0  # seconds between the writer thread's idle scans: its own runs wake
-#                             it after each flush, so the scan only finds other processes' journals
+LIVE_SEND_INTERVAL = 5.0  # seconds between the writer thread's scans while runs are live: each
+#                           pass costs a transaction and a cursor update whatever it sends, so
+#                           a point reaches the store within about this (plus the journal's flush
+#                           interval) while the run is live, and at once when the run ends
 HAND_OVER_WAIT = 1.0  # seconds exit waits for the writer thread to stop between sends; after
 #                       that the process ends anyway (a send cut short is rolled back and kept)
 
@@ -74,7 +76,7 @@ class WriterThread(threading.Thread):
                 self.ready.set()
                 writer.Writer(self.journal_dir, out=self._log, stop=self.stop_event,
                               wake=self.wake_event, passed=self.pass_event,
-                              freeze_gc=False, poll_interval=THREAD_POLL_INTERVAL,
+                              freeze_gc=False, poll_interval=LIVE_SEND_INTERVAL,
                               ).run(parent_pid=None)
         except Exception as error:  # noqa: BLE001 - the keep-alive starts a writer process
             self._log(f"writer thread stopped: {type(error).__name__}: {error}")
