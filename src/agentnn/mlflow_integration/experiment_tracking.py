@@ -46,7 +46,6 @@ from agentnn.mlflow_integration.store import Store
 from agentnn.mlflow_integration.validation import (
     check_key,
     flatten,
-    is_finite,
     metric_value,
     param_value,
     tag_value,
@@ -134,16 +133,17 @@ class TrackedRun:
         self._check_open()
         timestamp = _now_ms()
         step = 0 if step is None else int(step)
+        valid_keys = self._valid_keys
         points = []
-        for key, value in metrics.items():
-            if key not in self._valid_keys:
-                self._valid_keys.add(check_key(key))
-            number = metric_value(key, value)
-            if not is_finite(number):
+        for key, value in metrics.items():  # runs for every point: the common case inline
+            if key not in valid_keys:
+                valid_keys.add(check_key(key))
+            if type(value) is not float:
+                value = metric_value(key, value)
+            if value - value != 0.0:  # NaN or ±inf
                 self._nonfinite_points += 1
-            points.append(MetricRecord(key, number, timestamp, step))
-        for point in points:  # all checked first: a bad value queues nothing of the call
-            self._journal.add(point)
+            points.append(MetricRecord(key, value, timestamp, step))
+        self._journal.add_all(points)  # all checked first: a bad value queues nothing of the call
 
     # --- params and tags ---------------------------------------------------------------------
 

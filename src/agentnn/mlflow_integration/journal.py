@@ -569,6 +569,10 @@ class BufferedJournal:
         """Queue one record; called on the training thread, costs a deque append."""
         self._records.append(record)
 
+    def add_all(self, records: list[Record]) -> None:
+        """Queue records in one step (a deque extend, which the flush thread sees whole)."""
+        self._records.extend(records)
+
     def flush(self, *, sync: bool = False) -> None:
         """Append every queued record to the file (and fsync when ``sync``)."""
         with self._write_lock:

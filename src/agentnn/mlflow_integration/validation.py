@@ -6,7 +6,6 @@ line that produced them has run. The rules mirror MLflow's own (``mlflow/utils/v
 
 from __future__ import annotations
 
-import math
 import numbers
 import re
 import warnings
@@ -60,10 +59,6 @@ def metric_value(key: str, value: Any) -> float:
         if isinstance(scalar, (numbers.Real, bool)):
             return float(scalar)
     raise InvalidMetricError(key, value)
-
-
-def is_finite(value: float) -> bool:
-    return not (math.isnan(value) or math.isinf(value))
 
 
 def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
