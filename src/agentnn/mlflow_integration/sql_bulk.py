@@ -192,6 +192,8 @@ def prepare(tracking_uri: str, *, report: Callable[[str], None] | None = None) -
     Why: a writer does this when a new run's journal appears, while training starts; a run
     shorter than the writer's send interval otherwise waits for it at its end.
     """
+    if not native_path_enabled:
+        return
     state = _state_for(tracking_uri, report or say)
     if state.engine is None or state.engine.dialect.name != "sqlite":
         return
