@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import textwrap
 
 from writer_helpers import GUARD, wait_until
 
-from agentnn.mlflow_integration import ExperimentTracker, writer
+from agentnn.mlflow_integration import ExperimentTracker, writer, writer_process
 from agentnn.mlflow_integration.writer_process import WriterProcess
 
 
@@ -72,3 +75,30 @@ def test_the_points_of_a_live_run_reach_the_store_before_it_ends(tracker, client
         assert wait_until(lambda: len(client.get_metric_history(run.run_id, "loss")) == 2,
                           guard=60)
         assert client.get_run(run.run_id).info.status == "RUNNING"
+
+
+def test_a_run_of_another_process_in_the_folder_drains_without_waiting_for_a_send_interval(
+    tracker, client, store_uri, monkeypatch
+):
+    # This process's thread serves the folder and, with only its own run live, would not scan
+    # again for an hour; the other process's run cannot wake it, and must not wait for it.
+    monkeypatch.setattr(writer_process, "LIVE_SEND_INTERVAL", 3600.0)
+    script = textwrap.dedent("""
+        from agentnn.mlflow_integration import ExperimentTracker
+        with ExperimentTracker("tests").start_run() as run:
+            for step in range(50):
+                run.log_metrics({"loss": 1.0 / (step + 1)}, step=step)
+        print(run.run_id, flush=True)
+    """)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store_uri,
+           "AGENTNN_JOURNAL_DIR": str(tracker.journal_dir), "AGENTNN_DRAIN_TIMEOUT": "30"}
+    with tracker.start_run() as own:
+        own.log_metrics({"loss": 0.5}, step=1)
+        assert writer.lock_holder(tracker.journal_dir) == os.getpid()
+        other = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                               timeout=GUARD, env=env)
+        assert other.returncode == 0, other.stderr
+        assert "has not confirmed" not in other.stderr  # its drain did not time out
+        run_id = other.stdout.strip()
+        assert len(client.get_metric_history(run_id, "loss")) == 50
+        assert client.get_run(run_id).info.status == "FINISHED"

@@ -57,6 +57,7 @@ from agentnn.mlflow_integration.journal import (
     ParamRecord,
     Record,
     TagRecord,
+    TrainingProcess,
     cursor_path,
     list_journals,
     pid_alive,
@@ -610,8 +611,42 @@ class Writer:
                     return self.result
             elif time.monotonic() - idle_since > IDLE_EXIT and not pushing:
                 return self.result
-            _idle(self.poll_interval, self.wake)
+            self._wait_for_work()
         return self.result
+
+
+    def _wait_for_work(self) -> None:
+        """Idle until the next scan: ``poll_interval``, cut short by a wake-up.
+
+        A writer that scans rarely (a writer thread, woken by its own runs' ends) looks every
+        :data:`POLL_INTERVAL` while another process's journal is in the folder, and otherwise
+        stops waiting when the folder changes: a run of another process cannot wake it, and
+        would wait for its scan.
+        """
+        if self.poll_interval <= POLL_INTERVAL or self.wake is None:
+            _idle(self.poll_interval, self.wake)
+            return
+        this_process = TrainingProcess.current()
+        if any(f.header.process != this_process for f in self._forwarders.values()):
+            _idle(POLL_INTERVAL, self.wake)
+            return
+        listing = _modified(self.journal_dir)
+        deadline = time.monotonic() + self.poll_interval
+        while (left := deadline - time.monotonic()) > 0:
+            if self.wake.wait(min(POLL_INTERVAL, left)):
+                self.wake.clear()
+                return
+            if _modified(self.journal_dir) != listing:  # a journal appeared (or went)
+                return
+
+
+def _modified(folder: Path) -> int:
+    """The folder's modification time: it changes when a file is created, renamed or removed in
+    it, not when one is appended to."""
+    try:
+        return folder.stat().st_mtime_ns
+    except FileNotFoundError:
+        return 0
 
 
 def _say(line: str) -> None:

@@ -42,10 +42,12 @@ DRAIN_POLL = 0.02  # seconds between looks at the cursor while waiting for a dra
 STOP_TIMEOUT = 5.0  # seconds stop() waits for the keep-alive thread
 SYNC_WAIT_POLL = 0.2  # seconds between looks while a background writer does the sending
 THREAD_START_TIMEOUT = 5.0  # seconds to learn whether the writer thread got the folder's lock
-LIVE_SEND_INTERVAL = 5.0  # seconds between the writer thread's scans while runs are live: each
-#                           pass costs a transaction and a cursor update whatever it sends, so
-#                           a point reaches the store within about this (plus the journal's flush
-#                           interval) while the run is live, and at once when the run ends
+LIVE_SEND_INTERVAL = 5.0  # seconds between the writer thread's scans while only this process's
+#                           runs are live: each pass costs a transaction and a cursor update
+#                           whatever it sends, so a point reaches the store within about this
+#                           (plus the journal's flush interval) while the run is live, and at once
+#                           when the run ends; other processes' journals are scanned for every
+#                           writer.POLL_INTERVAL, as their runs' ends cannot wake this thread
 HAND_OVER_WAIT = 1.0  # seconds exit waits for the writer thread to stop between sends; after
 #                       that the process ends anyway (a send cut short is rolled back and kept)
 
