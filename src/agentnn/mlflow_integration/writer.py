@@ -450,7 +450,7 @@ class Writer:
         ``freeze_gc`` only where the process is the writer's own (not in a training process:
         its objects would be frozen for good; there :mod:`agentnn.heap` freezes them while a
         run is open); ``poll_interval`` is the idle wait between scans (a writer thread, woken by
-        its runs' flushes, scans less often)."""
+        its own runs' ends, scans less often: see :meth:`_wait_for_work`)."""
         self.journal_dir = journal_dir
         self.poll_interval = poll_interval
         self.retry_limit = retry_limit
@@ -613,7 +613,6 @@ class Writer:
                 return self.result
             self._wait_for_work()
         return self.result
-
 
     def _wait_for_work(self) -> None:
         """Idle until the next scan: ``poll_interval``, cut short by a wake-up.
