@@ -38,7 +38,10 @@ from agentnn.mlflow_integration import writer
 
 KEEPALIVE_INTERVAL = 5.0  # seconds between checks that a writer serves the folder
 WRITER_CHECK_INTERVAL = 2.0  # the same check while a run waits for its drain
-DRAIN_POLL = 0.02  # seconds between looks at the cursor while waiting for a drain
+DRAIN_POLL = 0.02  # seconds between looks at the cursor while a writer process drains
+PASS_WAIT = 0.25  # at most this between looks while this process's writer thread drains: it
+#                   says when a pass ends, and each look in between would take the interpreter
+#                   lock from the send a run's end is waiting for
 STOP_TIMEOUT = 5.0  # seconds stop() waits for the keep-alive thread
 SYNC_WAIT_POLL = 0.2  # seconds between looks while a background writer does the sending
 THREAD_START_TIMEOUT = 5.0  # seconds to learn whether the writer thread got the folder's lock
@@ -234,7 +237,8 @@ class WriterProcess:
     ) -> bool:
         """Wait until the store has every record of ``journal``; False after ``timeout`` s.
 
-        ``on_progress`` gets the fraction sent, about every 20 ms. Ctrl-C stops the wait (False).
+        ``on_progress`` gets the fraction sent after every pass of the writer (at least every
+        :data:`PASS_WAIT` s). Ctrl-C stops the wait (False).
         Either way the journal stays watched until it is sent.
         """
         started = last_check = time.monotonic()
@@ -253,20 +257,20 @@ class WriterProcess:
                     self._ensure_writer()
                 if on_progress is not None:
                     on_progress(1 - left / total)
-                self._wait_for_a_pass(DRAIN_POLL)
+                self._wait_for_a_pass()
         except KeyboardInterrupt:
             return False
         return True
 
-    def _wait_for_a_pass(self, timeout: float) -> None:
-        """Sleep until this process's writer thread ends a pass, at most ``timeout`` s (a
-        writer process is polled: its passes are not seen from here)."""
+    def _wait_for_a_pass(self) -> None:
+        """Sleep until this process's writer thread ends a pass (at most :data:`PASS_WAIT` s);
+        a writer process is polled every :data:`DRAIN_POLL` s: its passes are not seen here."""
         thread = self._writer_thread
         if thread is not None and thread.is_alive():
-            thread.pass_event.wait(timeout)
+            thread.pass_event.wait(PASS_WAIT)
             thread.pass_event.clear()  # the caller looks again before it waits again
         else:
-            time.sleep(timeout)
+            time.sleep(DRAIN_POLL)
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         """Stop keeping the writer alive (bounded join); reap the writer if it has exited.
