@@ -41,7 +41,11 @@ from agentnn.mlflow_integration import offline
 from agentnn.mlflow_integration.journal import EndRecord, MetricRecord, ParamRecord, TagRecord
 from agentnn.mlflow_integration.queries import best_run_query
 from agentnn.mlflow_integration.redaction import REDACTED_KEYS_TAG, redact
-from agentnn.mlflow_integration.run_context import automatic_tags, generate_run_name
+from agentnn.mlflow_integration.run_context import (
+    GitQuery,
+    automatic_tags,
+    generate_run_name,
+)
 from agentnn.mlflow_integration.store import Store
 from agentnn.mlflow_integration.validation import (
     check_key,
@@ -392,8 +396,10 @@ class ExperimentTracker:
             self._fall_back_if_down()
         if self.intended_uri:
             user_tags.update(offline.pending_tags(self.intended_uri))
+        git = None
         if run_id is None:
             run_name = run_name or generate_run_name(self.experiment_name)
+            git = GitQuery()  # git answers while the store creates the run
             with self.store.errors():  # a READ-only user: one line, permission denied
                 active = mlflow.start_run(
                     experiment_id=self.experiment_id,
@@ -419,6 +425,9 @@ class ExperimentTracker:
             self._flush_interval,
         )
         self._writer.watch(journal.path)  # the writer imports MLflow while training starts
+        if git is not None:
+            journal.add_all([TagRecord(key, value) for key, value in git.tags().items()
+                             if key not in user_tags])
         run = TrackedRun(self, run_id, run_name, journal, logged_params)
         heap.hold()  # released in run.end(): no full collection walks MLflow's heap meanwhile
         if params:
