@@ -50,6 +50,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import orjson
+
 from agentnn.errors import DamagedJournalError, JournalError
 
 FORMAT_VERSION = 2
@@ -324,8 +326,22 @@ def read_header(journal: Path) -> tuple[Header, int]:
 
 
 def encode_chunk(records: list[Record]) -> bytes:
-    """One chunk line: ``<crc32> <JSON array>\\n``."""
-    payload = json.dumps([record.to_json() for record in records], separators=(",", ":")).encode()
+    """One chunk line: ``<crc32> <JSON array>\\n``.
+
+    orjson writes a chunk of metric points about ten times faster than ``json`` (the flush
+    thread shares the interpreter with training). It writes NaN and ±inf as ``null``, so a chunk
+    with such a point, or anything else orjson refuses (a lone surrogate, an integer beyond 64
+    bits), is written by ``json`` as ``NaN``/``Infinity``; both read back the same.
+    """
+    items = [record.to_json() for record in records]
+    payload = None
+    if all(type(r) is not MetricRecord or r.value - r.value == 0.0 for r in records):
+        try:
+            payload = orjson.dumps(items)
+        except (TypeError, ValueError):  # orjson.JSONEncodeError is a TypeError
+            payload = None
+    if payload is None:
+        payload = json.dumps(items, separators=(",", ":")).encode()
     return b"%08x " % zlib.crc32(payload) + payload + b"\n"
 
 
@@ -353,9 +369,18 @@ def decode_chunk(line: bytes, version: int) -> list[Record]:
         if zlib.crc32(payload) != expected:
             raise ValueError("checksum mismatch")
     try:
+        return _records(orjson.loads(payload))
+    except ValueError:  # what json wrote (see encode_chunk): NaN and ±inf, or integers beyond
+        pass  # 64 bits, which orjson reads as floats; JSONDecodeError is a ValueError too
+    try:
         items = json.loads(payload)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"not JSON: {error}") from None
+    return _records(items)
+
+
+def _records(items: Any) -> list[Record]:
+    """The records of a chunk's JSON; ValueError when one does not check out."""
     if not isinstance(items, list):
         raise ValueError("not a list of records")
     records: list[Record] = []
