@@ -37,6 +37,7 @@ disk or on the store.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -336,10 +337,8 @@ def encode_chunk(records: list[Record]) -> bytes:
     items = [record.to_json() for record in records]
     payload = None
     if all(type(r) is not MetricRecord or r.value - r.value == 0.0 for r in records):
-        try:
+        with contextlib.suppress(TypeError, ValueError):  # orjson.JSONEncodeError: a TypeError
             payload = orjson.dumps(items)
-        except (TypeError, ValueError):  # orjson.JSONEncodeError is a TypeError
-            payload = None
     if payload is None:
         payload = json.dumps(items, separators=(",", ":")).encode()
     return b"%08x " % zlib.crc32(payload) + payload + b"\n"

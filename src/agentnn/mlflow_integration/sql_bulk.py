@@ -468,28 +468,12 @@ def _write_params(connection: Connection, batch: _Prepared) -> None:
     """New params inserted; a key logged before with another value refuses the batch."""
     if not batch.params:
         return
-    import sqlalchemy
     from mlflow.exceptions import MlflowException
     from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
     params = _tables()[3]
     sqlite = connection.dialect.name == "sqlite"
-    existing: dict[str, str] = {}
-    if sqlite:  # statements compiled once per process, as for metrics (see _check_runs_active)
-        sql, order = _compiled_statement(connection, "param_value", lambda _: sqlalchemy.select(
-            params.c.value).where(params.c.run_uuid == sqlalchemy.bindparam("run_uuid"),
-                                  params.c.key == sqlalchemy.bindparam("key")))
-        for key, _ in batch.params:
-            value = connection.exec_driver_sql(
-                sql, _positional(order, key=key, run_uuid=batch.run_id)).scalar()
-            if value is not None:
-                existing[key] = value
-    else:
-        for keys in _chunks([key for key, _ in batch.params]):
-            existing.update(connection.execute(
-                sqlalchemy.select(params.c.key, params.c.value)
-                .where(params.c.run_uuid == batch.run_id, params.c.key.in_(keys))
-            ).all())
+    existing = _stored_params(connection, batch)
     changed = [
         {"key": key, "old_value": existing[key], "new_value": value}
         for key, value in batch.params if key in existing and existing[key] != value
@@ -508,6 +492,29 @@ def _write_params(connection: Connection, batch: _Prepared) -> None:
         connection.exec_driver_sql(sql, [_positional(order, **row) for row in new])
     elif new:
         connection.execute(params.insert(), new)
+
+
+def _stored_params(connection: Connection, batch: _Prepared) -> dict[str, str]:
+    """The values already stored for the batch's param keys."""
+    import sqlalchemy
+
+    params = _tables()[3]
+    if connection.dialect.name != "sqlite":
+        existing: dict[str, str] = {}
+        for keys in _chunks([key for key, _ in batch.params]):
+            existing.update(connection.execute(
+                sqlalchemy.select(params.c.key, params.c.value)
+                .where(params.c.run_uuid == batch.run_id, params.c.key.in_(keys))
+            ).all())
+        return existing
+    # One lookup per key, compiled once per process as for metrics (see _check_runs_active).
+    sql, order = _compiled_statement(connection, "param_value", lambda _: sqlalchemy.select(
+        params.c.value).where(params.c.run_uuid == sqlalchemy.bindparam("run_uuid"),
+                              params.c.key == sqlalchemy.bindparam("key")))
+    values = {key: connection.exec_driver_sql(
+        sql, _positional(order, key=key, run_uuid=batch.run_id)).scalar()
+        for key, _ in batch.params}
+    return {key: value for key, value in values.items() if value is not None}
 
 
 def _write_metrics(connection: Connection, batch: _Prepared) -> None:
