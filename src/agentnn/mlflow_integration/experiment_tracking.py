@@ -424,7 +424,8 @@ class ExperimentTracker:
             journal_io.new_header(run_id, self.tracking_uri),
             self._flush_interval,
         )
-        self._writer.watch(journal.path)  # the writer imports MLflow while training starts
+        if self._writer.watch(journal.path):  # the writer imports MLflow while training starts
+            journal.handoff = journal_io.HANDOFF  # this process's writer thread serves it
         if git is not None:
             journal.add_all([TagRecord(key, value) for key, value in git.tags().items()
                              if key not in user_tags])

@@ -52,6 +52,7 @@ from agentnn.mlflow_integration.journal import (
     Chunk,
     Cursor,
     EndRecord,
+    Handoff,
     HeaderIncomplete,
     MetricRecord,
     ParamRecord,
@@ -215,8 +216,10 @@ class JournalForwarder:
         client_for: Callable[[str], MlflowClient],
         report: Callable[[str], None] = print,
         log: Callable[[str], None] | None = None,
+        handoff: Handoff | None = None,
     ) -> None:
         self.journal = journal
+        self._handoff = handoff
         self.cursor_file = cursor_path(journal)
         self.header, first_chunk = read_header(journal)
         self.run_id = self.header.run_id
@@ -250,7 +253,8 @@ class JournalForwarder:
         client = self._client_for(self.tracking_uri)
         done = 0
         group: list[Chunk] = []  # whole chunks without an end record, sent in one call
-        for chunk in scan_chunks(self.journal, self.cursor.offset, self.header.format):
+        for chunk in scan_chunks(self.journal, self.cursor.offset, self.header.format,
+                                 self._handoff):
             if chunk.damage is None and not any(type(r) is EndRecord for r in chunk.records):
                 group.append(chunk)
                 if sum(len(member.records) for member in group) < RECORDS_PER_CALL:
@@ -317,6 +321,8 @@ class JournalForwarder:
         if self.ended and self.cursor.offset == size:
             self.journal.unlink()
             self.cursor_file.unlink(missing_ok=True)
+            if self._handoff is not None:
+                self._handoff.forget(self.journal)
             return 1
         return 0
 
@@ -443,6 +449,7 @@ class Writer:
         passed: threading.Event | None = None,
         freeze_gc: bool = True,
         poll_interval: float = POLL_INTERVAL,
+        handoff: Handoff | None = None,
     ) -> None:
         """``out`` takes the writer's log lines (stdout, the writer process's log file, by
         default); ``stop`` ends :meth:`run` between passes and ``wake`` cuts an idle wait short;
@@ -450,8 +457,10 @@ class Writer:
         ``freeze_gc`` only where the process is the writer's own (not in a training process:
         its objects would be frozen for good; there :mod:`agentnn.heap` freezes them while a
         run is open); ``poll_interval`` is the idle wait between scans (a writer thread, woken by
-        its own runs' ends, scans less often: see :meth:`_wait_for_work`)."""
+        its own runs' ends, scans less often: see :meth:`_wait_for_work`); ``handoff`` holds
+        the chunks its own process's runs wrote (a writer thread's), taken instead of read."""
         self.journal_dir = journal_dir
+        self.handoff = handoff
         self.poll_interval = poll_interval
         self.retry_limit = retry_limit
         self.out = out or _say
@@ -494,7 +503,7 @@ class Writer:
             if forwarder is None:
                 try:
                     forwarder = JournalForwarder(journal, self.client_for, self.report,
-                                                 self.out)
+                                                 self.out, self.handoff)
                 except FileNotFoundError:
                     continue
                 except HeaderIncomplete:

@@ -82,7 +82,7 @@ class WriterThread(threading.Thread):
                 writer.Writer(self.journal_dir, out=self._log, stop=self.stop_event,
                               wake=self.wake_event, passed=self.pass_event,
                               freeze_gc=False, poll_interval=LIVE_SEND_INTERVAL,
-                              ).run(parent_pid=None)
+                              handoff=journal_io.HANDOFF).run(parent_pid=None)
         except Exception as error:  # noqa: BLE001 - the keep-alive starts a writer process
             self._log(f"writer thread stopped: {type(error).__name__}: {error}")
         finally:
@@ -151,10 +151,13 @@ class WriterProcess:
             self._writer_thread = thread
             return True
 
-    def _ensure_writer(self) -> None:
-        """A writer serves the folder: this process's thread, else a writer process."""
-        if not self.serve_in_process():
-            self.ensure_running()
+    def _ensure_writer(self) -> bool:
+        """A writer serves the folder: this process's thread, else a writer process; True for
+        the thread."""
+        if self.serve_in_process():
+            return True
+        self.ensure_running()
+        return False
 
     def hand_over(self) -> None:
         """At exit: stop the writer thread and leave what is unsent to a writer process.
@@ -217,17 +220,20 @@ class WriterProcess:
 
     # --- journals --------------------------------------------------------------------------
 
-    def watch(self, journal: Path) -> None:
-        """A run started writing ``journal``: make sure a writer serves it until it is sent."""
+    def watch(self, journal: Path) -> bool:
+        """A run started writing ``journal``: make sure a writer serves it until it is sent;
+        True when this process's writer thread does (it can take the journal's chunks from
+        :data:`journal.HANDOFF`)."""
         with self._lock:
             self._open.add(journal)
-        self._ensure_writer()
+        in_process = self._ensure_writer()
         if self._thread is None or not self._thread.is_alive():
             self._stop.clear()
             self._thread = threading.Thread(
                 target=self._keep_alive, name="agentnn-writer-keepalive", daemon=True
             )
             self._thread.start()
+        return in_process
 
     def wait_drained(
         self,
