@@ -53,3 +53,9 @@ def test_a_chunk_of_finite_points_and_one_with_nan_and_infinity_both_read_back()
     assert decode_chunk(encode_chunk(finite)[:-1], 2) == finite
     assert b"Infinity" in encode_chunk(nonfinite)  # not null: NaN and ±inf stay what they were
     assert comparable(decode_chunk(encode_chunk(nonfinite)[:-1], 2)) == comparable(nonfinite)
+
+
+def test_a_text_that_says_null_reads_back_as_that_text() -> None:
+    records = [TagRecord("note", "null"), ParamRecord("optimizer", "null_sgd"),
+               MetricRecord("loss", 0.5, 1, 1)]
+    assert decode_chunk(encode_chunk(records)[:-1], 2) == records

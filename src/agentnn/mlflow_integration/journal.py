@@ -80,8 +80,8 @@ class MetricRecord:
     step: int
     KIND: ClassVar[str] = "m"
 
-    def to_json(self) -> list[Any]:
-        return [self.KIND, self.key, self.value, self.timestamp, self.step]
+    def to_json(self) -> tuple[Any, ...]:
+        return (self.KIND, self.key, self.value, self.timestamp, self.step)
 
     @classmethod
     def from_json(cls, item: list[Any]) -> MetricRecord:
@@ -99,8 +99,8 @@ class ParamRecord:
     value: str
     KIND: ClassVar[str] = "p"
 
-    def to_json(self) -> list[Any]:
-        return [self.KIND, self.key, self.value]
+    def to_json(self) -> tuple[Any, ...]:
+        return (self.KIND, self.key, self.value)
 
     @classmethod
     def from_json(cls, item: list[Any]) -> ParamRecord:
@@ -116,8 +116,8 @@ class TagRecord:
     value: str
     KIND: ClassVar[str] = "t"
 
-    def to_json(self) -> list[Any]:
-        return [self.KIND, self.key, self.value]
+    def to_json(self) -> tuple[Any, ...]:
+        return (self.KIND, self.key, self.value)
 
     @classmethod
     def from_json(cls, item: list[Any]) -> TagRecord:
@@ -138,8 +138,8 @@ class EndRecord:
     applied: bool = False
     KIND: ClassVar[str] = "end"
 
-    def to_json(self) -> list[Any]:
-        return [self.KIND, self.status, self.end_time, self.applied]
+    def to_json(self) -> tuple[Any, ...]:
+        return (self.KIND, self.status, self.end_time, self.applied)
 
     @classmethod
     def from_json(cls, item: list[Any]) -> EndRecord:
@@ -332,16 +332,17 @@ def encode_chunk(records: list[Record]) -> bytes:
     """One chunk line: ``<crc32> <JSON array>\\n``.
 
     orjson writes a chunk of metric points about ten times faster than ``json`` (the flush
-    thread shares the interpreter with training). It writes NaN and ±inf as ``null``, so a chunk
-    with such a point, or anything else orjson refuses (a lone surrogate, an integer beyond 64
-    bits), is written by ``json`` as ``NaN``/``Infinity``; both read back the same.
+    thread shares the interpreter with training). It writes NaN and ±inf as ``null``, which no
+    record holds otherwise, so a chunk with ``null`` in it (such a point, or now and then a text
+    that contains the word), or anything else orjson refuses (a lone surrogate, an integer
+    beyond 64 bits), is written by ``json`` as ``NaN``/``Infinity``; both read back the same.
+    Looking for the word costs less than looking at every value first.
     """
     items = [record.to_json() for record in records]
     payload = None
-    if all(type(r) is not MetricRecord or r.value - r.value == 0.0 for r in records):
-        with contextlib.suppress(TypeError, ValueError):  # orjson.JSONEncodeError: a TypeError
-            payload = orjson.dumps(items)
-    if payload is None:
+    with contextlib.suppress(TypeError, ValueError):  # orjson.JSONEncodeError: a TypeError
+        payload = orjson.dumps(items)
+    if payload is None or b"null" in payload:
         payload = json.dumps(items, separators=(",", ":")).encode()
     return b"%08x " % zlib.crc32(payload) + payload + b"\n"
 
