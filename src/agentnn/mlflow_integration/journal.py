@@ -590,20 +590,21 @@ class Handoff:
         self._chunks: dict[Path, dict[int, tuple[int, list[Record]]]] = {}
         self._held = 0
         self._lock = threading.Lock()
+        self._keys: dict[Path, Path] = {}  # each spelling of a journal's path -> its real path
 
     def give(self, journal: Path, start: int, end: int, records: list[Record]) -> None:
         """Hold the chunk at bytes ``start:end`` of ``journal`` (dropped when it does not fit)."""
         with self._lock:
             if self._held + len(records) > self.limit:
                 return
-            self._chunks.setdefault(_key(journal), {})[start] = (end, records)
+            self._chunks.setdefault(self._key(journal), {})[start] = (end, records)
             self._held += len(records)
 
     def take(self, journal: Path, start: int) -> Chunk | None:
         """The chunk of ``journal`` that starts at byte ``start``, if it was handed over; chunks
         before ``start`` are behind the writer's cursor and let go."""
         with self._lock:
-            chunks = self._chunks.get(_key(journal))
+            chunks = self._chunks.get(self._key(journal))
             if not chunks:
                 return None
             for behind in [offset for offset in chunks if offset < start]:
@@ -617,18 +618,24 @@ class Handoff:
     def forget(self, journal: Path) -> None:
         """Let go of what is held for ``journal`` (sent, or its writer thread stopped)."""
         with self._lock:
-            for _, records in self._chunks.pop(_key(journal), {}).values():
+            key = self._key(journal)
+            for _, records in self._chunks.pop(key, {}).values():
                 self._held -= len(records)
+            for spelling in [name for name, real in self._keys.items() if real == key]:
+                del self._keys[spelling]
 
     @property
     def held(self) -> int:
         """Records held now."""
         return self._held
 
-
-def _key(journal: Path) -> Path:
-    """One spelling per file: a run and the writer may name the folder differently."""
-    return journal.resolve()
+    def _key(self, journal: Path) -> Path:
+        """One name per file (a run and the writer may spell the folder differently), resolved
+        once per spelling: resolving is a system call per folder of the path."""
+        key = self._keys.get(journal)
+        if key is None:
+            key = self._keys[journal] = journal.resolve()
+        return key
 
 
 HANDOFF = Handoff()  # the process's: its journals give, its writer thread takes
@@ -673,9 +680,10 @@ class BufferedJournal:
         """Append every queued record to the file (and fsync when ``sync``)."""
         with self._write_lock:
             written: list[Chunk] = []
+            popleft = self._records.popleft
             while self._records:
                 count = min(len(self._records), MAX_RECORDS_PER_CHUNK)
-                chunk = [self._records.popleft() for _ in range(count)]
+                chunk = [popleft() for _ in range(count)]
                 try:
                     start = self._file.tell()
                     line = encode_chunk(chunk)
