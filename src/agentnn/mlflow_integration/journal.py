@@ -616,7 +616,7 @@ class Handoff:
             return Chunk(start, found[0], found[1])
 
     def forget(self, journal: Path) -> None:
-        """Let go of what is held for ``journal`` (sent, or its writer thread stopped)."""
+        """Let go of what is held for ``journal``, and its spellings (the journal is sent)."""
         with self._lock:
             key = self._key(journal)
             for _, records in self._chunks.pop(key, {}).values():
