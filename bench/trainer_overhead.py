@@ -282,7 +282,7 @@ def captured_supervised_task() -> Iterator[dict[str, Any]]:
 
     The plain twin then uses the very builder, spec, tensors and loss the trainer used.
     """
-    from agentnn.nn_models import loop
+    from agentnn.nn_models.training import loop
 
     captured: dict[str, Any] = {}
     original = loop.fit

@@ -50,12 +50,12 @@ def fresh_store(folder: Path) -> tuple[str, str]:
 
 def write_journal(journal_dir: Path, uri: str, run_id: str, points: int, n_metrics: int) -> None:
     """A journal as a training run leaves it: metric records appended in chunks."""
-    from agentnn.mlflow_integration.journal import (
+    from agentnn.mlflow_integration.journal.buffered import (
         BufferedJournal,
-        MetricRecord,
         new_header,
         new_journal_path,
     )
+    from agentnn.mlflow_integration.journal.records import MetricRecord
 
     journal = BufferedJournal(new_journal_path(journal_dir, run_id), new_header(run_id, uri),
                               flush_interval=3600)
@@ -86,8 +86,8 @@ def from_journal(native: bool, points: int, n_metrics: int, uri: str) -> float:
     """Seconds for the writer to send a journal of ``points`` for a new run of store ``uri``."""
     from mlflow import MlflowClient
 
-    from agentnn.mlflow_integration import sql_bulk
-    from agentnn.mlflow_integration.writer import forward_all
+    from agentnn.mlflow_integration.writer import sql_bulk
+    from agentnn.mlflow_integration.writer.loop import forward_all
 
     sql_bulk.native_path_enabled = native
     run_id = MlflowClient(tracking_uri=uri).create_run("0").info.run_id
@@ -108,7 +108,7 @@ def from_batches(native: bool, points: int, n_metrics: int, batch: int, group: i
     from mlflow import MlflowClient
     from mlflow.entities import Metric
 
-    from agentnn.mlflow_integration import sql_bulk
+    from agentnn.mlflow_integration.writer import sql_bulk
 
     sql_bulk.native_path_enabled = native
     with tempfile.TemporaryDirectory() as folder:

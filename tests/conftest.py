@@ -159,7 +159,7 @@ def log_router_and_pickled(workdir: Path, monkeypatch: pytest.MonkeyPatch):
     import torch
 
     from agentnn.managers.builders import MLP_BUILDER, build_mlp
-    from agentnn.mlflow_integration.model_format import log_torch_model
+    from agentnn.mlflow_integration.models.format import log_torch_model
     from agentnn.sdk.nn_models import ModelManager
 
     monkeypatch.setenv("AGENTNN_CACHE_DIR", str(workdir / "model-cache"))

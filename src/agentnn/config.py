@@ -12,7 +12,8 @@ The default store is embedded: SQLite at ``<cwd>/mlruns/mlflow.db`` with artifac
 ``<cwd>/mlruns/artifacts``. It needs no server, and MLflow 3 refuses the old file store.
 
 Credentials (``MLFLOW_TRACKING_USERNAME``/``PASSWORD``/``TOKEN``) resolve like any setting and
-are only *read* here; :mod:`agentnn.mlflow_integration.store` hands them to MLflow, once, when
+are only *read* here; :mod:`agentnn.mlflow_integration.store.client` hands them to MLflow,
+once, when
 it makes a client. Settings never show a secret: ``repr`` and ``as_rows`` mask them.
 """
 

@@ -25,7 +25,12 @@ def live_run(store_uri: str, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> 
     import mlflow
     from mlflow.entities import Metric
 
-    from agentnn.mlflow_integration import journal as journal_io
+    from agentnn.mlflow_integration.journal.buffered import (
+        BufferedJournal,
+        new_header,
+        new_journal_path,
+    )
+    from agentnn.mlflow_integration.journal.records import MetricRecord
 
     journal_dir = workdir / "journal-watch"
     monkeypatch.setenv("AGENTNN_JOURNAL_DIR", str(journal_dir))
@@ -38,12 +43,12 @@ def live_run(store_uri: str, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> 
         for step in range(10)
         for key, value in (("loss", 1.0 / (step + 1)), ("acc", step / 10))
     ])
-    journal = journal_io.BufferedJournal(
-        journal_io.new_journal_path(journal_dir, run_id),
-        journal_io.new_header(run_id, store_uri), flush_interval=60.0,
+    journal = BufferedJournal(
+        new_journal_path(journal_dir, run_id),
+        new_header(run_id, store_uri), flush_interval=60.0,
     )
     for step in range(10, 15):
-        journal.add(journal_io.MetricRecord("loss", 0.05 - step / 1000, BASE_TIME + step * 1000,
+        journal.add(MetricRecord("loss", 0.05 - step / 1000, BASE_TIME + step * 1000,
                                             step))
     journal.close()
     finished = client.create_run(experiment_id, run_name="done").info.run_id

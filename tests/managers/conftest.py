@@ -41,7 +41,7 @@ def router_version(store_uri: str) -> str:
     from agentnn.data import HashingFeaturizer, routing_metadata
     from agentnn.managers.builders import MLP_BUILDER, build_mlp
     from agentnn.mlflow_integration import ExperimentTracker
-    from agentnn.mlflow_integration.model_format import log_torch_model
+    from agentnn.mlflow_integration.models.format import log_torch_model
 
     featurizer = HashingFeaturizer(dim=64)
     config = {"n_features": 64, "hidden": [], "n_outputs": len(AGENTS)}

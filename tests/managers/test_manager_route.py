@@ -35,7 +35,7 @@ def test_route_refuses_a_model_that_names_no_agents(store_uri, client, router_ve
     import torch
 
     from agentnn.managers.builders import MLP_BUILDER, build_mlp
-    from agentnn.mlflow_integration.model_format import log_torch_model
+    from agentnn.mlflow_integration.models.format import log_torch_model
 
     mlflow.set_tracking_uri(store_uri)
     with mlflow.start_run():

@@ -24,7 +24,7 @@ def logged(store_uri: str, cache_dir: Path) -> LoggedFixture:
 
 @pytest.fixture
 def loader(store_uri: str, cache_dir: Path):
-    from agentnn.mlflow_integration.model_loading import ModelLoader
+    from agentnn.mlflow_integration.models.loading import ModelLoader
 
     return ModelLoader(store_uri, cache_dir=cache_dir)
 

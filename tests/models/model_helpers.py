@@ -50,7 +50,7 @@ def log_mlp(tracking_uri: str, *, seed: int = 0, register_as: str | None = None,
     """Train nothing, just log a seeded MLP inside a tracked run and return where it went."""
     from agentnn.managers.builders import MLP_BUILDER
     from agentnn.mlflow_integration import ExperimentTracker
-    from agentnn.mlflow_integration.model_format import log_torch_model
+    from agentnn.mlflow_integration.models.format import log_torch_model
 
     module = make_mlp(seed)
     inputs = np.random.default_rng(seed).random((4, N_FEATURES), dtype=np.float32)

@@ -15,21 +15,21 @@ from model_helpers import MLP_CONFIG, assert_same_outputs, make_mlp
 
 from agentnn.errors import ModelError, UntrustedBuilderError
 from agentnn.managers.builders import MLP_BUILDER
-from agentnn.mlflow_integration import builder_registry
-from agentnn.mlflow_integration.builder_registry import (
+from agentnn.mlflow_integration.models import builders as builder_registry
+from agentnn.mlflow_integration.models.builders import (
     AGENTNN_BUILDERS,
     LEGACY_BUILDERS,
     get_builder,
     register_builder,
     registered_builders,
 )
-from agentnn.mlflow_integration.model_format import SPEC_FILE, load_torch_model, save_torch_model
+from agentnn.mlflow_integration.models.format import SPEC_FILE, load_torch_model, save_torch_model
 
 PLUGIN_SOURCE = '''
 """A user's package with its own builder, registered through the agentnn.builders group."""
 import torch
 
-from agentnn.mlflow_integration.builder_registry import register_builder
+from agentnn.mlflow_integration.models.builders import register_builder
 
 
 @register_builder("tiny-plugin-net", keys=("n_in", "n_out"))
@@ -149,7 +149,7 @@ def test_a_package_s_entry_point_builder_loads_its_models(plugin_package, tmp_pa
     folder.mkdir()
     from safetensors.torch import save_model
 
-    from agentnn.mlflow_integration.model_format import WEIGHTS_FILE, file_sha256
+    from agentnn.mlflow_integration.models.format import WEIGHTS_FILE, file_sha256
 
     save_model(module, str(folder / WEIGHTS_FILE))
     spec["sha256"] = file_sha256(folder / WEIGHTS_FILE)

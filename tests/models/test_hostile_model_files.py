@@ -19,7 +19,7 @@ from agentnn.errors import (
     UntrustedBuilderError,
 )
 from agentnn.managers.builders import MLP_BUILDER
-from agentnn.mlflow_integration.model_format import (
+from agentnn.mlflow_integration.models.format import (
     DATA_DIR_NAME,
     SPEC_FILE,
     WEIGHTS_FILE,
@@ -147,7 +147,7 @@ def mlflow_folder(tmp_path: Path, folder: Path) -> Path:
     root = tmp_path / "mlflow-model"
     shutil.copytree(folder, root / "data" / DATA_DIR_NAME)
     mlmodel = {"flavors": {"python_function": {
-        "loader_module": "agentnn.mlflow_integration.model_format",
+        "loader_module": "agentnn.mlflow_integration.models.format",
         "data": f"data/{DATA_DIR_NAME}"}}}
     (root / "MLmodel").write_text(yaml.safe_dump(mlmodel))
     return root
@@ -155,7 +155,7 @@ def mlflow_folder(tmp_path: Path, folder: Path) -> Path:
 
 @pytest.fixture
 def loader(store_uri: str, tmp_path: Path):
-    from agentnn.mlflow_integration.model_loading import ModelLoader
+    from agentnn.mlflow_integration.models.loading import ModelLoader
 
     return ModelLoader(store_uri, cache_dir=tmp_path / "cache")
 
@@ -173,7 +173,7 @@ def test_an_mlflow_folder_in_the_safe_format_loads(mlflow_folder, loader):
 def test_an_mlmodel_data_path_outside_the_folder_is_refused(mlflow_folder, loader, folder, data):
     path = str(folder) if data == "ABSOLUTE" else data
     _set_mlmodel(mlflow_folder, {"flavors": {"python_function": {
-        "loader_module": "agentnn.mlflow_integration.model_format", "data": path}}})
+        "loader_module": "agentnn.mlflow_integration.models.format", "data": path}}})
     with pytest.raises(MalformedModelError):
         loader.load(str(mlflow_folder))
 

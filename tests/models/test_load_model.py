@@ -16,8 +16,8 @@ from agentnn.errors import (
     TrackingURIError,
     UnsafeModelError,
 )
-from agentnn.mlflow_integration.model_format import DATA_DIR_NAME, WEIGHTS_FILE
-from agentnn.mlflow_integration.model_loading import ModelLoader, load_model
+from agentnn.mlflow_integration.models.format import DATA_DIR_NAME, WEIGHTS_FILE
+from agentnn.mlflow_integration.models.loading import ModelLoader, load_model
 
 
 def uri_forms(info) -> list[str]:

@@ -8,7 +8,7 @@ import pytest
 from model_helpers import assert_same_outputs, log_mlp
 
 from agentnn.errors import NotFoundError
-from agentnn.mlflow_integration.model_loading import ModelLoader
+from agentnn.mlflow_integration.models.loading import ModelLoader
 
 pytestmark = pytest.mark.server
 

@@ -10,7 +10,7 @@ from model_helpers import MLP_CONFIG, N_FEATURES, log_mlp, make_mlp
 
 from agentnn.errors import ModelError, UntrustedBuilderError
 from agentnn.managers.builders import MLP_BUILDER
-from agentnn.mlflow_integration.model_format import (
+from agentnn.mlflow_integration.models.format import (
     FORMAT_TAG,
     LOADER_MODULE,
     RUN_MODEL_ID_TAG,

@@ -26,7 +26,7 @@ from model_helpers import MLP_CONFIG, make_mlp
 
 from agentnn.errors import AgentNNError
 from agentnn.managers.builders import MLP_BUILDER
-from agentnn.mlflow_integration.model_format import (
+from agentnn.mlflow_integration.models.format import (
     DATA_DIR_NAME,
     LOADER_MODULE,
     SPEC_FILE,
@@ -250,7 +250,7 @@ data_payloads = st.sampled_from(["pt2", "pt2-evil", "pickle", "junk", "none"])
 
 @pytest.fixture(scope="module")
 def loader(tmp_path_factory):
-    from agentnn.mlflow_integration.model_loading import ModelLoader
+    from agentnn.mlflow_integration.models.loading import ModelLoader
 
     root = tmp_path_factory.mktemp("fuzz-store")
     return ModelLoader(f"sqlite:///{root / 'store.db'}", cache_dir=root / "cache")

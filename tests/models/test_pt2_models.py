@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from agentnn.errors import UnsafeModelError
-from agentnn.mlflow_integration.mlflow_pytorch_models import ExportedModule
+from agentnn.mlflow_integration.models.mlflow_pytorch import ExportedModule
 
 
 class TinyRouter(torch.nn.Module):

@@ -14,14 +14,14 @@ from model_helpers import MLP_CONFIG, make_mlp
 
 from agentnn.errors import ModelIntegrityError
 from agentnn.managers.builders import MLP_BUILDER
-from agentnn.mlflow_integration.model_format import (
+from agentnn.mlflow_integration.models.format import (
     DATA_DIR_NAME,
     SHA256_TAG,
     SPEC_FILE,
     WEIGHTS_FILE,
     save_torch_model,
 )
-from agentnn.mlflow_integration.model_loading import ModelLoader
+from agentnn.mlflow_integration.models.loading import ModelLoader
 
 
 def _swap_in_other_weights(model_folder: Path, scratch: Path) -> None:

@@ -10,7 +10,7 @@ from model_helpers import MLP_CONFIG, assert_same_outputs, make_mlp
 
 from agentnn.errors import ModelError, ModelIntegrityError, UntrustedBuilderError
 from agentnn.managers.builders import MLP_BUILDER
-from agentnn.mlflow_integration.model_format import (
+from agentnn.mlflow_integration.models.format import (
     FORMAT_VERSION,
     SPEC_FILE,
     WEIGHTS_FILE,

@@ -20,7 +20,7 @@ def log_full_run(tracker: Any, workdir: Path, *, steps: int = 1200, register_as:
     import torch
 
     from agentnn.managers.builders import MLP_BUILDER, build_mlp
-    from agentnn.mlflow_integration.model_format import log_torch_model
+    from agentnn.mlflow_integration.models.format import log_torch_model
 
     torch.manual_seed(0)
     module = build_mlp(MLP_CONFIG)

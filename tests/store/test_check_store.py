@@ -7,7 +7,7 @@ from store_helpers import PASSWORD, error_lines, run_cli
 
 from agentnn.errors import StoreUnreachableError
 from agentnn.mlflow_integration import ExperimentTracker
-from agentnn.mlflow_integration.store import Store
+from agentnn.mlflow_integration.store.client import Store
 
 
 def test_check_raises_unreachable_for_a_closed_port(workdir, closed_port):

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from agentnn import config
 from agentnn.errors import AgentNNError, TrackingURIError
 from agentnn.masking import mask_text, mask_uri
-from agentnn.mlflow_integration.store import Store
+from agentnn.mlflow_integration.store.client import Store
 
 # Anything a password may hold in a URI except blanks, quotes and angle brackets, which end a
 # URI inside a message anyway; '@', '/', ':', '#' and '?' included on purpose.

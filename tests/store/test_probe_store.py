@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import mlflow
 
-from agentnn.mlflow_integration.store import Store
+from agentnn.mlflow_integration.store.client import Store
 
 
 def _with_userinfo(url: str, userinfo: str) -> str:

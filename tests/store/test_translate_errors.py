@@ -14,7 +14,7 @@ from agentnn.errors import (
     StoreUnreachableError,
     TrackingURIError,
 )
-from agentnn.mlflow_integration.store import Store
+from agentnn.mlflow_integration.store.client import Store
 
 
 @pytest.fixture

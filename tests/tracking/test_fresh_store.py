@@ -11,7 +11,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from agentnn.mlflow_integration.embedded import ensure_sqlite_store
+from agentnn.mlflow_integration.store.embedded import ensure_sqlite_store
 
 GUARD = 600  # seconds; guards against a hang, times nothing
 PROCESSES, STEPS = 8, 500

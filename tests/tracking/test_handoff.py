@@ -14,17 +14,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from writer_helpers import wait_until
 
-from agentnn.mlflow_integration import journal as journal_io
-from agentnn.mlflow_integration.journal import (
+from agentnn.mlflow_integration.journal.buffered import (
+    HANDOFF,
     BufferedJournal,
-    EndRecord,
     Handoff,
+    new_header,
+)
+from agentnn.mlflow_integration.journal.format import read_header, scan_chunks
+from agentnn.mlflow_integration.journal.records import (
+    EndRecord,
     MetricRecord,
     ParamRecord,
     TagRecord,
-    new_header,
-    read_header,
-    scan_chunks,
 )
 
 TEXT = st.text(max_size=12)
@@ -109,7 +110,7 @@ def test_a_journal_named_from_two_folders_is_one_journal(tmp_path, monkeypatch) 
 
 def test_a_run_served_by_its_own_writer_thread_keeps_nothing_once_sent(tracker, client) -> None:
     with tracker.start_run() as run:
-        assert run._journal.handoff is journal_io.HANDOFF  # this process's thread serves it
+        assert run._journal.handoff is HANDOFF  # this process's thread serves it
         for step in range(3000):
             run.log_metrics({"loss": 1.0 / (step + 1), "accuracy": step / 3000}, step=step)
 
@@ -118,4 +119,4 @@ def test_a_run_served_by_its_own_writer_thread_keeps_nothing_once_sent(tracker, 
     assert history[-1].value == 1.0 / 3000
     # The end record follows the drain; once the writer has it, the journal is done with.
     assert wait_until(lambda: not run._journal.path.exists())
-    assert journal_io.HANDOFF.held == 0
+    assert HANDOFF.held == 0

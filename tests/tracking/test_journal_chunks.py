@@ -11,13 +11,12 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agentnn.mlflow_integration.journal import (
+from agentnn.mlflow_integration.journal.format import decode_chunk, encode_chunk
+from agentnn.mlflow_integration.journal.records import (
     EndRecord,
     MetricRecord,
     ParamRecord,
     TagRecord,
-    decode_chunk,
-    encode_chunk,
 )
 
 TEXT = st.text(st.characters(codec=None), max_size=20)  # surrogates and non-ASCII included

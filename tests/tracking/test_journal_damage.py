@@ -18,15 +18,23 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from agentnn.mlflow_integration import journal as journal_io
-from agentnn.mlflow_integration.journal import (
-    EndRecord,
+from agentnn.mlflow_integration.journal.buffered import new_header, new_journal_path
+from agentnn.mlflow_integration.journal.format import (
+    DAMAGED_SUFFIX,
+    FORMAT_VERSION,
+    JOURNAL_SUFFIX,
     Header,
+    damaged_path,
+    decode_chunk,
+    encode_chunk,
+    list_journals,
+)
+from agentnn.mlflow_integration.journal.process import TrainingProcess
+from agentnn.mlflow_integration.journal.records import (
+    EndRecord,
     MetricRecord,
     ParamRecord,
     TagRecord,
-    TrainingProcess,
-    encode_chunk,
 )
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -75,7 +83,7 @@ def write_journal(
     journal_dir: Path, run_id: str, store_uri: str, body: bytes,
     process: TrainingProcess | None,
 ) -> Path:
-    path = journal_io.new_journal_path(journal_dir, run_id)
+    path = new_journal_path(journal_dir, run_id)
     path.write_bytes(Header(run_id, store_uri, T0, process=process).to_line() + body)
     return path
 
@@ -105,12 +113,12 @@ def test_each_record_round_trips_through_its_json_form(record):
     line = encode_chunk([record])
     checksum, _, payload = line.rstrip(b"\n").partition(b" ")
     assert int(checksum, 16) == zlib.crc32(payload)
-    decoded = journal_io.decode_chunk(line.rstrip(b"\n"), journal_io.FORMAT_VERSION)
+    decoded = decode_chunk(line.rstrip(b"\n"), FORMAT_VERSION)
     assert repr(decoded) == repr([record])
 
 
 def test_header_names_the_training_process(workdir: Path):
-    header = journal_io.new_header("run", "sqlite:///x.db")
+    header = new_header("run", "sqlite:///x.db")
     assert header.format == 2
     assert header.process == TrainingProcess.current()
     assert header.process.pid == os.getpid() and not header.process_gone()
@@ -121,7 +129,7 @@ def test_a_version_1_journal_still_replays(store_uri: str, journal_dir: Path):
     text = (FIXTURES / "journal_v1.jsonl").read_text()
     text = text.replace('"RUN_ID"', json.dumps(run_id))
     text = text.replace('"TRACKING_URI"', json.dumps(store_uri))
-    (journal_dir / f"{run_id}.1{journal_io.JOURNAL_SUFFIX}").write_text(text)
+    (journal_dir / f"{run_id}.1{JOURNAL_SUFFIX}").write_text(text)
 
     result = sync(store_uri, journal_dir)
 
@@ -130,7 +138,7 @@ def test_a_version_1_journal_still_replays(store_uri: str, journal_dir: Path):
     assert steps_in_store(store_uri, run_id) == list(range(10))
     assert run.data.params == {"lr": "0.01"} and run.data.tags["stage"] == "v1"
     assert run.info.status == "FINISHED" and run.info.end_time == 1764400002000
-    assert journal_io.list_journals(journal_dir) == []  # sent whole, then removed
+    assert list_journals(journal_dir) == []  # sent whole, then removed
 
 
 # --- damage --------------------------------------------------------------------------------
@@ -153,8 +161,8 @@ def test_a_damaged_chunk_is_set_aside_and_every_other_chunk_and_journal_sent(
     lines = [line for line in result.stderr.splitlines() if "damaged chunk" in line]
     assert len(lines) == 1 and str(journal) in lines[0], result.stderr
     assert steps_in_store(store_uri, run_id) == list(range(10))
-    assert journal_io.damaged_path(journal).read_bytes() == bad_chunk  # kept whole, apart
-    assert not list(journal_dir.glob(f"*{journal_io.DAMAGED_SUFFIX}*.jsonl"))
+    assert damaged_path(journal).read_bytes() == bad_chunk  # kept whole, apart
+    assert not list(journal_dir.glob(f"*{DAMAGED_SUFFIX}*.jsonl"))
     assert steps_in_store(store_uri, healthy_run) == [0, 1, 2]
     client = mlflow.MlflowClient(store_uri)
     assert client.get_run(run_id).info.status == "FINISHED"
@@ -174,7 +182,7 @@ def test_a_torn_last_line_waits_while_its_training_process_lives(
     assert result.returncode == 0, result.stderr
     assert "left for later" in result.stdout and str(journal) in result.stdout
     assert steps_in_store(store_uri, run_id) == list(range(5))
-    assert journal.exists() and not journal_io.damaged_path(journal).exists()
+    assert journal.exists() and not damaged_path(journal).exists()
     assert mlflow.MlflowClient(store_uri).get_run(run_id).info.status == "RUNNING"
 
 
@@ -190,7 +198,7 @@ def test_a_torn_last_line_of_a_dead_process_is_set_aside_and_its_run_killed(
 
     assert result.returncode == 0, result.stderr
     assert "cut off" in result.stderr and "KILLED" in result.stderr
-    assert journal_io.damaged_path(journal).read_bytes() == torn + b"\n"
+    assert damaged_path(journal).read_bytes() == torn + b"\n"
     run = mlflow.MlflowClient(store_uri).get_run(run_id)
     assert steps_in_store(store_uri, run_id) == list(range(5))
     assert run.info.status == "KILLED" and run.info.end_time == T0 + 4  # its last record
@@ -199,7 +207,7 @@ def test_a_torn_last_line_of_a_dead_process_is_set_aside_and_its_run_killed(
 def test_a_broken_header_is_named_and_the_other_journals_still_sent(
     store_uri: str, journal_dir: Path, gone_process: TrainingProcess
 ):
-    broken = journal_dir / f"broken.1{journal_io.JOURNAL_SUFFIX}"
+    broken = journal_dir / f"broken.1{JOURNAL_SUFFIX}"
     broken.write_bytes(b'{"run_id": "x", "tracking_ur\xff\n' + encode_chunk(metrics(range(3))))
     healthy_run = new_run(store_uri)
     write_journal(journal_dir, healthy_run, store_uri,
@@ -209,12 +217,12 @@ def test_a_broken_header_is_named_and_the_other_journals_still_sent(
 
     assert result.returncode == 0, result.stderr
     assert f"journal {broken}: broken header" in result.stderr
-    assert not broken.exists() and journal_io.damaged_path(broken).exists()
+    assert not broken.exists() and damaged_path(broken).exists()
     assert steps_in_store(store_uri, healthy_run) == [0, 1, 2]
 
 
 def test_a_header_cut_off_by_a_crash_is_set_aside(store_uri: str, journal_dir: Path):
-    cut = journal_dir / f"cut.1{journal_io.JOURNAL_SUFFIX}"
+    cut = journal_dir / f"cut.1{JOURNAL_SUFFIX}"
     cut.write_bytes(b'{"format": 2, "run_id": "abc", "track')
     an_hour_ago = time.time() - 3600
     os.utime(cut, (an_hour_ago, an_hour_ago))  # long past any write in progress
@@ -223,7 +231,7 @@ def test_a_header_cut_off_by_a_crash_is_set_aside(store_uri: str, journal_dir: P
 
     assert result.returncode == 0, result.stderr
     assert f"journal {cut}: broken header" in result.stderr
-    assert journal_io.damaged_path(cut).exists() and not cut.exists()
+    assert damaged_path(cut).exists() and not cut.exists()
 
 
 def test_an_orphaned_writer_facing_a_torn_line_exits(store_uri: str, journal_dir: Path,

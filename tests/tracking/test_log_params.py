@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agentnn.errors import ParamChangedError
-from agentnn.mlflow_integration.validation import MAX_PARAM_VALUE_LENGTH
+from agentnn.mlflow_integration.run.validation import MAX_PARAM_VALUE_LENGTH
 
 
 def test_nested_params_are_flattened_with_dots(tracker, client):

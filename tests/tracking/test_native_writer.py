@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from agentnn.mlflow_integration import sql_bulk
+from agentnn.mlflow_integration.writer import sql_bulk
 
 pytestmark = pytest.mark.timeout(600)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agentnn.mlflow_integration import sql_bulk
+from agentnn.mlflow_integration.writer import sql_bulk
 
 UNKNOWN_REVISION = "0123456789ab"
 
@@ -90,7 +90,7 @@ def test_a_tracked_run_reaches_an_embedded_store_through_the_native_path(
 ) -> None:
     from mlflow import MlflowClient
 
-    from agentnn.mlflow_integration.writer import LOG_NAME
+    from agentnn.mlflow_integration.writer.loop import LOG_NAME
 
     with tracker.start_run() as run:
         run.log_params({"lr": 0.01})

@@ -18,7 +18,7 @@ from types import ModuleType
 
 import pytest
 
-from agentnn.mlflow_integration import sql_bulk
+from agentnn.mlflow_integration.writer import sql_bulk
 
 pytestmark = [pytest.mark.team, pytest.mark.timeout(600)]
 

@@ -8,14 +8,14 @@ import mlflow
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agentnn.mlflow_integration.redaction import (
+from agentnn.mlflow_integration.run.redaction import (
     REDACTED,
     REDACTED_KEYS_TAG,
     SECRET_WORDS,
     is_secret_key,
     redact,
 )
-from agentnn.mlflow_integration.validation import flatten
+from agentnn.mlflow_integration.run.validation import flatten
 
 WORD = st.text(string.ascii_lowercase, min_size=1, max_size=8).filter(
     lambda w: not is_secret_key(w) and w not in ("api", "access", "private", "client", "key")

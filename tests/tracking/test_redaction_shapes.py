@@ -8,9 +8,9 @@ import mlflow
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agentnn.mlflow_integration.redaction import REDACTED, is_secret_key, redact
-from agentnn.mlflow_integration.run_context import command_line
-from agentnn.mlflow_integration.validation import flatten, param_value
+from agentnn.mlflow_integration.run.context import command_line
+from agentnn.mlflow_integration.run.redaction import REDACTED, is_secret_key, redact
+from agentnn.mlflow_integration.run.validation import flatten, param_value
 
 SECRET = "hunter2-Zq9"  # distinctive, so a leak is found by a plain substring search
 SECRET_KEY_SPELLINGS = ["password", "passwords", "Password", "PASSWORD", "db_pass", "pwd",

@@ -16,8 +16,8 @@ import mlflow
 import pytest
 from writer_helpers import GUARD, wait_until
 
-from agentnn.mlflow_integration import writer
-from agentnn.mlflow_integration.writer_process import WriterProcess
+from agentnn.mlflow_integration.writer.loop import LOCK_NAME, writer_running
+from agentnn.mlflow_integration.writer.owner import WriterProcess
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "agentnn"
 
@@ -35,9 +35,9 @@ def stop_folder_writer(journal_dir: Path, *, expected: bool = False) -> None:
     process takes the lock only after the exit, so wait for it to hold it before reading it.
     """
     if expected:
-        wait_until(lambda: writer.writer_running(journal_dir))
-    lock = journal_dir / writer.LOCK_NAME
-    if lock.exists() and writer.writer_running(journal_dir):
+        wait_until(lambda: writer_running(journal_dir))
+    lock = journal_dir / LOCK_NAME
+    if lock.exists() and writer_running(journal_dir):
         os.kill(int(lock.read_text()), signal.SIGTERM)
 
 
@@ -73,7 +73,7 @@ def test_one_owner_starts_the_folders_writer_and_keeps_its_handle(workdir: Path)
     try:
         assert owner.ensure_running() is True
         assert owner.process is not None and owner.process.poll() is None
-        assert wait_until(lambda: writer.writer_running(journal_dir))
+        assert wait_until(lambda: writer_running(journal_dir))
         assert owner.ensure_running() is False  # the folder has its writer
         owner.stop(timeout=5)  # bounded; the writer itself goes on until its work is done
         assert owner.process is not None

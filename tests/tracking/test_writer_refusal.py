@@ -8,19 +8,20 @@ from pathlib import Path
 
 import mlflow
 
-from agentnn.mlflow_integration.journal import (
-    MAX_RECORDS_PER_CHUNK,
-    REJECTED_SUFFIX,
+from agentnn.mlflow_integration.journal.buffered import (
     BufferedJournal,
-    EndRecord,
-    MetricRecord,
-    ParamRecord,
-    list_journals,
     new_header,
     new_journal_path,
+)
+from agentnn.mlflow_integration.journal.format import (
+    MAX_RECORDS_PER_CHUNK,
+    REJECTED_SUFFIX,
+    list_journals,
     rejected_path,
 )
-from agentnn.mlflow_integration.writer import RECORDS_PER_CALL, forward_all
+from agentnn.mlflow_integration.journal.records import EndRecord, MetricRecord, ParamRecord
+from agentnn.mlflow_integration.writer.forwarder import RECORDS_PER_CALL
+from agentnn.mlflow_integration.writer.loop import forward_all
 
 
 def test_a_changed_param_sets_aside_its_batch_and_the_chunks_other_batch_is_stored(

@@ -10,8 +10,10 @@ import textwrap
 
 from writer_helpers import GUARD, wait_until
 
-from agentnn.mlflow_integration import ExperimentTracker, writer, writer_process
-from agentnn.mlflow_integration.writer_process import WriterProcess
+from agentnn.mlflow_integration import ExperimentTracker
+from agentnn.mlflow_integration.writer import thread as writer_thread
+from agentnn.mlflow_integration.writer.loop import lock_holder
+from agentnn.mlflow_integration.writer.owner import WriterProcess
 
 
 def test_a_thread_of_the_training_process_writes_its_runs(tracker, client):
@@ -19,7 +21,7 @@ def test_a_thread_of_the_training_process_writes_its_runs(tracker, client):
         run.log_metrics({"loss": 0.5}, step=1)
         owner = WriterProcess.for_folder(tracker.journal_dir)
         assert owner.process is None  # no writer process: MLflow is imported here already
-        assert writer.lock_holder(tracker.journal_dir) == os.getpid()
+        assert lock_holder(tracker.journal_dir) == os.getpid()
         assert owner.wake()
 
     assert [m.value for m in client.get_metric_history(run.run_id, "loss")] == [0.5]
@@ -32,7 +34,7 @@ def test_a_woken_writer_process_lives_on_and_sends_the_next_run(store_uri, workd
     assert owner.ensure_running()  # a writer process holds the folder before any run
     process = owner.process
     try:
-        assert wait_until(lambda: writer.lock_holder(journal_dir) == process.pid)
+        assert wait_until(lambda: lock_holder(journal_dir) == process.pid)
         for _ in range(20):  # far more wake-ups than any run sends
             assert owner.wake()
         tracker = ExperimentTracker("tests", tracking_uri=store_uri, journal_dir=journal_dir)
@@ -82,7 +84,7 @@ def test_a_run_of_another_process_in_the_folder_drains_without_waiting_for_a_sen
 ):
     # This process's thread serves the folder and, with only its own run live, would not scan
     # again for an hour; the other process's run cannot wake it, and must not wait for it.
-    monkeypatch.setattr(writer_process, "LIVE_SEND_INTERVAL", 3600.0)
+    monkeypatch.setattr(writer_thread, "LIVE_SEND_INTERVAL", 3600.0)
     script = textwrap.dedent("""
         from agentnn.mlflow_integration import ExperimentTracker
         with ExperimentTracker("tests").start_run() as run:
@@ -94,7 +96,7 @@ def test_a_run_of_another_process_in_the_folder_drains_without_waiting_for_a_sen
            "AGENTNN_JOURNAL_DIR": str(tracker.journal_dir), "AGENTNN_DRAIN_TIMEOUT": "30"}
     with tracker.start_run() as own:
         own.log_metrics({"loss": 0.5}, step=1)
-        assert writer.lock_holder(tracker.journal_dir) == os.getpid()
+        assert lock_holder(tracker.journal_dir) == os.getpid()
         other = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                                timeout=GUARD, env=env)
         assert other.returncode == 0, other.stderr

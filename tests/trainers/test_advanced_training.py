@@ -10,7 +10,7 @@ from trainer_helpers import TIMING_KEYS, Interrupted, history, run_count
 
 from agentnn.errors import TrainerConfigError
 from agentnn.nn_models import advanced_training as at
-from agentnn.nn_models.common import list_checkpoints
+from agentnn.nn_models.training.checkpoints import list_checkpoints
 
 
 def test_router_learns_routing_and_logs_params_metrics_and_model(
@@ -41,7 +41,7 @@ def test_router_learns_routing_and_logs_params_metrics_and_model(
     assert result.best_metrics["test_acc"] >= 0.8  # 4 agents: chance is 0.25
 
     from agentnn.data import build_route_inputs
-    from agentnn.mlflow_integration.model_loading import load_model
+    from agentnn.mlflow_integration.models.loading import load_model
 
     loaded = load_model(result.model_uri, tracking_uri=store_uri)
     assert loaded.metadata["agents"] == list(routing_data.agents)
@@ -66,7 +66,7 @@ def test_multimodal_model_predicts_success_and_performance_from_the_data(
     for key in ("val_success_acc", "val_success_loss", "val_performance_loss",
                 "val_response_time_mae", "val_confidence_mae", "test_success_acc"):
         assert key in metrics
-    from agentnn.mlflow_integration.model_loading import load_model
+    from agentnn.mlflow_integration.models.loading import load_model
 
     loaded = load_model(result.model_uri, tracking_uri=store_uri)
     layout = loaded.metadata["input_layout"]

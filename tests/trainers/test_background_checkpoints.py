@@ -8,10 +8,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from agentnn.nn_models import loop
-from agentnn.nn_models.checkpoints import CheckpointManager, list_checkpoints, load_checkpoint
-from agentnn.nn_models.common import EarlyStopping
-from agentnn.nn_models.mlp import mlp
+from agentnn.nn_models.training import loop
+from agentnn.nn_models.training.checkpoints import (
+    CheckpointManager,
+    list_checkpoints,
+    load_checkpoint,
+)
+from agentnn.nn_models.training.epochs import EarlyStopping
+from agentnn.nn_models.training.mlp import mlp
 
 
 def _trained_state() -> loop.TrainState:

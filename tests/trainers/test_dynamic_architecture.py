@@ -15,8 +15,9 @@ import torch
 from agentnn.data import build_interaction_dataset, synthesize_interactions
 from agentnn.errors import SearchFailedError, TrainerConfigError
 from agentnn.mlflow_integration import ExperimentTracker
-from agentnn.nn_models import dynamic_architecture as da
-from agentnn.nn_models import search_study
+from agentnn.nn_models.dynamic_architecture import train
+from agentnn.nn_models.search import study as search_study
+from agentnn.nn_models.search.network import SEQUENTIAL_LAYOUT, build_model, reshape
 
 EXPERIMENT = "architecture_optimization"
 SMALL_SEARCH = {"n_trials": 3, "epochs": 3, "seed": 1, "pruner": "none"}
@@ -43,7 +44,7 @@ def test_search_logs_each_trial_as_a_child_and_the_leaderboard_on_the_parent(
     workdir: Path, store_uri: str, search_data
 ):
     tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
-    result = da.train(SMALL_SEARCH, search_data, tracker=tracker, study="s1")
+    result = train(SMALL_SEARCH, search_data, tracker=tracker, study="s1")
 
     client = mlflow.MlflowClient(store_uri)
     parent, children = _runs(client, tracker.experiment_id)
@@ -80,7 +81,7 @@ def test_hopeless_trials_are_pruned_and_tagged(store_uri: str, search_data):
     tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
     eager = {**SMALL_SEARCH, "n_trials": 5, "pruner": "median", "prune_startup_trials": 1,
              "prune_warmup_epochs": 0, "learning_rates": [1e-5, 3e-2]}
-    result = da.train(eager, search_data, tracker=tracker, study="pruning")
+    result = train(eager, search_data, tracker=tracker, study="pruning")
 
     client = mlflow.MlflowClient(store_uri)
     _, children = _runs(client, tracker.experiment_id)
@@ -94,12 +95,12 @@ def test_hopeless_trials_are_pruned_and_tagged(store_uri: str, search_data):
         assert (row["rank"] is None) == (row["state"] != "complete")
 
 
-@pytest.mark.parametrize("layout", [da.SEQUENTIAL_LAYOUT, None], ids=["sequential", "v1"])
+@pytest.mark.parametrize("layout", [SEQUENTIAL_LAYOUT, None], ids=["sequential", "v1"])
 def test_growing_keeps_the_function_and_the_optimiser_state(layout):
     torch.manual_seed(0)
     spec = {"n_features": 6, "n_classes": 3, "hidden_sizes": [4, 5], "activation": "gelu",
             "dropout": 0.0, **({"layout": layout} if layout else {})}
-    model = da.build_model(spec)
+    model = build_model(spec)
     optimizer = torch.optim.AdamW(model.parameters(), lr=0.01)
     x, y = torch.randn(20, 6), torch.randint(0, 3, (20,))
     for _ in range(3):
@@ -115,7 +116,7 @@ def test_growing_keeps_the_function_and_the_optimiser_state(layout):
         return layers[0], layers[-1]
 
     generator = torch.Generator().manual_seed(1)
-    grown, grown_optimizer = da.reshape(model, optimizer, [8, 10], spec, make, generator)
+    grown, grown_optimizer = reshape(model, optimizer, [8, 10], spec, make, generator)
 
     assert torch.allclose(grown(x), model(x), atol=1e-6)
     old_state = optimizer.state[first_and_head(model)[0].weight]
@@ -124,7 +125,7 @@ def test_growing_keeps_the_function_and_the_optimiser_state(layout):
     assert torch.equal(new_state["exp_avg"][:4], old_state["exp_avg"])
     assert int(new_state["step"]) == 3
 
-    shrunk, shrunk_optimizer = da.reshape(grown, grown_optimizer, [2, 3], spec, make, generator)
+    shrunk, shrunk_optimizer = reshape(grown, grown_optimizer, [2, 3], spec, make, generator)
     assert shrunk(x).shape == (20, 3)
     head = first_and_head(shrunk)[1]
     assert shrunk_optimizer.state[head.weight]["exp_avg"].shape == (3, 3)
@@ -132,15 +133,15 @@ def test_growing_keeps_the_function_and_the_optimiser_state(layout):
 
 def test_search_models_are_built_by_the_one_mlp_builder():
     spec = {"n_features": 6, "n_classes": 3, "hidden_sizes": [4, 5], "activation": "tanh",
-            "dropout": 0.1, "layout": da.SEQUENTIAL_LAYOUT}
-    keys = list(da.build_model(spec).state_dict())
+            "dropout": 0.1, "layout": SEQUENTIAL_LAYOUT}
+    keys = list(build_model(spec).state_dict())
     assert keys == ["0.weight", "0.bias", "3.weight", "3.bias", "6.weight", "6.bias"]
 
 
 @pytest.mark.parametrize("train_accuracy", [False, True])
 def test_trials_log_train_accuracy_only_when_asked(store_uri: str, search_data, train_accuracy):
     tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
-    da.train({**SMALL_SEARCH, "n_trials": 1, "train_accuracy": train_accuracy}, search_data,
+    train({**SMALL_SEARCH, "n_trials": 1, "train_accuracy": train_accuracy}, search_data,
              tracker=tracker)
 
     client = mlflow.MlflowClient(store_uri)
@@ -155,7 +156,7 @@ def test_a_stalled_trial_is_reshaped_during_training(store_uri: str, search_data
     tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
     always_stalled = {**SMALL_SEARCH, "n_trials": 1, "stall_patience": 1,
                       "min_delta": 100.0, "max_reshapes": 1}
-    da.train(always_stalled, search_data, tracker=tracker)
+    train(always_stalled, search_data, tracker=tracker)
 
     client = mlflow.MlflowClient(store_uri)
     _, (child,) = _runs(client, tracker.experiment_id)
@@ -167,9 +168,9 @@ def test_a_stalled_trial_is_reshaped_during_training(store_uri: str, search_data
 def test_same_seed_and_data_give_the_same_best_trial(workdir: Path, store_uri: str,
                                                       search_data):
     tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
-    first = da.train(SMALL_SEARCH, search_data, tracker=tracker, study="a",
+    first = train(SMALL_SEARCH, search_data, tracker=tracker, study="a",
                      storage=f"sqlite:///{workdir / 'a.db'}")
-    second = da.train(SMALL_SEARCH, search_data, tracker=tracker, study="b",
+    second = train(SMALL_SEARCH, search_data, tracker=tracker, study="b",
                       storage=f"sqlite:///{workdir / 'b.db'}")
     assert first.best_metrics["val_loss"] == second.best_metrics["val_loss"]
     assert first.best_metrics["test_acc"] == second.best_metrics["test_acc"]
@@ -179,8 +180,8 @@ def test_running_the_same_search_again_continues_its_study_and_parent_run(
     workdir: Path, store_uri: str, search_data
 ):
     tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
-    first = da.train({**SMALL_SEARCH, "n_trials": 2}, search_data, tracker=tracker)
-    second = da.train({**SMALL_SEARCH, "n_trials": 2}, search_data, tracker=tracker)
+    first = train({**SMALL_SEARCH, "n_trials": 2}, search_data, tracker=tracker)
+    second = train({**SMALL_SEARCH, "n_trials": 2}, search_data, tracker=tracker)
 
     assert second.run_id == first.run_id and second.study == first.study
     client = mlflow.MlflowClient(store_uri)
@@ -193,7 +194,7 @@ def test_running_the_same_search_again_continues_its_study_and_parent_run(
 def test_workers_share_the_trial_budget(workdir: Path, store_uri: str, search_data):
     tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
     storage = f"sqlite:///{workdir / 'shared.db'}"
-    result = da.train({**SMALL_SEARCH, "n_trials": 4, "epochs": 2}, search_data,
+    result = train({**SMALL_SEARCH, "n_trials": 4, "epochs": 2}, search_data,
                       tracker=tracker, study="pair", storage=storage, workers=2)
 
     study = optuna.load_study(study_name="pair", storage=storage)
@@ -211,7 +212,7 @@ def test_old_config_names_still_work_with_a_warning(store_uri: str, search_data)
     old = {"n_candidates": 1, "epochs": 1, "lr": 0.003, "checkpoint_root": "ckpt"}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = da.train(old, search_data, tracker=tracker)
+        result = train(old, search_data, tracker=tracker)
     assert {"n_candidates", "lr", "checkpoint_root"} <= {
         str(w.message).split("'")[1] for w in caught if w.category is DeprecationWarning}
     run = mlflow.MlflowClient(store_uri).get_run(result.run_id)
@@ -233,21 +234,21 @@ def test_old_config_names_still_work_with_a_warning(store_uri: str, search_data)
 def test_bad_config_raises_before_any_run_exists(store_uri, search_data, config, message):
     tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
     with pytest.raises(TrainerConfigError, match=message):
-        da.train(config, search_data, tracker=tracker)
+        train(config, search_data, tracker=tracker)
     assert mlflow.MlflowClient(store_uri).search_runs([tracker.experiment_id]) == []
 
 
 def test_a_checkpoint_resume_is_refused_with_the_way_to_resume(store_uri, search_data):
     tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
     with pytest.raises(TrainerConfigError, match="--study"):
-        da.train(SMALL_SEARCH, search_data, tracker=tracker, resume_from="checkpoints")
+        train(SMALL_SEARCH, search_data, tracker=tracker, resume_from="checkpoints")
 
 
 def test_too_small_data_raises_before_any_run_exists(store_uri: str):
     tiny = build_interaction_dataset(synthesize_interactions(12, n_agents=2, seed=0), seed=0)
     tracker = ExperimentTracker(EXPERIMENT, tracking_uri=store_uri)
     with pytest.raises(TrainerConfigError, match="needs at least"):
-        da.train(SMALL_SEARCH, tiny, tracker=tracker)
+        train(SMALL_SEARCH, tiny, tracker=tracker)
     assert mlflow.MlflowClient(store_uri).search_runs([tracker.experiment_id]) == []
 
 
@@ -258,7 +259,7 @@ def test_a_search_whose_every_trial_diverges_fails_with_one_line_naming_the_stud
     diverging = {**SMALL_SEARCH, "n_trials": 2, "learning_rates": [1e30, 1e30]}
 
     with pytest.raises(SearchFailedError, match=r"'doomed'.*no trial completed.*2 failed"):
-        da.train(diverging, search_data, tracker=tracker, study="doomed")
+        train(diverging, search_data, tracker=tracker, study="doomed")
 
     client = mlflow.MlflowClient(store_uri)
     _, children = _runs(client, tracker.experiment_id)

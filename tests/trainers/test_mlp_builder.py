@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from agentnn.errors import TrainerConfigError
-from agentnn.nn_models.mlp import ACTIVATIONS, mlp
+from agentnn.nn_models.training.mlp import ACTIVATIONS, mlp
 
 
 def test_each_hidden_width_is_linear_activation_dropout_then_the_head() -> None:
@@ -55,7 +55,7 @@ def test_a_width_that_is_not_a_positive_integer_is_refused(hidden: list[object])
 
 
 def test_importing_the_builder_does_not_import_torch() -> None:
-    code = "import sys, agentnn.nn_models.mlp; print('torch' in sys.modules)"
+    code = "import sys, agentnn.nn_models.training.mlp; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True, timeout=120)
 

@@ -29,7 +29,7 @@ def test_all_tasks_learn_and_the_model_rebuilds_from_the_artifact_alone(
     assert result.best_metrics["test_success_acc"] >= 0.65  # success is noisy; majority ~0.5
 
     from agentnn.data import build_route_inputs
-    from agentnn.mlflow_integration.model_loading import load_model
+    from agentnn.mlflow_integration.models.loading import load_model
 
     loaded = load_model(result.model_uri, tracking_uri=store_uri)
     assert loaded.spec["config"]["tasks"] == ["agent", "success", "response_time"]
@@ -57,7 +57,7 @@ def test_a_subset_of_tasks_gives_only_those_heads(small_routing_data, make_track
                        tracker=make_tracker("multi_task_learning"))
 
     assert "val_agent_acc" not in result.best_metrics
-    from agentnn.mlflow_integration.model_loading import load_model
+    from agentnn.mlflow_integration.models.loading import load_model
 
     loaded = load_model(result.model_uri, tracking_uri=store_uri)
     assert "route_input" not in loaded.metadata  # no agent head: it cannot route

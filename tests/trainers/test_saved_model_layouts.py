@@ -34,7 +34,7 @@ def _expected(case: str) -> dict[str, object]:
 
 @pytest.mark.parametrize("case", CASES)
 def test_saved_model_loads_with_the_same_layout(case: str) -> None:
-    from agentnn.mlflow_integration.model_format import load_torch_model
+    from agentnn.mlflow_integration.models.format import load_torch_model
 
     module = load_torch_model(FIXTURES / case)
 
@@ -46,7 +46,7 @@ def test_saved_model_loads_with_the_same_layout(case: str) -> None:
 def test_saved_model_gives_the_recorded_outputs(case: str) -> None:
     import torch
 
-    from agentnn.mlflow_integration.model_format import load_torch_model
+    from agentnn.mlflow_integration.models.format import load_torch_model
 
     expected = _expected(case)
     module = load_torch_model(FIXTURES / case)

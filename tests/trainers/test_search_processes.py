@@ -16,7 +16,7 @@ import pytest
 from optuna.trial import TrialState
 
 from agentnn.data import synthesize_interactions, write_interactions
-from agentnn.nn_models import search_study
+from agentnn.nn_models.search import study as search_study
 
 EXPERIMENT = "architecture_optimization"
 COMMAND_TIMEOUT = 600  # seconds; each process imports torch and MLflow on a shared CPU

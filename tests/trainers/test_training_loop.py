@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from agentnn.nn_models import loop
-from agentnn.nn_models.common import EarlyStopping
-from agentnn.nn_models.mlp import mlp
+from agentnn.nn_models.training import loop
+from agentnn.nn_models.training.epochs import EarlyStopping
+from agentnn.nn_models.training.mlp import mlp
 
 
 def _frozen_state() -> loop.TrainState:

@@ -1,7 +1,7 @@
 """`agentnn config`: the resolved settings and where each came from; `--check` asks the store.
 
 Plain ``agentnn config`` imports neither MLflow nor the store layer, so it answers at once;
-``--check`` probes the store (see :meth:`agentnn.mlflow_integration.store.Store.probe`).
+``--check`` probes the store (see :meth:`agentnn.mlflow_integration.store.client.Store.probe`).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def show_config(
 
 
 def _probe(settings: Any) -> Any:
-    from agentnn.mlflow_integration.store import Store
+    from agentnn.mlflow_integration.store.client import Store
 
     store = Store.from_settings(settings)
     store.validate()  # a malformed URI is refused before anything is asked

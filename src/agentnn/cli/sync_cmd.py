@@ -22,7 +22,7 @@ def sync(
     from pathlib import Path
 
     from agentnn import config
-    from agentnn.mlflow_integration.writer_process import sync_journals
+    from agentnn.mlflow_integration.writer.owner import sync_journals
 
     journal_dir = Path(config.resolve().journal_dir.value)
     report = sync_journals(journal_dir, timeout)

@@ -310,7 +310,7 @@ def run_trainer(trainer: Trainer, options: dict[str, Any]) -> None:
     import importlib
 
     from agentnn.errors import TrainerConfigError
-    from agentnn.nn_models.common import check_config
+    from agentnn.nn_models.training.configs import check_config
 
     if trainer.epochs_refusal and options.get("epochs") is not None:
         raise TrainerConfigError(f"--epochs does not apply: {trainer.epochs_refusal}")

@@ -1,7 +1,7 @@
 """A plain multi-layer perceptron that the safe model format can rebuild from JSON.
 
 Why it exists: a model in the safe format names a registered builder (see
-``agentnn.mlflow_integration.builder_registry``). Baselines, routing heads and small experiments
+``agentnn.mlflow_integration.models.builders``). Baselines, routing heads and small experiments
 need no bespoke architecture, so this one builder, registered as ``"mlp"``, lets them be logged
 and loaded like the trainers' models::
 
@@ -16,9 +16,9 @@ from collections.abc import Mapping
 import torch
 
 from agentnn.errors import TrainerConfigError
-from agentnn.mlflow_integration.builder_registry import register_builder
-from agentnn.nn_models.configs import JSONValue
-from agentnn.nn_models.mlp import ACTIVATIONS, check_activation, mlp
+from agentnn.mlflow_integration.models.builders import register_builder
+from agentnn.nn_models.training.configs import JSONValue
+from agentnn.nn_models.training.mlp import ACTIVATIONS, check_activation, mlp
 
 MLP_BUILDER = "mlp"  # registry name; earlier models say "agentnn.managers.builders:build_mlp"
 MLP_KEYS = ("n_features", "hidden", "n_outputs", "heads", "activation")  # what build_mlp reads

@@ -9,7 +9,7 @@ A service that routes tasks loads its model here. Each load becomes a run in the
     manager.route(["Summarise the Q3 balance sheet"], model="agent-router@champion")
     # [RouteDecision(task=..., agent="finance", score=0.93, scores={...})]
 
-Loading goes through the one loader (:mod:`agentnn.mlflow_integration.model_loading`), so the
+Loading goes through the one loader (:mod:`agentnn.mlflow_integration.models.loading`), so the
 disk and memory caches, the sha256 check and the ``trust`` rule are the same as the SDK's.
 """
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import torch
 
     from agentnn.mlflow_integration import ExperimentTracker
-    from agentnn.mlflow_integration.model_loading import LoadedModel, ModelLoader
+    from agentnn.mlflow_integration.models.loading import LoadedModel, ModelLoader
 
 LOAD_EXPERIMENT = "model_management"  # the experiment every load is recorded in
 DEFAULT_ROUTER = "agent-router@champion"
@@ -53,7 +53,7 @@ class ModelManager:
     """
 
     def __init__(self, tracking_uri: str | None = None, *, device: str = "cpu") -> None:
-        from agentnn.mlflow_integration.model_loading import shared_loader
+        from agentnn.mlflow_integration.models.loading import shared_loader
 
         self.device = device
         self.loader: ModelLoader = shared_loader(tracking_uri)

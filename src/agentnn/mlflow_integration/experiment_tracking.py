@@ -36,25 +36,32 @@ from agentnn.errors import (
     TrackingError,
     TrackingURIError,
 )
-from agentnn.mlflow_integration import journal as journal_io
-from agentnn.mlflow_integration import offline
-from agentnn.mlflow_integration.journal import EndRecord, MetricRecord, ParamRecord, TagRecord
-from agentnn.mlflow_integration.queries import best_run_query
-from agentnn.mlflow_integration.redaction import REDACTED_KEYS_TAG, redact
-from agentnn.mlflow_integration.run_context import (
-    GitQuery,
-    automatic_tags,
-    generate_run_name,
+from agentnn.mlflow_integration.journal.buffered import (
+    HANDOFF,
+    BufferedJournal,
+    new_header,
+    new_journal_path,
 )
-from agentnn.mlflow_integration.store import Store
-from agentnn.mlflow_integration.validation import (
+from agentnn.mlflow_integration.journal.format import rejected_path
+from agentnn.mlflow_integration.journal.records import (
+    EndRecord,
+    MetricRecord,
+    ParamRecord,
+    TagRecord,
+)
+from agentnn.mlflow_integration.offline import fallback as offline
+from agentnn.mlflow_integration.run.context import GitQuery, automatic_tags, generate_run_name
+from agentnn.mlflow_integration.run.queries import best_run_query
+from agentnn.mlflow_integration.run.redaction import REDACTED_KEYS_TAG, redact
+from agentnn.mlflow_integration.run.validation import (
     check_key,
     flatten,
     metric_value,
     param_value,
     tag_value,
 )
-from agentnn.mlflow_integration.writer_process import WriterProcess
+from agentnn.mlflow_integration.store.client import Store
+from agentnn.mlflow_integration.writer.owner import WriterProcess
 
 NONFINITE_TAG = "agentnn.nonfinite_metric_points"  # how many NaN/inf points the run logged
 PROGRESS_AFTER = 1.0  # seconds of draining before a progress line is shown
@@ -108,7 +115,7 @@ class TrackedRun:
         tracker: ExperimentTracker,
         run_id: str,
         run_name: str | None,
-        journal: journal_io.BufferedJournal,
+        journal: BufferedJournal,
         logged_params: dict[str, str],
     ) -> None:
         self.run_id = run_id
@@ -419,13 +426,13 @@ class ExperimentTracker:
         run_id = active.info.run_id
         if self.intended_uri:
             offline.record_pending(self.journal_dir, run_id, self.tracking_uri, self.intended_uri)
-        journal = journal_io.BufferedJournal(
-            journal_io.new_journal_path(self.journal_dir, run_id),
-            journal_io.new_header(run_id, self.tracking_uri),
+        journal = BufferedJournal(
+            new_journal_path(self.journal_dir, run_id),
+            new_header(run_id, self.tracking_uri),
             self._flush_interval,
         )
         if self._writer.watch(journal.path):  # the writer imports MLflow while training starts
-            journal.handoff = journal_io.HANDOFF  # this process's writer thread serves it
+            journal.handoff = HANDOFF  # this process's writer thread serves it
         if git is not None:
             journal.add_all([TagRecord(key, value) for key, value in git.tags().items()
                              if key not in user_tags])
@@ -490,7 +497,7 @@ class ExperimentTracker:
                 file=sys.stderr,
             )
             return False
-        rejected = journal_io.rejected_path(journal)
+        rejected = rejected_path(journal)
         if rejected.exists():
             print(f"agentnn: the store refused some records of run {run_id}; they are kept in "
                   f"{rejected}", file=sys.stderr)

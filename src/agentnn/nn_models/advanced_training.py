@@ -36,17 +36,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from agentnn.nn_models import common, loop
-from agentnn.nn_models.common import (
-    EpochCallback,
-    TrainResult,
+from agentnn.errors import TrainerConfigError
+from agentnn.nn_models.training import loop
+from agentnn.nn_models.training.configs import (
+    JSONDict,
+    JSONValue,
     check_choice,
+    check_config,
     check_positive,
     check_range,
+    require_samples,
 )
-from agentnn.nn_models.configs import JSONDict, JSONValue
-from agentnn.nn_models.devices import check_device
-from agentnn.nn_models.mlp import mlp
+from agentnn.nn_models.training.devices import check_device
+from agentnn.nn_models.training.epochs import SCHEDULERS, EpochCallback
+from agentnn.nn_models.training.mlp import mlp
+from agentnn.nn_models.training.results import TrainResult
 
 if TYPE_CHECKING:
     import torch
@@ -99,7 +103,7 @@ class AdvancedTrainingConfig:
         """Raise :class:`TrainerConfigError` naming the first unusable value."""
         check_choice("mode", self.mode, MODES)
         check_device(self.device)
-        check_choice("scheduler", self.scheduler, common.SCHEDULERS)
+        check_choice("scheduler", self.scheduler, SCHEDULERS)
         for name in ("hidden_dim", "attention_heads", "epochs", "batch_size", "learning_rate",
                      "scheduler_step_size", "log_every_steps", "keep_checkpoints"):
             check_positive(name, getattr(self, name))
@@ -111,7 +115,7 @@ class AdvancedTrainingConfig:
         check_range("scheduler_gamma", self.scheduler_gamma, 0.0, 1.0, high_open=True)
         check_positive("scheduler_gamma", self.scheduler_gamma)
         if self.hidden_dim % self.attention_heads:
-            raise common.TrainerConfigError(
+            raise TrainerConfigError(
                 f"hidden_dim ({self.hidden_dim}) must be divisible by attention_heads "
                 f"({self.attention_heads})"
             )
@@ -131,7 +135,7 @@ def build_model(config: Mapping[str, JSONValue]) -> torch.nn.Module:
         return _multimodal_class()(config)
     if kind == "classifier":
         return _classifier_class()(config)
-    raise common.TrainerConfigError(f"unknown advanced_training model kind {kind!r}")
+    raise TrainerConfigError(f"unknown advanced_training model kind {kind!r}")
 
 
 def _classifier_class() -> type[torch.nn.Module]:
@@ -243,16 +247,16 @@ def prepare_data(data: LabelledDataset, config: AdvancedTrainingConfig) -> Prepa
     from agentnn.data.datasets import InteractionDataset, LabelledDataset
 
     if not isinstance(data, LabelledDataset):
-        raise common.TrainerConfigError(
+        raise TrainerConfigError(
             "advanced_training needs a data set from agentnn.data (load_dataset, "
             f"build_interaction_dataset or load_digits_dataset), got {type(data).__name__}"
         )
-    common.require_samples(len(data.train), MIN_TRAIN_SAMPLES, "training split")
-    common.require_samples(len(data.val), 1, "validation split")
+    require_samples(len(data.train), MIN_TRAIN_SAMPLES, "training split")
+    require_samples(len(data.val), 1, "validation split")
     if config.mode == "classifier":
         return _classifier_inputs(data)
     if not isinstance(data, InteractionDataset):
-        raise common.TrainerConfigError(
+        raise TrainerConfigError(
             "mode 'multimodal' learns from interaction logs (agents, outcomes, feedback); "
             "use mode 'classifier' for a plain labelled data set such as digits"
         )
@@ -439,7 +443,7 @@ def train(
         TrainerConfigError: a bad config value, a too-small data set or mismatched
             dimensions, before any run is created.
     """
-    config = common.check_config(config, AdvancedTrainingConfig)
+    config = check_config(config, AdvancedTrainingConfig)
     prepared = prepare_data(data, config)
     task = loop.SupervisedTask(
         experiment=EXPERIMENT,

@@ -37,17 +37,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from agentnn.nn_models import common, loop
-from agentnn.nn_models.common import (
-    EpochCallback,
-    TrainResult,
+from agentnn.errors import TrainerConfigError
+from agentnn.nn_models.training import loop
+from agentnn.nn_models.training.configs import (
+    JSONDict,
+    JSONValue,
     check_choice,
+    check_config,
     check_positive,
     check_range,
+    require_samples,
 )
-from agentnn.nn_models.configs import JSONDict, JSONValue
-from agentnn.nn_models.devices import check_device
-from agentnn.nn_models.mlp import mlp
+from agentnn.nn_models.training.devices import check_device
+from agentnn.nn_models.training.epochs import SCHEDULERS, EpochCallback
+from agentnn.nn_models.training.mlp import mlp
+from agentnn.nn_models.training.results import TrainResult
 
 if TYPE_CHECKING:
     import torch
@@ -103,29 +107,29 @@ class MultiTaskConfig:
         """Raise :class:`TrainerConfigError` naming the first unusable value."""
         check_device(self.device)
         if not isinstance(self.tasks, (list, tuple)) or not self.tasks:
-            raise common.TrainerConfigError(
+            raise TrainerConfigError(
                 f"tasks must be a non-empty list of {', '.join(TASKS)}; got {self.tasks!r}"
             )
         for task in self.tasks:
             check_choice("task", task, TASKS)
         if len(set(self.tasks)) != len(self.tasks):
-            raise common.TrainerConfigError(f"tasks lists a task twice: {self.tasks}")
+            raise TrainerConfigError(f"tasks lists a task twice: {self.tasks}")
         check_choice("weighting", self.weighting, WEIGHTINGS)
-        check_choice("scheduler", self.scheduler, common.SCHEDULERS)
+        check_choice("scheduler", self.scheduler, SCHEDULERS)
         if not isinstance(self.task_weights, dict):
-            raise common.TrainerConfigError(
+            raise TrainerConfigError(
                 f"task_weights must map task names to numbers, got {self.task_weights!r}"
             )
         for task, weight in self.task_weights.items():
             check_choice("task_weights key", task, TASKS)
             check_positive(f"task_weights.{task}", weight, allow_zero=True)
         if not isinstance(self.hidden_dims, (list, tuple)) or not self.hidden_dims:
-            raise common.TrainerConfigError(
+            raise TrainerConfigError(
                 f"hidden_dims must be a non-empty list of widths, got {self.hidden_dims!r}"
             )
         for width in self.hidden_dims:
             if isinstance(width, bool) or not isinstance(width, int) or width <= 0:
-                raise common.TrainerConfigError(
+                raise TrainerConfigError(
                     f"hidden_dims must hold positive whole numbers, got {self.hidden_dims!r}"
                 )
         for name in ("epochs", "batch_size", "learning_rate", "log_every_steps",
@@ -148,7 +152,7 @@ def build_model(config: Mapping[str, JSONValue]) -> torch.nn.Module:
     tasks = list(config["tasks"])
     unknown = set(tasks) - set(TASKS)
     if unknown:
-        raise common.TrainerConfigError(f"unknown multi-task task(s) {sorted(unknown)}")
+        raise TrainerConfigError(f"unknown multi-task task(s) {sorted(unknown)}")
 
     class MultiTaskNet(nn.Module):
         """Shared encoder of the task text, then one head per task; returns a dict."""
@@ -216,12 +220,12 @@ def prepare_data(data: InteractionDataset, config: MultiTaskConfig) -> PreparedD
     from agentnn.data.datasets import InteractionDataset
 
     if not isinstance(data, InteractionDataset):
-        raise common.TrainerConfigError(
+        raise TrainerConfigError(
             "multi_task_learning learns from an interaction log (agents, success, response "
             f"times); got {type(data).__name__}. Load one with agentnn.data.datasets.load_dataset"
         )
-    common.require_samples(len(data.train), MIN_TRAIN_SAMPLES, "training split")
-    common.require_samples(len(data.val), 1, "validation split")
+    require_samples(len(data.train), MIN_TRAIN_SAMPLES, "training split")
+    require_samples(len(data.val), 1, "validation split")
     log_rt = np.log1p(data.train.response_time)
     rt_mean, rt_std = float(log_rt.mean()), float(log_rt.std() or 1.0)
     splits = {}
@@ -359,7 +363,7 @@ def train(
         TrainerConfigError: a bad config value, data that is not an interaction log, or a
             too-small data set, before any run is created.
     """
-    config = common.check_config(config, MultiTaskConfig)
+    config = check_config(config, MultiTaskConfig)
     prepared = prepare_data(data, config)
     rt_scaling = prepared.metadata["target_scaling"]["response_time"]
     tasks = list(config.tasks)

@@ -51,28 +51,28 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
 from agentnn.errors import DataError, TrainerConfigError
-from agentnn.nn_models.common import (
+from agentnn.nn_models.training.checkpoints import (
     DEFAULT_KEEP_CHECKPOINTS,
     Checkpoint,
     CheckpointManager,
-    EpochCallback,
-    TrainResult,
+    check_resume_config,
+    checkpoint_dir,
+    load_checkpoint,
+)
+from agentnn.nn_models.training.configs import (
+    JSONDict,
+    JSONValue,
     check_config,
     check_positive,
     check_range,
-    check_resume_config,
-    checkpoint_dir,
     config_dict,
     flatten_config,
-    load_checkpoint,
-    log_best_model,
     log_data_params,
-    open_tracker,
-    seed_everything,
 )
-from agentnn.nn_models.configs import JSONDict, JSONValue
-from agentnn.nn_models.devices import check_device, resolve_device
-from agentnn.nn_models.mlp import mlp
+from agentnn.nn_models.training.devices import check_device, resolve_device
+from agentnn.nn_models.training.epochs import EpochCallback, seed_everything
+from agentnn.nn_models.training.mlp import mlp
+from agentnn.nn_models.training.results import TrainResult, log_best_model, open_tracker
 
 if TYPE_CHECKING:
     from types import TracebackType

@@ -7,7 +7,8 @@ one-run affair: only rank 0 opens the MLflow run (the other ranks never import M
 ranks' losses and accuracies are all-reduced into the values rank 0 logs, so the run's metrics
 describe the whole job, not one shard.
 
-Each rank steps through the shared training loop (``agentnn.nn_models.loop.run_epoch``) on its
+Each rank steps through the shared training loop
+(``agentnn.nn_models.training.loop.run_epoch``) on its
 shard. Gradient accumulation really accumulates: the inner micro-steps of an accumulation window
 run under ``no_sync()``, so gradients are summed locally and exchanged once, on the optimiser
 step. Rank 0 writes an atomic checkpoint (``loop.save_state``) when the validation loss improves
@@ -46,49 +47,49 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from agentnn.errors import TrainerConfigError, TrainingJobError
-from agentnn.nn_models.common import (
+from agentnn.nn_models.training.checkpoints import (
     DEFAULT_KEEP_CHECKPOINTS,
-    SCHEDULERS,
     Checkpoint,
     CheckpointManager,
-    EarlyStopping,
-    EpochCallback,
-    EpochTimer,
-    TrainResult,
-    batch_order,
+    check_resume_config,
+    checkpoint_dir,
+    load_checkpoint,
+)
+from agentnn.nn_models.training.configs import (
+    JSONDict,
+    JSONValue,
     check_choice,
     check_config,
     check_positive,
     check_range,
-    check_resume_config,
-    checkpoint_dir,
     config_dict,
     config_from_mapping,
-    copy_state,
-    current_lr,
     flatten_config,
-    load_checkpoint,
-    log_best_model,
     log_data_params,
-    make_scheduler,
-    open_tracker,
-    seed_everything,
-    step_scheduler,
 )
-from agentnn.nn_models.configs import JSONDict, JSONValue
-from agentnn.nn_models.data_prep import (  # noqa: F401  (re-exported: old import paths)
-    MIN_TRAIN_SAMPLES,
+from agentnn.nn_models.training.data_prep import (
     PreparedData,
     Split,
     prepare_data,
 )
-from agentnn.nn_models.devices import (
+from agentnn.nn_models.training.devices import (
     amp_enabled,
     check_device,
     grad_scaler,
     resolve_device,
 )
-from agentnn.nn_models.loop import (
+from agentnn.nn_models.training.epochs import (
+    SCHEDULERS,
+    EarlyStopping,
+    EpochCallback,
+    EpochTimer,
+    batch_order,
+    current_lr,
+    make_scheduler,
+    seed_everything,
+    step_scheduler,
+)
+from agentnn.nn_models.training.loop import (
     EpochPlan,
     EpochSums,
     LogStep,
@@ -99,7 +100,8 @@ from agentnn.nn_models.loop import (
     run_epoch,
     save_state,
 )
-from agentnn.nn_models.mlp import mlp
+from agentnn.nn_models.training.mlp import mlp
+from agentnn.nn_models.training.results import TrainResult, copy_state, log_best_model, open_tracker
 
 if TYPE_CHECKING:
     import torch
@@ -257,7 +259,7 @@ def all_reduce_sums(values: list[float], world: World, device: torch.device,
     return tensor.cpu().tolist()
 
 
-# --- data (shared with the architecture search: agentnn.nn_models.data_prep) ------------------
+# --- data (shared with the architecture search: agentnn.nn_models.training.data_prep) ---
 
 
 def shard(order: torch.Tensor, world: World) -> torch.Tensor:
@@ -442,14 +444,6 @@ def train(
                           on_epoch)
 
 
-def _on_device(data: PreparedData, device: torch.device) -> PreparedData:
-    def move(split: Split) -> Split:
-        return Split(split.x.to(device), split.y.to(device))
-
-    return PreparedData(move(data.train), move(data.val), move(data.test), data.n_classes,
-                        data.params, data.metadata)
-
-
 def _train_job(
     config: DistributedConfig, data: PreparedData, world: World, device: torch.device,
     tracker: ExperimentTracker | None, register_as: str | None, checkpoint: Checkpoint | None,
@@ -459,7 +453,7 @@ def _train_job(
     from torch.nn.parallel import DistributedDataParallel
 
     seed_everything(config.seed)
-    data = _on_device(data, device)  # once; batches below are slices on the device
+    data = data.to(device)  # once; batches below are slices on the device
     spec = {"n_features": int(data.train.x.shape[1]), "hidden_sizes": list(config.hidden_dims),
             "n_classes": data.n_classes, "dropout": config.dropout}
     module = build_model(spec).to(device)

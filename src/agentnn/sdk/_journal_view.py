@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from agentnn.errors import AgentNNError
-from agentnn.mlflow_integration import journal as journal_io
+from agentnn.mlflow_integration.journal.format import (
+    JOURNAL_SUFFIX,
+    REJECTED_SUFFIX,
+    Cursor,
+    cursor_path,
+    read_chunks,
+    read_header,
+)
 from agentnn.sdk._records import MetricPoint
 
 logger = logging.getLogger(__name__)
@@ -24,8 +31,8 @@ def run_journals(journal_dir: Path, run_id: str) -> list[Path]:
     """The run's journals in this folder, oldest first (one per start or resume of the run)."""
     if not journal_dir.is_dir():
         return []
-    found = journal_dir.glob(f"{run_id}.*{journal_io.JOURNAL_SUFFIX}")
-    return sorted(j for j in found if not j.name.endswith(journal_io.REJECTED_SUFFIX))
+    found = journal_dir.glob(f"{run_id}.*{JOURNAL_SUFFIX}")
+    return sorted(j for j in found if not j.name.endswith(REJECTED_SUFFIX))
 
 
 def _metric(record: Any) -> tuple[str, MetricPoint] | None:
@@ -51,10 +58,10 @@ def unsent_points(
     journals = run_journals(journal_dir, run_id)
     for journal in journals:
         try:
-            _, first_chunk = journal_io.read_header(journal)
-            cursor = journal_io.Cursor.load(journal_io.cursor_path(journal))
+            _, first_chunk = read_header(journal)
+            cursor = Cursor.load(cursor_path(journal))
             offset, skip = (cursor.offset, cursor.index) if cursor else (first_chunk, 0)
-            for start, _, records in journal_io.read_chunks(journal, max(offset, first_chunk)):
+            for start, _, records in read_chunks(journal, max(offset, first_chunk)):
                 for record in records[skip if start == offset else 0:]:
                     metric = _metric(record)
                     if metric is not None:

@@ -21,7 +21,7 @@ from agentnn.sdk._records import (
 )
 
 if TYPE_CHECKING:
-    from agentnn.mlflow_integration.store import Store
+    from agentnn.mlflow_integration.store.client import Store
 
 DEFAULT_PAGE_SIZE = 1000  # MLflow's own default page; servers cap max_results at 50,000
 ARTIFACT_LISTING_LIMIT = 10_000
@@ -36,7 +36,7 @@ def mlflow_errors(
     ``kind``/``name`` say what was asked for; for a search, ``kind="filter"`` with the filter
     as ``name`` and the order-by clauses in ``order_by``, so a rejection names the right one.
     Unknown things, malformed ids, dead stores, 401/403 and server errors are translated by
-    :meth:`agentnn.mlflow_integration.store.Store.errors`.
+    :meth:`agentnn.mlflow_integration.store.client.Store.errors`.
     """
     from mlflow.exceptions import MlflowException
 

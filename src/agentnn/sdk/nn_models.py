@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 from agentnn import config
 from agentnn.errors import InvalidArgumentError, LegacyFileStoreError, NotFoundError
-from agentnn.mlflow_integration.queries import best_run_query
-from agentnn.mlflow_integration.store import Store
+from agentnn.mlflow_integration.run.queries import best_run_query
+from agentnn.mlflow_integration.store.client import Store
 from agentnn.sdk._downsample import check_max_points
 from agentnn.sdk._mlflow_reader import DEFAULT_PAGE_SIZE, MlflowReader, mlflow_errors
 from agentnn.sdk._records import (
@@ -48,7 +48,7 @@ from agentnn.sdk._sqlite_reader import SqliteReader, Unsupported, sqlite_path
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from agentnn.mlflow_integration.push import PushResult
+    from agentnn.mlflow_integration.offline.push import PushResult
 
 __all__ = [
     "ExperimentInfo",
@@ -347,11 +347,11 @@ class ModelManager:
     def load_model(self, uri: str, *, trust: bool = False) -> Any:
         """Load a model: ``name@alias``, ``name/3``, ``runs:/<id>/model``, a model id or a path.
 
-        Delegates to the one loader, ``agentnn.mlflow_integration.model_loading``, which also
+        Delegates to the one loader, ``agentnn.mlflow_integration.models.loading``, which also
         resolves a legacy ``models:/name/Production`` (with a DeprecationWarning). A pickled
         ``mlflow.pytorch`` model needs ``trust=True``: unpickling runs code from the file.
         """
-        from agentnn.mlflow_integration.model_loading import load_model
+        from agentnn.mlflow_integration.models.loading import load_model
 
         if self._legacy_store is not None:
             raise self._legacy_store
@@ -419,7 +419,7 @@ class ModelManager:
             NotFoundError: a run does not exist here.
             StoreUnreachableError: ``to`` does not answer.
         """
-        from agentnn.mlflow_integration.offline import push_runs
+        from agentnn.mlflow_integration.offline.fallback import push_runs
 
         if not run_ids:
             raise InvalidArgumentError("push needs at least one run id")
@@ -428,8 +428,8 @@ class ModelManager:
     def pending_runs(self) -> list[RunInfo]:
         """Runs kept in the embedded store (``./mlruns``) while their server did not answer,
         and not pushed there yet."""
-        from agentnn.mlflow_integration.offline import embedded_uri
-        from agentnn.mlflow_integration.push import PUSH_PENDING, PUSH_TAG
+        from agentnn.mlflow_integration.offline.fallback import embedded_uri
+        from agentnn.mlflow_integration.offline.push import PUSH_PENDING, PUSH_TAG
 
         local = embedded_uri(self.settings)
         path = sqlite_path(local)
@@ -442,7 +442,7 @@ class ModelManager:
         self, *, progress: Callable[[int, int], None] | None = None
     ) -> list[PushResult]:
         """Push every pending run (see :meth:`pending_runs`) to the store it was meant for."""
-        from agentnn.mlflow_integration.offline import push_pending
+        from agentnn.mlflow_integration.offline.fallback import push_pending
 
         return push_pending(self.settings, progress=progress)
 

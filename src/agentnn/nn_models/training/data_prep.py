@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from agentnn.errors import TrainerConfigError
-from agentnn.nn_models.common import require_features, require_samples
-from agentnn.nn_models.configs import JSONDict
+from agentnn.nn_models.training.configs import JSONDict, require_features, require_samples
 
 if TYPE_CHECKING:
     import torch
@@ -42,6 +41,14 @@ class PreparedData:
     params: JSONDict
     metadata: JSONDict
     """Stored with the model: the agents and featuriser of a routing data set."""
+
+    def to(self, device: torch.device) -> PreparedData:
+        """The splits moved to the training device once, so batches are slices already there."""
+        def move(split: Split) -> Split:
+            return Split(split.x.to(device), split.y.to(device))
+
+        return PreparedData(move(self.train), move(self.val), move(self.test), self.n_classes,
+                            self.params, self.metadata)
 
 
 def _as_split(part: DataSplit) -> Split:

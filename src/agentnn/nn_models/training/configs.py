@@ -171,11 +171,11 @@ def require_features(actual: int, expected: int, what: str = "input features") -
 def flatten_config(config: object, prefix: str = "") -> JSONDict:
     """A dataclass or nested mapping as flat ``{"a.b": value}`` params, for ``log_params``.
 
-    The tracker's own flattening (:func:`agentnn.mlflow_integration.validation.flatten`), so
+    The tracker's own flattening (:func:`agentnn.mlflow_integration.run.validation.flatten`), so
     a config logged by a trainer and one handed to ``start_run(params=...)`` read the same in
     MLflow (a list is ``[128, 64]``, ``None`` is ``None``).
     """
-    from agentnn.mlflow_integration.validation import flatten
+    from agentnn.mlflow_integration.run.validation import flatten
 
     return flatten(config_dict(config), prefix)
 

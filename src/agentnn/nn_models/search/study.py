@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
 from agentnn.errors import TrainerConfigError
-from agentnn.mlflow_integration.journal import pid_alive
-from agentnn.nn_models.configs import JSONValue
+from agentnn.mlflow_integration.journal.process import pid_alive
+from agentnn.nn_models.training.configs import JSONValue
 
 if TYPE_CHECKING:
     import optuna

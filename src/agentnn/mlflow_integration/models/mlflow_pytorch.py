@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from agentnn.errors import MalformedModelError, ModelError, UnsafeModelError
-from agentnn.mlflow_integration.model_format import inside_folder, read_small_text
+from agentnn.mlflow_integration.models.format import inside_folder, read_small_text
 
 MLMODEL_FILE = "MLmodel"
 MLMODEL_MAX_BYTES = 1 << 20  # an MLmodel file is a few kilobytes

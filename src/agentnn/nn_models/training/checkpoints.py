@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from agentnn.errors import TrainerConfigError
-from agentnn.nn_models.configs import JSONDict, check_positive, config_dict
+from agentnn.nn_models.training.configs import JSONDict, check_positive, config_dict
 
 if TYPE_CHECKING:
     from types import TracebackType

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agentnn.errors import InvalidArgumentError
-from agentnn.mlflow_integration.validation import check_key
+from agentnn.mlflow_integration.run.validation import check_key
 
 MODES = ("min", "max")
 FINISHED_FILTER = "attributes.status = 'FINISHED'"

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from importlib import metadata
 
-from agentnn.mlflow_integration.redaction import (
+from agentnn.mlflow_integration.run.redaction import (
     REDACTED,
     SECRET_SHORT_FLAGS,
     is_secret_key,

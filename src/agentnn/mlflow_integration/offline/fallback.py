@@ -4,7 +4,7 @@ Agent-NN documents that tracking falls back to a local ``mlruns/`` folder when t
 is missing. With ``AGENTNN_OFFLINE=fallback`` (the default) a run whose store does not answer
 starts in the embedded store (``./mlruns/mlflow.db``), tagged ``agentnn.push=pending`` and
 ``agentnn.intended_tracking_uri`` (masked); a marker file beside the journals tells the writer
-where to push it once the server answers (see :mod:`agentnn.mlflow_integration.push`).
+where to push it once the server answers (see :mod:`agentnn.mlflow_integration.offline.push`).
 ``AGENTNN_OFFLINE=fail`` keeps the one-line error instead.
 """
 
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from agentnn import config
 from agentnn.errors import TrackingError
-from agentnn.mlflow_integration.push import (
+from agentnn.mlflow_integration.offline.push import (
     INTENDED_URI_TAG,
     MARKER_SUFFIX,
     PUSH_PENDING,
@@ -105,7 +105,7 @@ def push_pending(
         TrackingError: some pending run names a store whose real URI is not known here
             (the others are pushed first).
     """
-    from agentnn.mlflow_integration.store import Store
+    from agentnn.mlflow_integration.store.client import Store
 
     local = Store.from_settings(embedded_settings(settings))
     path = local.sqlite_path
@@ -153,7 +153,7 @@ def push_runs(
     progress: Callable[[int, int], None] | None = None,
 ) -> list[PushResult]:
     """Copy ``run_ids`` from ``source`` to the store ``to`` (its URI, credentials included)."""
-    from agentnn.mlflow_integration.store import Store
+    from agentnn.mlflow_integration.store.client import Store
 
     target_settings = config.resolve(to, journal_dir=settings.journal_dir.value, cwd=settings.cwd)
     target = Store.from_settings(target_settings)

@@ -32,31 +32,32 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from agentnn.errors import TrainerConfigError
-from agentnn.nn_models.common import (
+from agentnn.nn_models.training.checkpoints import (
     Checkpoint,
     CheckpointManager,
+    check_resume_config,
+    checkpoint_dir,
+    detached_copy,
+    load_checkpoint,
+)
+from agentnn.nn_models.training.configs import (
+    JSONDict,
+    config_dict,
+    flatten_config,
+    log_data_params,
+)
+from agentnn.nn_models.training.devices import amp_enabled, autocast, grad_scaler, resolve_device
+from agentnn.nn_models.training.epochs import (
     EarlyStopping,
     EpochCallback,
     EpochTimer,
-    TrainResult,
     batch_order,
-    check_resume_config,
-    checkpoint_dir,
-    config_dict,
-    copy_state,
     current_lr,
-    detached_copy,
-    flatten_config,
-    load_checkpoint,
-    log_best_model,
-    log_data_params,
     make_scheduler,
-    open_tracker,
     seed_everything,
     step_scheduler,
 )
-from agentnn.nn_models.configs import JSONDict
-from agentnn.nn_models.devices import amp_enabled, autocast, grad_scaler, resolve_device
+from agentnn.nn_models.training.results import TrainResult, copy_state, log_best_model, open_tracker
 
 if TYPE_CHECKING:
     import torch

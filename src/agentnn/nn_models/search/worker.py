@@ -1,6 +1,6 @@
 """Entry point of one architecture-search worker process (started by ``dynamic_architecture``).
 
-``python -m agentnn.nn_models.search_worker <job folder> <worker index>``; not meant to be run
+``python -m agentnn.nn_models.search.worker <job folder> <worker index>``; not meant to be run
 by hand: the folder holds the job the launching command wrote.
 """
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 
 def main(argv: list[str]) -> int:
-    from agentnn.nn_models.dynamic_architecture import run_worker
+    from agentnn.nn_models.search.workers import run_worker
 
     folder, index = Path(argv[0]), int(argv[1])
     try:

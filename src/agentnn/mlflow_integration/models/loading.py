@@ -45,7 +45,7 @@ from agentnn.errors import (
     TrackingURIError,
     UnsafeModelError,
 )
-from agentnn.mlflow_integration.model_format import (
+from agentnn.mlflow_integration.models.format import (
     LOADER_MODULE,
     SHA256_TAG,
     SPEC_FILE,
@@ -53,7 +53,7 @@ from agentnn.mlflow_integration.model_format import (
     load_torch_model,
     read_spec,
 )
-from agentnn.mlflow_integration.store import Store
+from agentnn.mlflow_integration.store.client import Store
 
 if TYPE_CHECKING:
     import torch
@@ -481,7 +481,7 @@ class ModelLoader:
         ``recorded`` is the weights' sha256 the store recorded at logging time; a folder that
         does not hold that agentnn model is refused whatever ``trust`` says.
         """
-        from agentnn.mlflow_integration import mlflow_pytorch_models as foreign
+        from agentnn.mlflow_integration.models import mlflow_pytorch as foreign
 
         if not folder.is_dir():
             raise ModelError(f"{folder} is not a model folder")

@@ -238,7 +238,7 @@ class Store:
                 if self.settings.artifact_location is not None:  # the embedded default
                     Path(self.settings.artifact_location.value).mkdir(parents=True, exist_ok=True)
                 if self.is_sqlite:  # created (the embedded one also upgraded) once, under a lock
-                    from agentnn.mlflow_integration.embedded import ensure_sqlite_store
+                    from agentnn.mlflow_integration.store.embedded import ensure_sqlite_store
 
                     with self.errors():
                         ensure_sqlite_store(self.uri, upgrade=self.is_embedded)

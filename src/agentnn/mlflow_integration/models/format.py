@@ -47,7 +47,7 @@ from agentnn.errors import (
     ModelError,
     ModelIntegrityError,
 )
-from agentnn.mlflow_integration.builder_registry import canonical_name, check_config, get_builder
+from agentnn.mlflow_integration.models.builders import canonical_name, check_config, get_builder
 
 if TYPE_CHECKING:
     import numpy as np
@@ -58,7 +58,7 @@ FORMAT_VERSION = 1  # bump when spec.json changes incompatibly
 WEIGHTS_FILE = "weights.safetensors"
 SPEC_FILE = "spec.json"
 DATA_DIR_NAME = "agentnn_torch"  # the folder name under the MLflow model's data/
-LOADER_MODULE = "agentnn.mlflow_integration.model_format"  # MLmodel names it; must not move
+LOADER_MODULE = "agentnn.mlflow_integration.models.format"  # MLmodel names it; must not move
 HASH_CHUNK_BYTES = 1 << 20
 SPEC_MAX_BYTES = 1 << 20  # a spec is a few hundred bytes; a larger one is not ours
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")

@@ -2,23 +2,24 @@
 
 A training process asks its :class:`WriterProcess` (one per journal folder) to watch a journal.
 Unless a writer already serves the folder, the owner becomes its writer: a thread of the
-training process (:class:`WriterThread`) that forwards the folder's journals with the MLflow
-the process has already imported. Why a thread and not a process of its own: a writer process
-must import MLflow first, about 3 s of CPU, and while PyTorch's threads hold every core that
-import slows each step by far more than its share (a step waits for its slowest thread); the
-native path's work per point (microseconds) is small enough to share the process. The thread
-keeps the process's CPU priority: at nice 19 a thread that holds the interpreter lock when the
-scheduler sets it aside stalls the training thread; with two other processes busy on both
-cores, a run's loop took 2.2x its untracked time and its end 17 s (0.85x and 0.12 s at normal
-priority), while the gain without such load was within the noise. The owner
-keeps a writer alive from a daemon thread while a watched journal is open or unsent, starting a
-writer process when the thread cannot serve; waits (bounded) for a journal's drain when the run
-ends; and at exit hands what is still unsent to a writer process, which outlives the training
-process until the store has it (or until its retry limit). It never waits on the store at exit.
+training process (:class:`~agentnn.mlflow_integration.writer.thread.WriterThread`) that forwards
+the folder's journals with the MLflow the process has already imported. Why a thread and not a
+process of its own: a writer process must import MLflow first, about 3 s of CPU, and while
+PyTorch's threads hold every core that import slows each step by far more than its share (a step
+waits for its slowest thread); the native path's work per point (microseconds) is small enough
+to share the process. The thread keeps the process's CPU priority: at nice 19 a thread that
+holds the interpreter lock when the scheduler sets it aside stalls the training thread; with two
+other processes busy on both cores, a run's loop took 2.2x its untracked time and its end 17 s
+(0.85x and 0.12 s at normal priority), while the gain without such load was within the noise.
+The owner keeps a writer alive from a daemon thread while a watched journal is open or unsent,
+starting a writer process when the thread cannot serve; waits (bounded) for a journal's drain
+when the run ends; and at exit hands what is still unsent to a writer process, which outlives
+the training process until the store has it (or until its retry limit). It never waits on the
+store at exit.
 
 ``agentnn model sync`` calls :func:`sync_journals`, which runs the writer in the foreground (or,
-when a background writer holds the folder, waits for it) and returns what happened as plain data.
-"""
+when a background writer holds the folder, waits for it) and returns what happened as plain
+data."""
 
 from __future__ import annotations
 
@@ -33,8 +34,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agentnn.errors import JournalError
-from agentnn.mlflow_integration import journal as journal_io
-from agentnn.mlflow_integration import writer
+from agentnn.mlflow_integration.journal.format import (
+    DAMAGED_SUFFIX,
+    REJECTED_SUFFIX,
+    HeaderIncomplete,
+    complete_unsent_bytes,
+    list_journals,
+    read_header,
+    unsent_bytes,
+)
+from agentnn.mlflow_integration.writer.loop import (
+    LOG_NAME,
+    WAKE_SIGNAL,
+    forward_all,
+    lock_holder,
+    writer_running,
+)
+from agentnn.mlflow_integration.writer.thread import WriterThread
 
 KEEPALIVE_INTERVAL = 5.0  # seconds between checks that a writer serves the folder
 WRITER_CHECK_INTERVAL = 2.0  # the same check while a run waits for its drain
@@ -45,61 +61,8 @@ PASS_WAIT = 0.25  # at most this between looks while this process's writer threa
 STOP_TIMEOUT = 5.0  # seconds stop() waits for the keep-alive thread
 SYNC_WAIT_POLL = 0.2  # seconds between looks while a background writer does the sending
 THREAD_START_TIMEOUT = 5.0  # seconds to learn whether the writer thread got the folder's lock
-LIVE_SEND_INTERVAL = 5.0  # seconds between the writer thread's scans while only this process's
-#                           runs are live: each pass costs a transaction and a cursor update
-#                           whatever it sends, so a point reaches the store within about this
-#                           (plus the journal's flush interval) while the run is live, and at once
-#                           when the run ends; other processes' journals are scanned for every
-#                           writer.POLL_INTERVAL, as their runs' ends cannot wake this thread
 HAND_OVER_WAIT = 1.0  # seconds exit waits for the writer thread to stop between sends; after
 #                       that the process ends anyway (a send cut short is rolled back and kept)
-
-
-class WriterThread(threading.Thread):
-    """The folder's writer as a daemon thread of the training process.
-
-    It takes the folder's lock (so it is the only writer, as a writer process would be), runs
-    :meth:`Writer.run` with its log lines appended to ``writer.log``, and lets go of the lock
-    when it is stopped or has been idle for :data:`writer.IDLE_EXIT`.
-    """
-
-    def __init__(self, journal_dir: Path) -> None:
-        super().__init__(name="agentnn-writer", daemon=True)
-        self.journal_dir = journal_dir
-        self.stop_event = threading.Event()
-        self.wake_event = threading.Event()
-        self.pass_event = threading.Event()  # set after every pass: a drain looks at once
-        self.ready = threading.Event()
-        self.locked = False
-
-    def run(self) -> None:
-        try:
-            with writer.folder_lock(self.journal_dir) as held:
-                if not held:  # another writer serves the folder
-                    return
-                self.locked = True
-                self.ready.set()
-                writer.Writer(self.journal_dir, out=self._log, stop=self.stop_event,
-                              wake=self.wake_event, passed=self.pass_event,
-                              freeze_gc=False, poll_interval=LIVE_SEND_INTERVAL,
-                              handoff=journal_io.HANDOFF).run(parent_pid=None)
-        except Exception as error:  # noqa: BLE001 - the keep-alive starts a writer process
-            self._log(f"writer thread stopped: {type(error).__name__}: {error}")
-        finally:
-            self.locked = False
-            self.ready.set()
-
-    def stop(self, timeout: float) -> bool:
-        """Stop between passes; True when the thread (and its lock) is gone within ``timeout``."""
-        self.stop_event.set()
-        self.wake_event.set()
-        self.join(timeout)
-        return not self.is_alive()
-
-    def _log(self, line: str) -> None:
-        with open(self.journal_dir / writer.LOG_NAME, "a", encoding="utf-8") as log:
-            log.write(line + "\n")
-
 
 class WriterProcess:
     """Starts, keeps alive and waits for the writer of one journal folder.
@@ -139,7 +102,7 @@ class WriterProcess:
             if self._writer_thread is not None and self._writer_thread.is_alive():
                 return self._writer_thread.locked
             self.journal_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            if writer.writer_running(self.journal_dir):
+            if writer_running(self.journal_dir):
                 return False
             thread = WriterThread(self.journal_dir)
             thread.start()
@@ -169,8 +132,8 @@ class WriterProcess:
         if thread is None:
             return
         stopped = thread.stop(HAND_OVER_WAIT)
-        journals = journal_io.list_journals(self.journal_dir) if self.journal_dir.is_dir() else []
-        if any(journal_io.unsent_bytes(journal) for journal in journals):
+        journals = list_journals(self.journal_dir) if self.journal_dir.is_dir() else []
+        if any(unsent_bytes(journal) for journal in journals):
             self._spawn(wait_for_lock=not stopped)
 
     def ensure_running(self) -> bool:
@@ -179,7 +142,7 @@ class WriterProcess:
             if self.process is not None and self.process.poll() is not None:
                 self.process = None  # reaped: it finished or was killed
             self.journal_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            if writer.writer_running(self.journal_dir):
+            if writer_running(self.journal_dir):
                 return False
             if self.process is not None:  # started, not holding the lock yet
                 return False
@@ -192,7 +155,7 @@ class WriterProcess:
                    str(self.journal_dir), "--parent", str(os.getpid())]
         if wait_for_lock:
             command.append("--wait-for-lock")
-        with open(self.journal_dir / writer.LOG_NAME, "ab") as log:
+        with open(self.journal_dir / LOG_NAME, "ab") as log:
             self.process = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                 start_new_session=True,
@@ -213,9 +176,9 @@ class WriterProcess:
             process = self.process
             if process is None or process.poll() is not None:
                 return False
-            if writer.lock_holder(self.journal_dir) != process.pid:
+            if lock_holder(self.journal_dir) != process.pid:
                 return False
-            process.send_signal(writer.WAKE_SIGNAL)
+            process.send_signal(WAKE_SIGNAL)
             return True
 
     # --- journals --------------------------------------------------------------------------
@@ -248,13 +211,13 @@ class WriterProcess:
         Either way the journal stays watched until it is sent.
         """
         started = last_check = time.monotonic()
-        total = max(journal_io.unsent_bytes(journal), 1)
+        total = max(unsent_bytes(journal), 1)
         with self._lock:
             self._open.discard(journal)
             self._draining.add(journal)
         self.wake()
         try:
-            while (left := journal_io.unsent_bytes(journal)) > 0:
+            while (left := unsent_bytes(journal)) > 0:
                 now = time.monotonic()
                 if now - started > timeout:
                     return False
@@ -299,10 +262,10 @@ class WriterProcess:
         """
         report = SyncReport(self.journal_dir)
         exists = self.journal_dir.is_dir()
-        journals = journal_io.list_journals(self.journal_dir) if exists else []
+        journals = list_journals(self.journal_dir) if exists else []
         report.journals = len(journals)
         if journals:
-            result = writer.forward_all(self.journal_dir, once=True, retry_limit=timeout)
+            result = forward_all(self.journal_dir, once=True, retry_limit=timeout)
             if result is None:  # a background writer holds the folder: wait for it instead
                 report.sent = None
                 deadline = time.monotonic() + timeout
@@ -313,16 +276,16 @@ class WriterProcess:
                 report.events = result.events
                 report.waiting = result.waiting
                 report.store_error = result.store_error
-            report.unsent = [j for j in journals if journal_io.complete_unsent_bytes(j)]
+            report.unsent = [j for j in journals if complete_unsent_bytes(j)]
         if exists:
-            report.damaged = sorted(self.journal_dir.glob(f"*{journal_io.DAMAGED_SUFFIX}"))
-            report.rejected = sorted(self.journal_dir.glob(f"*{journal_io.REJECTED_SUFFIX}"))
+            report.damaged = sorted(self.journal_dir.glob(f"*{DAMAGED_SUFFIX}"))
+            report.rejected = sorted(self.journal_dir.glob(f"*{REJECTED_SUFFIX}"))
         return report
 
     def _keep_alive(self) -> None:
         while not self._stop.wait(KEEPALIVE_INTERVAL):
             with self._lock:
-                self._draining = {j for j in self._draining if journal_io.unsent_bytes(j)}
+                self._draining = {j for j in self._draining if unsent_bytes(j)}
                 busy = bool(self._open or self._draining)
             if not busy:
                 return
@@ -363,12 +326,12 @@ def _settled(journal: Path) -> bool:
     """Nothing a writer can do about ``journal`` now: it is gone, or sent up to a line its
     live training process is still writing."""
     try:
-        if journal_io.complete_unsent_bytes(journal):
+        if complete_unsent_bytes(journal):
             return False
-        header, _ = journal_io.read_header(journal)
+        header, _ = read_header(journal)
     except FileNotFoundError:
         return True
-    except journal_io.HeaderIncomplete:
+    except HeaderIncomplete:
         return True  # being created; left for later
     except JournalError:
         return False  # damaged: the writer sets it aside

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from agentnn.nn_models.configs import JSONValue
+from agentnn.nn_models.training.configs import JSONValue
 
 if TYPE_CHECKING:
     import numpy as np
@@ -58,7 +58,7 @@ def log_best_model(
     The model format module rebuilds the network with ``builder(config)`` from the logged
     JSON, so ``config`` must hold everything the architecture needs.
     """
-    from agentnn.mlflow_integration.model_format import log_torch_model
+    from agentnn.mlflow_integration.models.format import log_torch_model
 
     module.eval()
     logged = log_torch_model(

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeAlias
 
-from agentnn.nn_models.configs import check_choice
+from agentnn.nn_models.training.configs import check_choice
 
 if TYPE_CHECKING:
     import torch

@@ -16,7 +16,7 @@ Builders come from two places, looked up in this order when a name is not yet kn
 
 Register a builder in your own code::
 
-    from agentnn.mlflow_integration.builder_registry import register_builder
+    from agentnn.mlflow_integration.models.builders import register_builder
 
     @register_builder("my-router", keys=("n_features", "hidden", "n_outputs"))
     def build_my_router(config: dict) -> torch.nn.Module:

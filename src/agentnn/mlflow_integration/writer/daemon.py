@@ -1,0 +1,70 @@
+"""The writer process's entry point: imports MLflow lean, lowers its priority, runs the loop.
+
+Started by :class:`~agentnn.mlflow_integration.writer.owner.WriterProcess` (to take over at a
+training process's exit) or by hand::
+
+    python -m agentnn.mlflow_integration.writer <journal_dir> [--once]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import signal
+import sys
+from pathlib import Path
+
+from agentnn.mlflow_integration.writer.loop import WAKE_SIGNAL, WRITER_NICENESS, forward_all
+
+SKIPPED_IMPORTS = ("pandas",)
+
+
+def import_mlflow() -> None:
+    """Import MLflow for the writer without the modules it never uses (its start-up cost).
+
+    Importing MLflow is most of a writer's start-up CPU (seconds on a loaded machine), and a
+    writer at the lowest priority pays it while training holds the cores, so it shows at the end
+    of a run. pandas alone is about a third of it, imported by MLflow's dataset registry, which
+    guards it as optional: it is kept out while MLflow's package loads (and importable again
+    after). Should a future MLflow need it at import time, MLflow is imported in full.
+    """
+    if "mlflow" in sys.modules:
+        return
+    blocked = [name for name in SKIPPED_IMPORTS if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # type: ignore[assignment]  # "import pandas" -> ImportError
+    try:
+        import mlflow  # noqa: F401
+    except ImportError:
+        for name in [n for n in sys.modules if n == "mlflow" or n.startswith("mlflow.")]:
+            del sys.modules[name]
+    finally:
+        for name in blocked:
+            if sys.modules.get(name, 0) is None:
+                del sys.modules[name]
+    import mlflow  # noqa: F401, F811  (in full, if the lean import failed)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Forward agentnn run journals to MLflow.")
+    parser.add_argument("journal_dir", type=Path)
+    parser.add_argument("--parent", type=int, default=None, help="exit when this process is gone")
+    parser.add_argument("--once", action="store_true", help="send what is there, then exit")
+    parser.add_argument("--wait-for-lock", action="store_true",
+                        help="wait for the folder's current writer to let go, then take over")
+    args = parser.parse_args(argv)
+    # Before the folder's lock is taken (the pid in it tells the owner it may wake us): from
+    # here on the wake-up signal waits for sigtimedwait instead of ending the process.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {WAKE_SIGNAL})
+    if not args.once:
+        os.nice(WRITER_NICENESS)
+    import_mlflow()
+    gc.freeze()  # MLflow's modules live as long as the writer: kept out of full collections
+    forward_all(args.journal_dir, parent_pid=args.parent, once=args.once,
+                wait_for_lock=args.wait_for_lock)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

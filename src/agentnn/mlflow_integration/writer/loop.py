@@ -1,0 +1,384 @@
+"""The folder's writer loop: scan the journals, send what is new, back off, sleep until woken.
+
+One writer serves a folder: :func:`folder_lock` makes it the only one, whether it runs as a
+thread of the training process or as a writer process. A pass that sends nothing is idle, so
+the loop never spins; a writer process exits once its parent is gone and every journal is sent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import gc
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agentnn import heap
+from agentnn.errors import DamagedJournalError
+from agentnn.mlflow_integration.journal.buffered import Handoff
+from agentnn.mlflow_integration.journal.format import (
+    HEADER_GRACE,
+    HeaderIncomplete,
+    list_journals,
+    set_aside_journal,
+)
+from agentnn.mlflow_integration.journal.process import TrainingProcess, pid_alive
+from agentnn.mlflow_integration.writer.forwarder import JournalForwarder, is_retryable
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+
+LOCK_NAME = "writer.lock"
+LOG_NAME = "writer.log"
+WRITER_NICENESS = 19  # the lowest priority: training always comes first
+POLL_INTERVAL = 0.2  # seconds between scans when there is nothing to send
+# Seconds between looks at the folder for another process's new journal, while a writer thread
+# that scans rarely waits: each look wakes a thread of the training process (about 0.2-0.4 ms
+# of CPU here, with PyTorch keeping the caches), and another process's run needs only its
+# first look; from then on its journal is scanned every POLL_INTERVAL.
+FOLDER_WATCH_INTERVAL = 1.0
+# Sent by the training process that started the writer when a run ends, so the last chunk is
+# sent at once rather than after the rest of an idle sleep (the drain a user waits for). The
+# writer blocks it before it takes the folder's lock and waits for it with sigtimedwait.
+WAKE_SIGNAL = signal.SIGUSR1
+IDLE_EXIT = 600.0  # seconds without work after which a writer whose parent lives exits anyway
+ORPHAN_RETRY_LIMIT = 600.0  # seconds an orphaned writer keeps retrying an unanswering store
+BACKOFF_START, BACKOFF_MAX = 0.5, 30.0
+
+# --- the lock that makes one writer per journal folder -------------------------------------
+
+
+def writer_running(journal_dir: Path) -> bool:
+    """True when a writer holds the folder's lock."""
+    lock = journal_dir / LOCK_NAME
+    if not lock.exists():
+        return False
+    with open(lock, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            if error.errno in (errno.EAGAIN, errno.EACCES):
+                return True
+            raise
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+
+# --- the process ---------------------------------------------------------------------------
+
+
+@dataclass
+class WriterResult:
+    """What a writer did, for ``agentnn model sync`` to say."""
+
+    sent: int = 0
+    """Records the store confirmed."""
+    events: list[str] = field(default_factory=list)
+    """One line per journal set aside, chunk set aside or run found killed."""
+    waiting: list[str] = field(default_factory=list)
+    """One line per journal left for later (its training process still writes it)."""
+    store_error: str | None = None
+    """The last error of a store that did not answer, when the writer gave up retrying."""
+
+
+class Writer:
+    """Scans a journal folder and forwards every journal that has unsent records."""
+
+    def __init__(
+        self,
+        journal_dir: Path,
+        retry_limit: float = ORPHAN_RETRY_LIMIT,
+        *,
+        out: Callable[[str], None] | None = None,
+        stop: threading.Event | None = None,
+        wake: threading.Event | None = None,
+        passed: threading.Event | None = None,
+        freeze_gc: bool = True,
+        poll_interval: float = POLL_INTERVAL,
+        handoff: Handoff | None = None,
+    ) -> None:
+        """``out`` takes the writer's log lines (stdout, the writer process's log file, by
+        default); ``stop`` ends :meth:`run` between passes and ``wake`` cuts an idle wait short;
+        ``passed`` is set after every pass (a run waiting for its drain looks at once);
+        ``freeze_gc`` only where the process is the writer's own (not in a training process:
+        its objects would be frozen for good; there :mod:`agentnn.heap` freezes them while a
+        run is open); ``poll_interval`` is the idle wait between scans (a writer thread, woken by
+        its own runs' ends, scans less often: see :meth:`_wait_for_work`); ``handoff`` holds
+        the chunks its own process's runs wrote (a writer thread's), taken instead of read."""
+        self.journal_dir = journal_dir
+        self.handoff = handoff
+        self.poll_interval = poll_interval
+        self.retry_limit = retry_limit
+        self.out = out or _say
+        self.stop = stop
+        self.wake = wake
+        self.passed = passed
+        self.result = WriterResult()
+        self._forwarders: dict[Path, JournalForwarder] = {}
+        self._clients: dict[str, Any] = {}
+        self._broken: set[Path] = set()
+        self._freeze_gc = freeze_gc
+        self._frozen = False
+
+    def report(self, line: str) -> None:
+        """Say it in the writer's log and keep it for ``sync``."""
+        self.out(line)
+        self.result.events.append(line)
+
+    def client_for(self, tracking_uri: str) -> MlflowClient:
+        if tracking_uri not in self._clients:
+            from mlflow import MlflowClient
+
+            from agentnn import config
+            from agentnn.mlflow_integration.store.client import Store
+
+            # credentials from .env reach MLflow through the store layer, as in the trainer
+            Store.from_settings(config.resolve(tracking_uri)).configure_mlflow()
+            self._clients[tracking_uri] = MlflowClient(tracking_uri=tracking_uri)
+        return self._clients[tracking_uri]
+
+    def journals(self) -> tuple[list[JournalForwarder], list[str]]:
+        """A forwarder per readable journal, and a line per journal whose header is not written
+        yet; broken headers are set aside on the way."""
+        forwarders = []
+        waiting = []
+        for journal in list_journals(self.journal_dir):
+            if journal in self._broken:
+                continue
+            forwarder = self._forwarders.get(journal)
+            if forwarder is None:
+                try:
+                    forwarder = JournalForwarder(journal, self.client_for, self.report,
+                                                 self.out, self.handoff)
+                except FileNotFoundError:
+                    continue
+                except HeaderIncomplete:
+                    if not self._header_given_up(journal):
+                        waiting.append(f"journal {journal}: its header is still being written; "
+                                       "left for later")
+                    continue
+                except DamagedJournalError as error:
+                    self._set_aside_journal(journal, error.reason)
+                    continue
+                self._forwarders[journal] = forwarder
+                self._prepare_store(forwarder.tracking_uri)
+            forwarders.append(forwarder)
+        return forwarders, waiting
+
+    def _prepare_store(self, tracking_uri: str) -> None:
+        """Get a store ready when a journal for it appears rather than at its first send (its
+        client, its path, compiled statements): a run shorter than a send interval would wait
+        for that at its end. A store that fails here fails again, and is reported, at the send."""
+        if tracking_uri in self._clients:
+            return
+        from agentnn.mlflow_integration.writer import sql_bulk
+
+        try:
+            self.client_for(tracking_uri)
+            sql_bulk.prepare(tracking_uri, report=self.out)
+        except Exception:  # noqa: BLE001 - said by the send that meets it
+            return
+
+    def _header_given_up(self, journal: Path) -> bool:
+        """A header without its newline for longer than a write takes was cut by a crash."""
+        try:
+            age = time.time() - journal.stat().st_mtime
+        except FileNotFoundError:
+            return True
+        if age < HEADER_GRACE:
+            return False
+        self._set_aside_journal(journal, "broken header: cut off before its newline")
+        return True
+
+    def _set_aside_journal(self, journal: Path, reason: str) -> None:
+        try:
+            damaged = set_aside_journal(journal)
+        except FileNotFoundError:
+            return
+        self.report(f"journal {journal}: {reason}; the whole journal is set aside as {damaged}")
+
+    def forward_pass(self) -> tuple[int, Exception | None]:
+        """Forward every journal once: (how much happened, the last store error or None)."""
+        done, failure = 0, None
+        forwarders, waiting = self.journals()
+        for forwarder in forwarders:
+            sent_before = forwarder.sent
+            try:
+                done += forwarder.forward()
+            except FileNotFoundError:  # its run confirmed the drain and removed the journal
+                self._forwarders.pop(forwarder.journal, None)
+            except Exception as error:
+                if is_retryable(error):
+                    failure = error  # the other journals still get their turn
+                    continue
+                self.out(f"giving up on {forwarder.journal.name}: {error}")
+                self._broken.add(forwarder.journal)
+            finally:
+                self.result.sent += forwarder.sent - sent_before
+        for journal in [j for j in self._forwarders if not j.exists()]:
+            del self._forwarders[journal]
+        if done and not self._frozen:
+            # MLflow, SQLAlchemy and the store's engine are loaded now: their millions of
+            # objects live as long as the writer, and the garbage collector's full passes over
+            # them (set off by the rows a send allocates) cost about a fifth of a send's CPU.
+            # A writer thread freezes them only while a run holds the heap (agentnn.heap).
+            if self._freeze_gc:
+                gc.freeze()
+            else:
+                heap.refreeze()
+            self._frozen = True
+        self.result.waiting = waiting + [
+            f"journal {f.journal}: its last line is still being written by its training process "
+            f"({f.header.describe_process()}); left for later"
+            for f in self._forwarders.values() if f.waiting_on_tail
+        ]
+        return done, failure
+
+    def run(self, parent_pid: int | None, once: bool = False) -> WriterResult:
+        """Forward until done (``once``: until a pass finds nothing to do)."""
+        backoff, idle_since, failing_since = BACKOFF_START, time.monotonic(), None
+        from agentnn.mlflow_integration.offline.push import (
+            AutoPusher,  # runs kept locally in an outage
+        )
+
+        pusher = None if once else AutoPusher(self.journal_dir, log=self.out)
+        while self.stop is None or not self.stop.is_set():
+            done, failure = self.forward_pass()
+            if self.passed is not None:
+                self.passed.set()
+            if failure is not None:
+                failing_since = failing_since or time.monotonic()
+                self.out(f"store did not answer ({failure}); retrying in {backoff:.1f}s")
+                orphan = parent_pid is not None and not pid_alive(parent_pid)
+                if (once or orphan) and time.monotonic() - failing_since > self.retry_limit:
+                    self.result.store_error = str(failure).splitlines()[0] if str(failure) else (
+                        type(failure).__name__)
+                    return self.result
+                _idle(backoff, self.stop)
+                backoff = min(backoff * 2, BACKOFF_MAX)
+                continue
+            backoff, failing_since = BACKOFF_START, None
+            if done:
+                idle_since = time.monotonic()
+                continue
+            # An idle pass: nothing complete to send, nothing to set aside; never spin.
+            pushing = pusher is not None and pusher.step()  # True while a push waits
+            if once or (parent_pid is not None and not pid_alive(parent_pid)):
+                if not pushing or time.monotonic() - idle_since > self.retry_limit:
+                    return self.result
+            elif time.monotonic() - idle_since > IDLE_EXIT and not pushing:
+                return self.result
+            self._wait_for_work()
+        return self.result
+
+    def _wait_for_work(self) -> None:
+        """Idle until the next scan: ``poll_interval``, cut short by a wake-up.
+
+        A writer that scans rarely (a writer thread, woken by its own runs' ends) looks every
+        :data:`POLL_INTERVAL` while another process's journal is in the folder, and otherwise
+        stops waiting when the folder changes (looked at every :data:`FOLDER_WATCH_INTERVAL`):
+        a run of another process cannot wake it, and would wait for its scan.
+        """
+        if self.poll_interval <= POLL_INTERVAL or self.wake is None:
+            _idle(self.poll_interval, self.wake)
+            return
+        this_process = TrainingProcess.current()
+        if any(f.header.process != this_process for f in self._forwarders.values()):
+            _idle(POLL_INTERVAL, self.wake)
+            return
+        listing = _modified(self.journal_dir)
+        deadline = time.monotonic() + self.poll_interval
+        while (left := deadline - time.monotonic()) > 0:
+            if self.wake.wait(min(FOLDER_WATCH_INTERVAL, left)):
+                self.wake.clear()
+                return
+            if _modified(self.journal_dir) != listing:  # a journal appeared (or went)
+                return
+
+
+def _modified(folder: Path) -> int:
+    """The folder's modification time: it changes when a file is created, renamed or removed in
+    it, not when one is appended to."""
+    try:
+        return folder.stat().st_mtime_ns
+    except FileNotFoundError:
+        return 0
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _idle(seconds: float, wake: threading.Event | None = None) -> None:
+    """Wait ``seconds``, or less when woken: by ``wake`` (a writer thread), by
+    :data:`WAKE_SIGNAL` (the writer process), or not at all (inside `agentnn model sync`)."""
+    if wake is not None:
+        if wake.wait(seconds):
+            wake.clear()
+    elif WAKE_SIGNAL in signal.pthread_sigmask(signal.SIG_BLOCK, []):
+        signal.sigtimedwait([WAKE_SIGNAL], seconds)
+    else:
+        time.sleep(seconds)
+
+
+def lock_holder(journal_dir: Path) -> int | None:
+    """The pid written in the folder's lock by the writer that holds it (None if unreadable).
+
+    Only meaningful while the lock is held; the file keeps the last holder's pid after it.
+    """
+    try:
+        return int((journal_dir / LOCK_NAME).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def forward_all(
+    journal_dir: Path,
+    *,
+    parent_pid: int | None = None,
+    once: bool = False,
+    retry_limit: float = ORPHAN_RETRY_LIMIT,
+    wait_for_lock: bool = False,
+) -> WriterResult | None:
+    """Be the folder's writer until done; None when another writer holds the folder.
+
+    ``wait_for_lock``: wait for the holder to let go instead (a writer that takes over from
+    the writer thread of a training process that is exiting).
+    """
+    journal_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    from agentnn.config import WRITER_HTTP_DEFAULTS
+
+    for name, value in WRITER_HTTP_DEFAULTS.items():  # the writer has its own back-off
+        os.environ.setdefault(name, value)
+    with folder_lock(journal_dir, wait=wait_for_lock) as held:
+        if not held:
+            return None
+        return Writer(journal_dir, retry_limit).run(parent_pid, once=once)
+
+
+@contextlib.contextmanager
+def folder_lock(journal_dir: Path, *, wait: bool = False) -> Iterator[bool]:
+    """Hold the folder's writer lock, with this process's pid in it; yields False when another
+    writer holds it (and ``wait`` is not set). Released when the block ends."""
+    with open(journal_dir / LOCK_NAME, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            yield False
+            return
+        lock.seek(0)
+        lock.truncate()
+        lock.write(str(os.getpid()))
+        lock.flush()
+        yield True
+
+
+# Imported by MLflow's package on the way to what the writer uses, never used by the writer.
