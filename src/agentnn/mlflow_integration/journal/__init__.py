@@ -24,7 +24,7 @@ JSON form (:meth:`to_json`)::
 Version 1 journals (a header without ``format``, chunks without a checksum, no ``process``)
 still replay; their training process is taken as gone, as no version-1 writer is left running.
 
-The writer process records how far it got in ``<run_id>.<ns>.cursor`` as
+The writer (a thread or a process) records how far it got in ``<run_id>.<ns>.cursor`` as
 ``"<byte offset> <index> <last metric time>"``: the byte offset of the first chunk not fully sent,
 the index of the first record in it not sent, and the time of the last metric point sent (the end
 time of a run found killed). A record is never dropped: it stays in the journal until the cursor

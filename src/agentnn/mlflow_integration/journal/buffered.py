@@ -173,8 +173,8 @@ class BufferedJournal:
                 written.append(Chunk(start, start + len(line), chunk))
             self._file.flush()
             if self.handoff is not None:  # once in the file: the writer may take them now
-                for chunk in written:
-                    self.handoff.give(self.path, chunk.start, chunk.end, chunk.records)
+                for done in written:
+                    self.handoff.give(self.path, done.start, done.end, done.records)
             if sync:
                 self._sync()
 

@@ -13,7 +13,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -52,7 +52,7 @@ class Header:
     process: TrainingProcess | None = None  # None in version-1 journals
 
     def to_line(self) -> bytes:
-        data: dict[str, Any] = {
+        data: dict[str, object] = {
             "format": self.format, "run_id": self.run_id,
             "tracking_uri": self.tracking_uri, "created": self.created,
         }
@@ -159,7 +159,7 @@ def decode_chunk(line: bytes, version: int) -> list[Record]:
     return _records(items)
 
 
-def _records(items: Any) -> list[Record]:
+def _records(items: object) -> list[Record]:
     """The records of a chunk's JSON; ValueError when one does not check out."""
     if not isinstance(items, list):
         raise ValueError("not a list of records")

@@ -11,7 +11,6 @@ import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from agentnn.mlflow_integration.journal.records import as_integer, as_text
 
@@ -58,14 +57,14 @@ class TrainingProcess:
         return _this_process(os.getpid())
 
     @classmethod
-    def from_json(cls, data: Any) -> TrainingProcess:
+    def from_json(cls, data: object) -> TrainingProcess:
         if not isinstance(data, dict):
             raise ValueError("'process' is not an object")
         start = data.get("start")
         return cls(as_text(data.get("host")), as_integer(data.get("pid")),
                    None if start is None else as_integer(start))
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, str | int | None]:
         return {"host": self.host, "pid": self.pid, "start": self.start}
 
     def is_gone(self) -> bool:

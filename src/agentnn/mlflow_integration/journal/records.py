@@ -7,7 +7,7 @@ what reaches a journal is already valid; decoding checks again, since a file may
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 # --- records -------------------------------------------------------------------------------
 
@@ -22,11 +22,11 @@ class MetricRecord:
     step: int
     KIND: ClassVar[str] = "m"
 
-    def to_json(self) -> tuple[Any, ...]:
+    def to_json(self) -> tuple[str, str, float, int, int]:
         return (self.KIND, self.key, self.value, self.timestamp, self.step)
 
     @classmethod
-    def from_json(cls, item: list[Any]) -> MetricRecord:
+    def from_json(cls, item: list[object]) -> MetricRecord:
         _, key, value, timestamp, step = item
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             raise ValueError(f"metric value {value!r} is not a number")
@@ -41,11 +41,11 @@ class ParamRecord:
     value: str
     KIND: ClassVar[str] = "p"
 
-    def to_json(self) -> tuple[Any, ...]:
+    def to_json(self) -> tuple[str, str, str]:
         return (self.KIND, self.key, self.value)
 
     @classmethod
-    def from_json(cls, item: list[Any]) -> ParamRecord:
+    def from_json(cls, item: list[object]) -> ParamRecord:
         _, key, value = item
         return cls(as_text(key), as_text(value))
 
@@ -58,11 +58,11 @@ class TagRecord:
     value: str
     KIND: ClassVar[str] = "t"
 
-    def to_json(self) -> tuple[Any, ...]:
+    def to_json(self) -> tuple[str, str, str]:
         return (self.KIND, self.key, self.value)
 
     @classmethod
-    def from_json(cls, item: list[Any]) -> TagRecord:
+    def from_json(cls, item: list[object]) -> TagRecord:
         _, key, value = item
         return cls(as_text(key), as_text(value))
 
@@ -80,14 +80,14 @@ class EndRecord:
     applied: bool = False
     KIND: ClassVar[str] = "end"
 
-    def to_json(self) -> tuple[Any, ...]:
+    def to_json(self) -> tuple[str, str, int, bool]:
         return (self.KIND, self.status, self.end_time, self.applied)
 
     @classmethod
-    def from_json(cls, item: list[Any]) -> EndRecord:
+    def from_json(cls, item: list[object]) -> EndRecord:
         if len(item) == 3:  # version 1: the writer always set the status
             _, status, end_time = item
-            applied = False
+            applied: object = False
         else:
             _, status, end_time, applied = item
         return cls(as_text(status), as_integer(end_time), bool(applied))
@@ -99,7 +99,7 @@ RECORD_TYPES: dict[str, type[Record]] = {
 }
 
 
-def decode_record(item: Any) -> Record:
+def decode_record(item: object) -> Record:
     """The typed record of one JSON item; ValueError when it is not one."""
     if not isinstance(item, list) or not item or item[0] not in RECORD_TYPES:
         raise ValueError(f"not a journal record: {str(item)[:80]}")
@@ -109,13 +109,13 @@ def decode_record(item: Any) -> Record:
         raise ValueError(f"malformed {item[0]!r} record: {error}") from None
 
 
-def as_text(value: Any) -> str:
+def as_text(value: object) -> str:
     if not isinstance(value, str):
         raise ValueError(f"{value!r} is not a string")
     return value
 
 
-def as_integer(value: Any) -> int:
+def as_integer(value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise ValueError(f"{value!r} is not an integer")
     return value
