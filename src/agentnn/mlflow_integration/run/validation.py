@@ -10,7 +10,6 @@ import numbers
 import re
 import warnings
 from collections.abc import Mapping
-from typing import Any
 
 from agentnn.errors import InvalidKeyError, InvalidMetricError
 
@@ -37,7 +36,7 @@ def check_key(key: object) -> str:
     return key
 
 
-def metric_value(key: str, value: Any) -> float:
+def metric_value(key: str, value: object) -> float:
     """Turn a metric value into a float: numbers, numpy and one-element torch tensors; bools as 0/1.
 
     Strings are refused even when they hold a number: a string metric is almost always a bug.
@@ -61,9 +60,9 @@ def metric_value(key: str, value: Any) -> float:
     raise InvalidMetricError(key, value)
 
 
-def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten(mapping: Mapping[str, object], prefix: str = "") -> dict[str, object]:
     """Flatten nested dicts into dotted keys: ``{"opt": {"lr": 1}}`` -> ``{"opt.lr": 1}``."""
-    flat: dict[str, Any] = {}
+    flat: dict[str, object] = {}
     for key, value in mapping.items():
         name = f"{prefix}{key}"
         if isinstance(value, Mapping) and value:
@@ -73,12 +72,12 @@ def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def stringify(value: Any) -> str:
+def stringify(value: object) -> str:
     """The text MLflow stores for a param or tag value."""
     return value if isinstance(value, str) else str(value)
 
 
-def param_value(key: str, value: Any) -> str:
+def param_value(key: str, value: object) -> str:
     """A param value as MLflow stores it, truncated to MLflow's limit with a warning."""
     text = stringify(value)
     if len(text) > MAX_PARAM_VALUE_LENGTH:
@@ -91,7 +90,7 @@ def param_value(key: str, value: Any) -> str:
     return text
 
 
-def tag_value(key: str, value: Any) -> str:
+def tag_value(key: str, value: object) -> str:
     """A tag value as MLflow stores it, truncated to MLflow's limit with a warning."""
     text = stringify(value)
     if len(text) > MAX_TAG_VALUE_LENGTH:
