@@ -32,12 +32,17 @@ _SECRET_QUERY = re.compile(
 
 def mask_text(text: str, secrets: tuple[str, ...] = ()) -> str:
     """``text`` with URI passwords, secret query values and each of ``secrets`` replaced."""
-    masked = _USERINFO.sub(lambda match: f"{match['head']}:{MASK}@", text)
+    masked = mask_uri_passwords(text)
     masked = _SECRET_QUERY.sub(lambda match: match["key"] + MASK, masked)
     for secret in secrets:
         if secret and len(secret) >= 3:  # a one-letter "secret" would mask half the message
             masked = masked.replace(secret, MASK)
     return masked
+
+
+def mask_uri_passwords(text: str) -> str:
+    """``text`` with only the passwords of its URIs replaced: ``scheme://user:***@host``."""
+    return _USERINFO.sub(lambda match: f"{match['head']}:{MASK}@", text)
 
 
 def mask_uri(uri: str) -> str:

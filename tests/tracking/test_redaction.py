@@ -28,7 +28,6 @@ SECRET_VALUES = st.one_of(
     st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", min_size=16, max_size=16).map(
         lambda body: f"AKIA{body}"),
     st.tuples(TOKEN_BODY, TOKEN_BODY, TOKEN_BODY).map(lambda p: f"eyJ{p[0]}.{p[1]}.{p[2]}"),
-    st.tuples(WORD, TOKEN_BODY, WORD).map(lambda p: f"postgresql://{p[0]}:{p[1]}@{p[2]}:5432/db"),
 )
 
 
@@ -44,6 +43,14 @@ def test_any_key_with_a_secret_word_is_masked(prefix, secret, separator, value):
 def test_secret_looking_values_are_masked_whatever_the_key(prefix, value):
     masked, redacted = redact({f"{prefix}.setting": f"use {value} here"})
     assert list(masked.values()) == [REDACTED] and redacted == [f"{prefix}.setting"]
+
+
+@given(user=WORD, password=TOKEN_BODY, host=WORD)
+def test_a_uri_keeps_its_host_and_database_and_loses_only_its_password(user, password, host):
+    value = f"postgresql://{user}:{password}@{host}:5432/optuna"
+    masked, redacted = redact({"storage": value})
+    assert masked == {"storage": f"postgresql://{user}:***@{host}:5432/optuna"}
+    assert redacted == ["storage"]
 
 
 @given(words=st.lists(WORD, min_size=1, max_size=4), separator=SEPARATOR)
@@ -89,7 +96,7 @@ def test_nested_secrets_are_redacted_after_flattening_and_listed_by_key(tracker,
         run.set_tags({"note": f"token {token}"})
     data = mlflow.MlflowClient(tracker.tracking_uri).get_run(run.run_id).data
     assert data.params == {"llm.api_key": REDACTED, "llm.model": "gpt", "llm.headers.x": REDACTED,
-                           "db.url": REDACTED, "lr": "0.1"}
+                           "db.url": "postgresql://bob:***@db:5432/app", "lr": "0.1"}
     assert data.tags["auth_token"] == REDACTED and data.tags["note"] == REDACTED
     listed = set(data.tags[REDACTED_KEYS_TAG].split(","))
     assert {"llm.api_key", "llm.headers.x", "db.url", "note"} <= listed

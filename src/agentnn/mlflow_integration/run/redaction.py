@@ -9,11 +9,17 @@ Secrets also hide inside values: a list of service dicts stringified as
 ``[{'name': 'db', 'password': …}]``, a connection string ``Server=x;User Id=sa;Password=…;``, an
 environment assignment ``PGPASSWORD=…`` on a command line. Every ``key: value`` or ``key=value``
 pair inside a value is judged by the same key rules, so such a value is masked whole.
+
+A URI is the exception: ``postgresql://u:pw@db:5432/optuna`` keeps everything but its password
+(``postgresql://u:***@db:5432/optuna``), since host and database say where a study or a store
+lives and are not secrets.
 """
 
 from __future__ import annotations
 
 import re
+
+from agentnn.masking import mask_uri_passwords
 
 REDACTED = "***"
 REDACTED_KEYS_TAG = "agentnn.redacted_keys"  # lists which keys were masked, never their values
@@ -38,7 +44,8 @@ SECRET_VALUE_PATTERNS = (
     re.compile(r"\bgithub_pat_[A-Za-z0-9_]{20,}"),
     re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),  # AWS access key ids
     re.compile(r"\beyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}"),  # JWTs
-    re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^/\s:@]+:[^/\s@]+@"),  # user:password@ in URLs
+    # user:password@ in URLs, unless the password is masked already (``u:***@``)
+    re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^/\s:@]+:(?!\*\*\*@)[^/\s@]+@"),
 )
 # ``key: value`` / ``key=value`` pairs inside a value: dict reprs, JSON, connection strings,
 # ``NAME=VALUE`` assignments. The key may be quoted and may hold spaces (``User Id``).
@@ -88,19 +95,28 @@ def redact(items: dict[str, str]) -> tuple[dict[str, str], list[str]]:
     masked: dict[str, str] = {}
     redacted: list[str] = []
     for key, value in items.items():
-        if value != REDACTED and (is_secret_key(key) or is_secret_value(value)):
-            masked[key] = REDACTED
+        shown = value if value == REDACTED else _redact_value(key, value)
+        masked[key] = shown
+        if shown != value:
             redacted.append(key)
-        else:
-            masked[key] = value
     return masked, redacted
+
+
+def _redact_value(key: str, value: str) -> str:
+    """``***`` for a secret, or the value with only its URI passwords masked when that is all
+    the secret it holds."""
+    if is_secret_key(key):
+        return REDACTED
+    partly = mask_uri_passwords(value)
+    return REDACTED if is_secret_value(partly) else partly
 
 
 def _redact_word(word: str) -> str:
     name, equals, _ = word.partition("=")
     if equals and name and not name.startswith("-") and is_secret_key(name):
         return f"{name}={REDACTED}"  # keep ``PGPASSWORD=`` readable, hide what follows
-    return REDACTED if is_secret_value(word) else word
+    partly = mask_uri_passwords(word)
+    return REDACTED if is_secret_value(partly) else partly
 
 
 def redact_text(text: str) -> str:
