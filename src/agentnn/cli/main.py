@@ -14,6 +14,11 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
+try:  # Typer 0.2x carries its own copy of Click, whose usage errors these are
+    from typer._click.exceptions import NoArgsIsHelpError, UsageError
+except ImportError:  # pragma: no cover - older Typer uses Click itself
+    from click.exceptions import NoArgsIsHelpError, UsageError
+
 from agentnn.cli import console
 from agentnn.cli.config_cmd import show_config
 from agentnn.cli.data import app as data_app
@@ -22,10 +27,12 @@ from agentnn.cli.train import app as train_app
 
 DEBUG_VARIABLE = "AGENTNN_DEBUG"
 EXIT_USER_ERROR = 1
+EXIT_USAGE_ERROR = 2  # as Click's own
 
 
 class ErrorsAsOneLine(TyperGroup):
-    """Turns agentnn's own errors into one line and exit code 1: the one place that does so."""
+    """Turns agentnn's own errors into one line and exit code 1, and a usage error (a bad option
+    value, an unknown command) into one line and exit code 2: the one place that does so."""
 
     def invoke(self, ctx: typer.Context) -> Any:
         from agentnn.errors import AgentNNError
@@ -37,6 +44,14 @@ class ErrorsAsOneLine(TyperGroup):
                 raise
             console.error_line(str(error))
             raise typer.Exit(EXIT_USER_ERROR) from None
+        except NoArgsIsHelpError:
+            raise
+        except UsageError as error:
+            if os.environ.get(DEBUG_VARIABLE):
+                raise
+            hint = f" (see '{error.ctx.command_path} --help')" if error.ctx else ""
+            console.error_line(error.format_message() + hint)
+            raise typer.Exit(EXIT_USAGE_ERROR) from None
         except KeyboardInterrupt:
             console.error_line("interrupted")
             raise typer.Exit(130) from None
@@ -59,8 +74,7 @@ def _root(
 ) -> None:
     if debug:
         os.environ[DEBUG_VARIABLE] = "1"
-    if os.environ.get(DEBUG_VARIABLE):
-        console.debug_logging()
+    console.show_diagnostics(debug=bool(os.environ.get(DEBUG_VARIABLE)))
 
 
 @app.command()

@@ -111,13 +111,30 @@ EXTRA_OPTIONS: dict[str, tuple[Any, Any]] = {
     "workers": (Annotated[int, typer.Option(
         "--workers", min=1, help="Processes on this machine sharing the --trials budget.")], 1),
     "study": (Annotated[str | None, typer.Option(
-        "--study", help="Optuna study to create or join (default: named after the search "
-                        "space and data).")], None),
+        "--study", callback=lambda value: _checked(value, "check_study_name"),
+        help="Optuna study to create or join (default: named after the search "
+             "space and data).")], None),
     "storage": (Annotated[str | None, typer.Option(
-        "--storage", help="Optuna storage URL shared by every process (default: a SQLite "
-                          "file beside the tracking store; postgresql://… for machines).")],
+        "--storage", callback=lambda value: _checked(value, "check_storage"),
+        help="Optuna storage URL shared by every process (default: a SQLite "
+             "file beside the tracking store; postgresql://… for machines).")],
                 None),
 }
+
+
+
+def _checked(value: str | None, check: str) -> str | None:
+    """An option value the search's own check accepts; a refusal is a usage error (exit 2)."""
+    from agentnn.errors import InvalidArgumentError
+    from agentnn.nn_models.search import study
+
+    if value is not None:
+        try:
+            getattr(study, check)(value)
+        except InvalidArgumentError as error:
+            raise typer.BadParameter(str(error)) from None
+    return value
+
 
 CONFIG_KEYS = {"epochs": "epochs", "seed": "seed", "device": "device", "amp": "amp",
                "mode": "mode", "trials": "n_trials"}

@@ -106,7 +106,8 @@ def train(
     processes on this machine share the ``n_trials`` budget. ``on_epoch(epoch, metrics)``
     sees the epochs of the trials this process trains (``metrics["trial"]`` is the trial
     number); ``on_trial(done, metrics)`` counts the trials of this call as they finish.
-    Bad config or data raise :class:`TrainerConfigError` before any run exists.
+    Bad config or data raise :class:`TrainerConfigError`, an empty ``study`` or a ``storage``
+    whose folder does not exist :class:`InvalidArgumentError`, before anything is created.
     """
     import uuid
 
@@ -118,6 +119,10 @@ def train(
         )
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise TrainerConfigError(f"workers must be a whole number >= 1, got {workers!r}")
+    if study is not None:
+        search_study.check_study_name(study)
+    if storage is not None:
+        search_study.check_storage(storage)
     prepared = prepare_data(data)
     device = resolve_device(config.device)
     tracker = open_tracker(tracker, EXPERIMENT)

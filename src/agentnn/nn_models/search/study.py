@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
-from agentnn.errors import TrainerConfigError
+from agentnn.errors import InvalidArgumentError, TrainerConfigError
 from agentnn.mlflow_integration.journal.process import pid_alive
 from agentnn.nn_models.training.configs import JSONValue
 
@@ -82,6 +82,30 @@ def default_study_name(config: Mapping[str, JSONValue],
     payload = json.dumps({"config": dict(config), "data": dict(data_params)}, sort_keys=True,
                          default=str)
     return f"{DEFAULT_STUDY_PREFIX}-{hashlib.sha256(payload.encode()).hexdigest()[:10]}"
+
+
+def check_study_name(name: str) -> None:
+    """Refuse an empty study name: it would silently stand for a generated one."""
+    if not name.strip():
+        raise InvalidArgumentError("the study name is empty; give a name, or leave --study out "
+                                   "for one derived from the search space and data")
+
+
+def check_storage(url: str) -> None:
+    """Refuse a storage URL that cannot be what the user meant, before anything is created.
+
+    Why: Optuna creates a SQLite file wherever its URL points, so a mistyped folder would start
+    a new, empty study (and a new parent run) instead of joining the one the user named.
+    """
+    if url.startswith("sqlite:///"):
+        folder = Path(url[len("sqlite:///"):]).parent
+        if not folder.is_dir():
+            raise InvalidArgumentError(
+                f"storage {url!r}: the folder {str(folder.resolve())!r} does not exist "
+                "(create it first, or fix the path)")
+    elif not url.startswith(("postgresql", "mysql")):
+        raise InvalidArgumentError(
+            f"storage must be a sqlite:/// or postgresql:// URL, got {url!r}")
 
 
 def open_storage(url: str) -> optuna.storages.RDBStorage:
