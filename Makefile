@@ -19,6 +19,7 @@ demo: install
 
 test: install
 	$(BIN)/ruff check src tests bench
+	$(BIN)/lint-imports --no-cache --no-logo
 	$(BIN)/python -m pytest -q
 
 # The team path alone: PostgreSQL and `mlflow server`s (plain and basic-auth) started by the tests.
@@ -27,6 +28,7 @@ test-team: install
 
 lint: install
 	$(BIN)/ruff check src tests bench
+	$(BIN)/lint-imports --no-cache --no-logo
 
 bench: install
 	$(BIN)/python bench/tracking_overhead.py
