@@ -39,6 +39,9 @@ Data sets for trainers (``agentnn.data.datasets``)::
     data.train.agent_metrics                              # chosen agent's training history
     data.route_metadata()                                 # store it with a routing model
 
+Imports: :mod:`agentnn.errors`, numpy, scikit-learn and torch (inside the functions that need
+them); nothing else of agentnn, so the trainers, the managers and the command can all use it.
+
 ``labels`` of an interaction data set are the best agent for each task: the agent with the
 highest smoothed success rate on training records of the task's (domain, task type), see
 ``BestAgentTable``. Outcome-derived values come from the training split only.

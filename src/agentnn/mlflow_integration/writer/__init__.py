@@ -1,6 +1,5 @@
-"""The writer: what moves journals into the store, and who runs it.
-
-The writer: forwards run journals to the MLflow store, natively or with ``log_batch``.
+"""The writer: what moves journals into the store (natively or with ``log_batch``), and who
+runs it.
 
 One writer serves every journal in a folder (a file lock makes it the only one). It runs as a
 thread of the training process that owns the folder (see
@@ -39,5 +38,6 @@ Modules, in the order a point travels through them:
       python -m agentnn.mlflow_integration.writer <journal_dir> [--once]
 
 Imports: the journal, the store layer, offline push (a writer also pushes fallen-back runs),
-:mod:`agentnn.config` and :mod:`agentnn.errors`; never the tracker, the SDK or the CLI.
+:mod:`agentnn.config`, :mod:`agentnn.errors` and :mod:`agentnn.heap`; never the tracker, the SDK
+or the CLI.
 """

@@ -8,6 +8,7 @@
 - ``leaderboard``: the trials ranked, logged on the parent run;
 - ``workers`` and ``worker``: worker processes that share one study.
 
-Imports: :mod:`agentnn.nn_models.training`, the tracker, :mod:`agentnn.errors`; never the
-trainer module (``dynamic_architecture`` imports from here).
+Imports: :mod:`agentnn.nn_models.training`, the tracker, the journal's process check (a
+study's worker that is gone), :mod:`agentnn.errors`; never the trainer module
+(``dynamic_architecture`` imports from here).
 """

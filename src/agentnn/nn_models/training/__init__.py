@@ -32,7 +32,7 @@ Metric names are shared too: ``train_loss``/``val_loss`` and ``train_<m>``/``val
 at ``step=epoch`` (1-based), ``step_loss`` per optimiser step at ``step=global_step``, plus
 ``lr``, ``epoch_time_s`` and ``samples_per_s`` per epoch.
 
-Imports: :mod:`agentnn.mlflow_integration` (through the tracker), :mod:`agentnn.data`,
-:mod:`agentnn.errors`; never a trainer module. Nothing here imports torch or MLflow at module
-level.
+Imports: :mod:`agentnn.mlflow_integration` (the tracker, the safe model format, the key checks
+of ``run``), :mod:`agentnn.data`, :mod:`agentnn.errors`; never a trainer module or the search.
+Nothing here imports torch or MLflow at module level.
 """
