@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     import torch
+    from _typeshed import DataclassInstance
 
 DEFAULT_KEEP_CHECKPOINTS = 2  # the last N checkpoints survive; older ones are deleted
 CHECKPOINT_PREFIX = "epoch-"  # checkpoint files are epoch-0003.pt, sortable by name
@@ -56,7 +57,7 @@ class Checkpoint:
     """Trainer-specific state: early stopping, best weights, best metrics, RNG state."""
 
 
-def detached_copy(state: Any) -> Any:
+def detached_copy(state: Any) -> Any:  # Any: returns whatever shape its owner gave the state
     """``state`` (nested dicts, lists and tuples) with every tensor copied to the CPU.
 
     Why: a model's and an optimiser's ``state_dict()`` hold their live tensors (``.cpu()`` of
@@ -197,7 +198,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         raise TrainerConfigError(f"checkpoint {target} cannot be read: {error}") from None
 
 
-def check_resume_config(checkpoint: Checkpoint, config: object) -> None:
+def check_resume_config(checkpoint: Checkpoint, config: DataclassInstance) -> None:
     """Refuse to resume with a config other than the one the run started with.
 
     Why: params are immutable in MLflow and the run's params must describe its metrics. A key

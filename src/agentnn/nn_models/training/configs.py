@@ -10,9 +10,12 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
-from typing import Any, Protocol, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar
 
 from agentnn.errors import TrainerConfigError
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 SHARED_RENAMES = {  # old config name -> the one name every trainer uses now
     "lr": "learning_rate", "max_grad_norm": "grad_clip", "checkpoint_root": "checkpoint_dir",
@@ -20,7 +23,7 @@ SHARED_RENAMES = {  # old config name -> the one name every trainer uses now
     "min_lr": "min_learning_rate",
 }
 
-ConfigT = TypeVar("ConfigT")
+ConfigT = TypeVar("ConfigT", bound="DataclassInstance")
 
 JSONValue: TypeAlias = Any
 """A value that came from, or goes to, JSON or YAML (config files, model specs, checkpoints,
@@ -45,7 +48,7 @@ def config_from_mapping(config_class: type[ConfigT],
     instead of being ignored: a typo in a config file should not silently train the default.
     """
     values = dict(values or {})
-    known = {item.name: item for item in dataclasses.fields(config_class)}  # type: ignore[arg-type]
+    known = {item.name: item for item in dataclasses.fields(config_class)}
     values = accept_old_names(config_class, values, known)
     unknown = sorted(set(values) - set(known))
     if unknown:
@@ -104,7 +107,7 @@ def check_config(config: ConfigT | Mapping[str, JSONValue] | None,
     return config
 
 
-def _check_field_types(config: object) -> None:
+def _check_field_types(config: DataclassInstance) -> None:
     """Reject a string where a number belongs (YAML ``lr: 1e-3`` is a str), naming the key."""
     for item in dataclasses.fields(config):
         value = getattr(config, item.name)
@@ -168,7 +171,8 @@ def require_features(actual: int, expected: int, what: str = "input features") -
         raise TrainerConfigError(f"{what}: the data has {actual}, the model expects {expected}")
 
 
-def flatten_config(config: object, prefix: str = "") -> JSONDict:
+def flatten_config(config: DataclassInstance | Mapping[str, JSONValue],
+                   prefix: str = "") -> JSONDict:
     """A dataclass or nested mapping as flat ``{"a.b": value}`` params, for ``log_params``.
 
     The tracker's own flattening (:func:`agentnn.mlflow_integration.run.validation.flatten`), so
@@ -180,9 +184,11 @@ def flatten_config(config: object, prefix: str = "") -> JSONDict:
     return flatten(config_dict(config), prefix)
 
 
-def config_dict(config: object) -> JSONDict:
+def config_dict(config: DataclassInstance | Mapping[str, JSONValue]) -> JSONDict:
     """A config dataclass as a plain, JSON-able dict (what checkpoints and model specs store)."""
-    return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+    if isinstance(config, Mapping):
+        return dict(config)
+    return dataclasses.asdict(config)
 
 
 def log_data_params(run: ParamsLogger, data_params: Mapping[str, JSONValue]) -> None:

@@ -28,8 +28,8 @@ import contextlib
 import copy
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from dataclasses import Field, dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from agentnn.errors import TrainerConfigError
 from agentnn.nn_models.training.checkpoints import (
@@ -61,6 +61,7 @@ from agentnn.nn_models.training.results import TrainResult, copy_state, log_best
 
 if TYPE_CHECKING:
     import torch
+    from _typeshed import DataclassInstance
     from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
     from agentnn.mlflow_integration import ExperimentTracker
@@ -78,6 +79,7 @@ Reduce = Callable[["torch.Tensor"], list[float]]  # a small tensor summed over r
 class SupervisedConfig(Protocol):
     """The optimisation fields every trainer config of :func:`fit` carries."""
 
+    __dataclass_fields__: ClassVar[dict[str, Field[Any]]]  # every trainer config is a dataclass
     seed: int
     epochs: int
     batch_size: int
@@ -209,6 +211,7 @@ class _Totals:
         self.since_log_samples = 0
 
     def add(self, loss: torch.Tensor, extras: dict[str, torch.Tensor], weight: int) -> None:
+        value: torch.Tensor | float
         if self.on_host:
             value = loss.item() * weight
             for key, extra in extras.items():
@@ -231,7 +234,8 @@ class _Totals:
             values = torch.stack([torch.as_tensor(self.since_log, device=self.device).double(),
                                   torch.tensor(float(self.since_log_samples),
                                                dtype=torch.float64, device=self.device)])
-            taken = tuple((reduce or _plain_values)(values))
+            summed = (reduce or _plain_values)(values)
+            taken = (summed[0], summed[1])
         self.since_log = 0.0 if self.on_host else torch.zeros((), device=self.device)
         self.since_log_samples = 0
         return taken
@@ -286,8 +290,8 @@ def run_epoch(
         for number, index in enumerate(window, start=1):
             batch = {key: value[index] for key, value in split.items()}
             weight = len(index)
-            syncs = number == len(window) or no_sync is None
-            with contextlib.nullcontext() if syncs else no_sync():
+            syncs = number == len(window)
+            with contextlib.nullcontext() if syncs or no_sync is None else no_sync():
                 with casting:
                     loss, extras = _split_loss(loss_fn(model, batch))
                 scaled = loss if weight == window_samples else loss * (weight / window_samples)
@@ -360,7 +364,7 @@ def evaluate_splits(task: SupervisedTask, model: torch.nn.Module, names: tuple[s
     return metrics
 
 
-def save_state(saver: CheckpointManager, state: TrainState, config: object, run_id: str,
+def save_state(saver: CheckpointManager, state: TrainState, config: DataclassInstance, run_id: str,
                spec: JSONDict, *, background: bool = False) -> None:
     """An atomic checkpoint of the whole state (weights on the CPU, so any device resumes).
 
@@ -400,7 +404,8 @@ def restore_state(state: TrainState, checkpoint: Checkpoint, device: torch.devic
     state.optimizer.load_state_dict(checkpoint.optimizer_state)
     if state.scheduler is not None and checkpoint.scheduler_state:
         state.scheduler.load_state_dict(checkpoint.scheduler_state)
-    state.stopper.load_state_dict(extra.get("early_stopping", extra.get("stopper", {})))
+    state.stopper.load_state_dict(
+        extra["early_stopping"] if "early_stopping" in extra else extra.get("stopper", {}))
     state.best_state = {k: v.to(device) for k, v in extra["best_state"].items()}
     state.best_metrics = dict(extra["best_metrics"])
     if "torch_rng_state" in extra:
@@ -517,7 +522,8 @@ def fit(
                     improved = state.stopper.update(metrics["val_loss"], state.epoch)
                     if improved:
                         state.best_state, state.best_metrics = copy_state(model), dict(metrics)
-                    step_scheduler(state.scheduler, metrics["val_loss"])
+                    if state.scheduler is not None:
+                        step_scheduler(state.scheduler, metrics["val_loss"])
                     if improved:  # 4. checkpoint on improvement (and at the end, below)
                         save_state(saver, state, config, run.run_id, task.spec, background=True)
                         saved_epoch = state.epoch
@@ -531,8 +537,9 @@ def fit(
                     save_state(saver, state, config, run.run_id, task.spec)
 
         model.load_state_dict(state.best_state)  # 5. the best epoch: test it, log it
-        final = {"best_epoch": float(state.stopper.best_epoch),
-                 "best_val_loss": float(state.stopper.best)}
+        best = state.stopper.best
+        assert best is not None  # set by the first epoch, and every run trains at least one
+        final = {"best_epoch": float(state.stopper.best_epoch), "best_val_loss": float(best)}
         final.update(evaluate_splits(task, model, ("test",), amp))
         run.log_metrics(final)
         model_uri, version = log_best_model(

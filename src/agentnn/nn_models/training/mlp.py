@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, SupportsIndex
 
 from agentnn.errors import TrainerConfigError
 
@@ -36,10 +36,10 @@ def check_activation(activation: str) -> None:
 
 def _is_width(value: object) -> bool:
     """A positive integer (numpy integers too; floats and bools are not widths)."""
-    if isinstance(value, bool):
+    if isinstance(value, bool) or not isinstance(value, SupportsIndex):
         return False
     try:
-        return operator.index(value) > 0  # type: ignore[call-overload]
+        return operator.index(value) > 0
     except TypeError:
         return False
 
