@@ -64,7 +64,8 @@ def _legacy_mlp_class() -> type[torch.nn.Module]:
             def forward(self, x: torch.Tensor) -> torch.Tensor:
                 for layer in self.hidden:
                     x = self.drop(self.act(layer(x)))
-                return self.head(x)
+                logits: torch.Tensor = self.head(x)
+                return logits
 
         _LEGACY_MLP = MorphableMLP
     return _LEGACY_MLP
@@ -86,7 +87,8 @@ def _unit_importance(model: torch.nn.Module, layer_index: int) -> torch.Tensor:
     layers = [layer for _, layer in _linears(model)]
     incoming = layers[layer_index].weight.detach().norm(dim=1)
     outgoing = layers[layer_index + 1].weight.detach().norm(dim=0)
-    return incoming * outgoing
+    importance: torch.Tensor = incoming * outgoing
+    return importance
 
 
 def _kept_units(model: torch.nn.Module, new_sizes: list[int]) -> list[torch.Tensor]:

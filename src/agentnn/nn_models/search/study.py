@@ -194,7 +194,8 @@ def find_parent_run(client: MlflowClient, experiment_id: str, name: str) -> str 
     )
     for run in runs:
         if TRIAL_TAG not in run.data.tags:
-            return run.info.run_id
+            run_id: str = run.info.run_id
+            return run_id
     return None
 
 
