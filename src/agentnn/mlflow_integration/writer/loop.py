@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from agentnn import heap
 from agentnn.errors import DamagedJournalError
@@ -123,7 +123,7 @@ class Writer:
         self.passed = passed
         self.result = WriterResult()
         self._forwarders: dict[Path, JournalForwarder] = {}
-        self._clients: dict[str, Any] = {}
+        self._clients: dict[str, MlflowClient] = {}
         self._broken: set[Path] = set()
         self._freeze_gc = freeze_gc
         self._frozen = False
