@@ -40,12 +40,17 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Final, cast
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities import Metric, Param, RunTag
+    from sqlalchemy import Select, Table
+    from sqlalchemy.dialects import postgresql, sqlite
     from sqlalchemy.engine import Connection, Engine
+    from sqlalchemy.sql.compiler import SQLCompiler
+    from sqlalchemy.sql.dml import Insert
+    from sqlalchemy.sql.elements import ClauseElement
 
 # The alembic revisions (``alembic_version.version_num``) this path was tested against:
 # dc11669786a5 is the head that MLflow 3.17 creates (see mlflow/store/db_migrations/versions).
@@ -66,7 +71,12 @@ DECIDE_AGAIN_AFTER = 60.0  # seconds before a store whose revision could not be 
 NATIVE, LOG_BATCH = "native", "log_batch"
 METRIC_COLUMNS = ("key", "value", "timestamp", "step", "is_nan", "run_uuid")
 ENTRY_COLUMNS = ("key", "value", "run_uuid")  # a param's or a tag's row
-KEY, VALUE, TIMESTAMP, STEP, IS_NAN = range(5)  # positions in a metric row
+# positions in a metric row (Final, so a row's item has its own type, not the union of all five)
+KEY: Final = 0
+VALUE: Final = 1
+TIMESTAMP: Final = 2
+STEP: Final = 3
+IS_NAN: Final = 4
 MetricRow = tuple[str, float, int, int, bool, str]
 
 # Benchmarks and tests switch this off to measure or compare the log_batch path.
@@ -150,8 +160,8 @@ def log_batches(
     """
     report = report or say
     state = _state_for(tracking_uri, report) if native_path_enabled else None
-    if state is not None and state.choice.native:
-        kind = reason = _unsupported(batches)
+    if state is not None and state.choice.native and state.engine is not None:
+        reason = _unsupported(batches)
         if reason is None:
             try:
                 write_batches(state.engine, batches)
@@ -159,6 +169,8 @@ def log_batches(
             except Exception as error:  # noqa: BLE001 - every failure falls back to log_batch
                 kind = type(error).__name__
                 reason = f"the native path failed with {kind}: {_first_line(error)}"
+        else:
+            kind = reason
         if kind not in state.reported:  # once per store and kind, not once per batch
             state.reported.add(kind)
             report(f"{_masked(tracking_uri)}: batch sent with log_batch, {reason} "
@@ -413,7 +425,8 @@ def _prepare(batch: RunBatch) -> _Prepared:
                      [(t.key, t.value) for t in tags])
 
 
-def _tables():  # noqa: ANN202 - SQLAlchemy Table objects, imported lazily
+def _tables() -> tuple[Table, Table, Table, Table, Table]:
+    """MLflow's runs, metrics, latest_metrics, params and tags tables, imported lazily."""
     from mlflow.store.tracking.dbmodels.models import (
         SqlLatestMetric,
         SqlMetric,
@@ -437,7 +450,7 @@ def _check_runs_active(connection: Connection, run_ids: set[str]) -> None:
     from mlflow.exceptions import MlflowException
     from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST
 
-    def query():  # noqa: ANN202 - an SQLAlchemy Select
+    def query() -> Select[Any]:
         runs = _tables()[0]
         return sqlalchemy.select(runs.c.lifecycle_stage).where(
             runs.c.run_uuid == sqlalchemy.bindparam("run_uuid")
@@ -539,17 +552,18 @@ _compiled: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {}
 def _compiled_statement(
     connection: Connection,
     name: str,
-    build: Callable[[Connection], object],
+    build: Callable[[Connection], ClauseElement],
     columns: Sequence[str] = METRIC_COLUMNS,
 ) -> tuple[str, tuple[str, ...]]:
     """A statement's SQL text for this dialect, and the order of its positional values
     (``columns``: those an insert writes)."""
     cache_key = (connection.dialect.name, name)
     if cache_key not in _compiled:
-        compiled = build(connection).compile(
+        # a SELECT or DML statement compiles with an SQLCompiler (typed as the base Compiled)
+        compiled = cast("SQLCompiler", build(connection).compile(
             dialect=connection.dialect, column_keys=list(columns)
-        )
-        if not compiled.positional:
+        ))
+        if not compiled.positional or compiled.positiontup is None:
             raise ValueError(f"the {connection.dialect.name} driver takes no positional values")
         _compiled[cache_key] = (compiled.string, tuple(compiled.positiontup))
     return _compiled[cache_key]
@@ -565,7 +579,7 @@ def _sqlite_latest_upsert(connection: Connection) -> tuple[str, tuple[str, ...]]
     return _compiled_statement(connection, "latest", _latest_upsert)
 
 
-def _in_order(rows: list[MetricRow], order: tuple[str, ...]) -> list[tuple]:
+def _in_order(rows: list[MetricRow], order: tuple[str, ...]) -> Sequence[tuple[object, ...]]:
     """Rows as the driver's positional values (already so when the columns line up)."""
     if order == METRIC_COLUMNS:
         return rows
@@ -573,21 +587,21 @@ def _in_order(rows: list[MetricRow], order: tuple[str, ...]) -> list[tuple]:
     return [tuple(row[i] for i in positions) for row in rows]
 
 
-def _insert_ignoring_duplicates(connection: Connection, table: object):  # noqa: ANN202
+def _insert_ignoring_duplicates(connection: Connection, table: Table) -> Insert:
     """``INSERT`` that skips rows whose primary key is already stored (a re-sent point)."""
     dialect = connection.dialect.name
     if dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        return insert(table).on_conflict_do_nothing()
+        return sqlite_insert(table).on_conflict_do_nothing()
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 
-        return insert(table).on_conflict_do_nothing()
+        return postgresql_insert(table).on_conflict_do_nothing()
     if dialect == "mysql":
-        from sqlalchemy.dialects.mysql import insert
+        from sqlalchemy.dialects.mysql import insert as mysql_insert
 
-        statement = insert(table)
+        statement = mysql_insert(table)
         # A no-op update on a duplicate key; unlike INSERT IGNORE it hides no other error.
         return statement.on_duplicate_key_update(run_uuid=statement.inserted.run_uuid)
     raise ValueError(f"no native insert for the {dialect} dialect")
@@ -620,16 +634,20 @@ def _update_latest(connection: Connection, batch: _Prepared) -> None:
         _update_latest_row_by_row(connection, batch.run_id, rows)
 
 
-def _latest_upsert(connection: Connection):  # noqa: ANN202 - an SQLAlchemy Insert
+def _latest_upsert(connection: Connection) -> Insert:
     """Insert a key's latest row, or overwrite it when the new one is strictly greater."""
     import sqlalchemy
 
     latest = _tables()[2]
+    statement: sqlite.Insert | postgresql.Insert
     if connection.dialect.name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        statement = sqlite_insert(latest)
     else:
-        from sqlalchemy.dialects.postgresql import insert
-    statement = insert(latest)
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        statement = postgresql_insert(latest)
     new = statement.excluded
     return statement.on_conflict_do_update(
         index_elements=[latest.c.key, latest.c.run_uuid],
@@ -716,7 +734,7 @@ def _write_tags(connection: Connection, batch: _Prepared) -> None:
         )
 
 
-def _tag_upsert(connection: Connection):  # noqa: ANN202 - an SQLAlchemy Insert
+def _tag_upsert(connection: Connection) -> Insert:
     """Insert a tag, or overwrite the value of the run's tag of that key (SQLite)."""
     from sqlalchemy.dialects.sqlite import insert
 
