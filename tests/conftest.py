@@ -90,17 +90,33 @@ def stop_process_group(process: subprocess.Popen) -> None:
         process.wait(timeout=15)
 
 
-def start_mlflow_server(root: Path, port: int) -> subprocess.Popen:
-    """Start `mlflow server` on 127.0.0.1:port with its store under ``root``; waits until up."""
-    process = subprocess.Popen(
-        [
-            sys.executable, "-m", "mlflow", "server",
-            "--backend-store-uri", f"sqlite:///{root / 'server.db'}",
-            "--artifacts-destination", str(root / "artifacts"),
-            "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-        ],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
+def start_mlflow_server(root: Path, port: int, *, admin_password: str | None = None
+                        ) -> subprocess.Popen:
+    """Start `mlflow server` on 127.0.0.1:port with its store under ``root``; waits until up.
+
+    With ``admin_password`` it runs MLflow's basic-auth app (users in ``root/auth.db``), whose
+    one user is ``admin`` with that password; ``/health`` still answers without credentials.
+    """
+    command = [
+        sys.executable, "-m", "mlflow", "server",
+        "--backend-store-uri", f"sqlite:///{root / 'server.db'}",
+        "--artifacts-destination", str(root / "artifacts"),
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+    ]
+    env = None
+    if admin_password is not None:
+        ini = root / "basic_auth.ini"
+        ini.write_text(f"[mlflow]\ndefault_permission = READ\n"
+                       f"database_uri = sqlite:///{root / 'auth.db'}\nadmin_username = admin\n"
+                       "authorization_function = "
+                       "mlflow.server.auth:authenticate_request_basic_auth\n"
+                       "auth_cache_ttl_seconds = 60\n")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AGENTNN_"))}
+        env.update(MLFLOW_AUTH_CONFIG_PATH=str(ini), MLFLOW_AUTH_ADMIN_PASSWORD=admin_password,
+                   MLFLOW_FLASK_SERVER_SECRET_KEY="tests-secret-key")
+        command += ["--app-name", "basic-auth"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env=env, start_new_session=True)
     try:
         wait_for_http(f"http://127.0.0.1:{port}/health", process, SERVER_START_TIMEOUT)
     except BaseException:
@@ -114,8 +130,8 @@ def server_control():
     """(start, stop) for tests that need a server of their own, e.g. to take it down."""
     started: list[subprocess.Popen] = []
 
-    def start(root: Path, port: int) -> subprocess.Popen:
-        process = start_mlflow_server(root, port)
+    def start(root: Path, port: int, admin_password: str | None = None) -> subprocess.Popen:
+        process = start_mlflow_server(root, port, admin_password=admin_password)
         started.append(process)
         return process
 

@@ -19,7 +19,10 @@ it makes a client. Settings never show a secret: ``repr`` and ``as_rows`` mask t
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -70,6 +73,8 @@ DEFAULT_OFFLINE = "fallback"
 # with back-off, and a command should say "unreachable" at once. Applied by the store layer
 # with os.environ.setdefault when it makes a client, so a user's own values always win.
 MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT = "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"
+# MLflow draws a progress bar per artifact download; agentnn's commands draw their own.
+MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 HTTP_CLIENT_DEFAULTS = {
     MLFLOW_HTTP_REQUEST_MAX_RETRIES: "2",  # 3 attempts in all
@@ -201,13 +206,9 @@ def resolve(
     cwd = Path(cwd or Path.cwd()).resolve()
     dotenv = read_dotenv(cwd)
     store_dir = cwd / DEFAULT_STORE_DIR
-    default_uri = f"sqlite:///{store_dir / DEFAULT_DB_NAME}"
+    default_uri, default_artifacts = _embedded_store(cwd)
     uri = _pick(MLFLOW_TRACKING_URI, tracking_uri, dotenv, default_uri)
-    artifacts = (
-        Setting(str(store_dir / DEFAULT_ARTIFACTS_DIR), "default")
-        if uri.source == "default"
-        else None
-    )
+    artifacts = Setting(default_artifacts, "default") if uri.source == "default" else None
     settings = Settings(
         tracking_uri=uri,
         artifact_location=artifacts,
@@ -243,6 +244,49 @@ def resolve(
             f"{settings.offline.value!r} (from {settings.offline.source})"
         )
     return settings
+
+
+def embedded_settings(settings: Settings) -> Settings:
+    """The same settings pointed at the embedded store of their working directory.
+
+    The fallback of a run whose server does not answer, and where pending runs wait.
+    """
+    uri, artifacts = _embedded_store(settings.cwd)
+    return dataclasses.replace(settings, tracking_uri=Setting(uri, "default"),
+                               artifact_location=Setting(artifacts, "default"))
+
+
+def _embedded_store(cwd: Path) -> tuple[str, str]:
+    """(tracking URI, artifact folder) of the embedded store of ``cwd``: built here only."""
+    store_dir = cwd / DEFAULT_STORE_DIR
+    return f"sqlite:///{store_dir / DEFAULT_DB_NAME}", str(store_dir / DEFAULT_ARTIFACTS_DIR)
+
+
+def embedded_uri(settings: Settings) -> str:
+    """The embedded store of these settings' working directory."""
+    return embedded_settings(settings).tracking_uri.value
+
+
+@contextmanager
+def mlflow_environment(values: Mapping[str, str]) -> Iterator[None]:
+    """Set MLflow's environment variables for the calls inside, then put them back.
+
+    MLflow reads some switches only from ``os.environ`` (the artifact progress bar, for one).
+    A variable the user already set is left alone, so their value wins; one set here is
+    removed again on leaving, so nothing outlasts the call it was meant for.
+
+    The settings a client needs for its whole life (credentials from ``.env``, bounded HTTP
+    retries, no URL printed with a password in it) are set once, for good, by
+    :meth:`agentnn.mlflow_integration.store.client.Store.configure_mlflow`.
+    """
+    added = [name for name in values if name not in os.environ]
+    for name in added:
+        os.environ[name] = values[name]
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
 
 
 def _pick_optional(name: str, dotenv: dict[str, str]) -> Setting | None:

@@ -45,7 +45,8 @@ SERVER_START_ATTEMPTS = 3  # a loaded machine can take longer than one start's t
 
 @pytest.fixture
 def start_server(workdir: Path, template_store: Path, server_control):
-    """``start(port)``: a real `mlflow server` on ``port`` whose store is ``workdir/server``.
+    """``start(port)``: a real `mlflow server` on ``port`` whose store is ``workdir/server``;
+    ``start(port, admin_password)`` runs MLflow's basic-auth app there (user ``admin``).
 
     The store is a copy of the session's empty schema (no migrations at start), and the start
     is retried on the same port, so a busy machine does not fail the test.
@@ -56,10 +57,10 @@ def start_server(workdir: Path, template_store: Path, server_control):
     if not (root / "server.db").exists():
         shutil.copyfile(template_store, root / "server.db")
 
-    def start_on(port: int):
+    def start_on(port: int, admin_password: str | None = None):
         for attempt in range(SERVER_START_ATTEMPTS):
             try:
-                return start(root, port)
+                return start(root, port, admin_password)
             except RuntimeError:
                 if attempt == SERVER_START_ATTEMPTS - 1:
                     raise

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+REACH_TIMEOUT = 60.0  # seconds the issue allows from the server's return to the run's arrival
 MLP_CONFIG = {"n_features": 4, "hidden": [8], "n_outputs": 3}
 PUSH_STATE_TAGS = ("agentnn.push", "agentnn.pushed_to", "agentnn.source_run_id",
                    "agentnn.model_id", "agentnn.model_uri")
@@ -95,3 +98,12 @@ def assert_model_loads(target_uri: str, copy: Any, module: Any) -> None:
         got = loaded.module(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
 
+
+def wait_for(condition: Callable[[], bool], timeout: float = REACH_TIMEOUT, what: str = "") -> None:
+    """Poll ``condition`` every half second; fail naming ``what`` when it stays false."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"not within {timeout:.0f} s: {what}")

@@ -9,20 +9,9 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from offline_helpers import assert_model_loads, assert_whole_copy, copies_of, log_full_run
+from offline_helpers import assert_model_loads, assert_whole_copy, copies_of, log_full_run, wait_for
 
 from agentnn.mlflow_integration import ExperimentTracker
-
-REACH_TIMEOUT = 60.0  # seconds the issue allows from the server's return to the run's arrival
-
-
-def wait_for(condition, timeout: float = REACH_TIMEOUT, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"not within {timeout:.0f} s: {what}")
 
 
 def local_client(workdir: Path) -> mlflow.MlflowClient:

@@ -60,6 +60,7 @@ from agentnn.mlflow_integration.run.validation import (
     param_value,
     tag_value,
 )
+from agentnn.mlflow_integration.store.classify import is_already_exists
 from agentnn.mlflow_integration.store.client import Store
 from agentnn.mlflow_integration.writer.owner import WriterProcess
 
@@ -332,7 +333,7 @@ class ExperimentTracker:
         """Track in the embedded store while the configured one does not answer."""
         intended = self.settings.tracking_uri
         self.intended_uri = intended.value
-        self.settings = offline.embedded_settings(self.settings)
+        self.settings = config.embedded_settings(self.settings)
         self.tracking_uri = self.settings.tracking_uri.value
         offline.warn_fallback(intended, self.tracking_uri, getattr(error, "reason", str(error)))
         self._connect()
@@ -362,7 +363,7 @@ class ExperimentTracker:
                         artifact_location=Path(artifacts.value).as_uri() if artifacts else None,
                     )
                 except MlflowException as error:
-                    if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                    if not is_already_exists(error):
                         raise
                     experiment = self.client.get_experiment_by_name(self.experiment_name)
         except Exception as error:  # MLflow, HTTP, SQL or driver errors: one agentnn line

@@ -11,6 +11,12 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from agentnn.errors import InvalidQueryError, NotFoundError
+from agentnn.mlflow_integration.store.classify import (
+    Outcome,
+    classify,
+    is_not_found,
+    is_unsupported,
+)
 from agentnn.sdk._downsample import downsample
 from agentnn.sdk._records import (
     RUN_NAME_TAG,
@@ -44,9 +50,8 @@ def mlflow_errors(
         try:
             yield
         except MlflowException as error:
-            code = getattr(error, "error_code", "")
             message = str(getattr(error, "message", error)).splitlines()[0][:300]
-            if code == "INVALID_PARAMETER_VALUE" and kind == "filter":
+            if kind == "filter" and classify(error, follow_causes=False) is Outcome.REFUSED:
                 if order_by and ("order" in message.lower() or not name):
                     raise InvalidQueryError("order-by", order_by, message) from None
                 raise InvalidQueryError("filter", name, message) from None
@@ -128,7 +133,7 @@ class MlflowReader:
                 try:
                     experiment = self.client.get_experiment(ref)
                 except Exception as error:  # MLflow raises for an unknown id
-                    if "RESOURCE_DOES_NOT_EXIST" not in str(getattr(error, "error_code", error)):
+                    if not is_not_found(error):
                         raise
                     experiment = None
         if experiment is None:
@@ -234,7 +239,7 @@ def logged_models_of_run(client: Any, experiment_id: str, run_id: str) -> list[A
     except Exception as error:  # stores and servers older than MLflow 3 do not know them
         if "not" in str(error).lower() and "support" in str(error).lower():
             return []
-        if getattr(error, "error_code", "") == "ENDPOINT_NOT_FOUND":
+        if is_unsupported(error):
             return []
         raise
     return sorted(models, key=lambda model: model.creation_timestamp or 0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from agentnn.errors import InputError, NotFoundError, RunHasNoModelError
+from agentnn.mlflow_integration.store.classify import is_already_exists, is_not_found
 from agentnn.sdk._mlflow_reader import logged_models_of_run
 from agentnn.sdk._records import ModelVersionInfo
 
@@ -18,10 +19,8 @@ REGISTRATION_WAIT_SECONDS = 300  # MLflow's own default wait for a version to be
 
 
 def _is_missing(error: Exception) -> bool:
-    """MLflow's codes for an unknown name, version or alias (SQLite stores say INVALID_…)."""
-    return getattr(error, "error_code", "") in (
-        "RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"
-    )
+    """An unknown name, version or alias (SQLite stores say INVALID_PARAMETER_VALUE)."""
+    return is_not_found(error, lookup=True)
 
 
 def require_registered_model(client: Any, name: str) -> Any:
@@ -82,7 +81,7 @@ def register(client: Any, run_id: str, name: str, alias: str | None) -> ModelVer
     try:
         client.create_registered_model(name)
     except MlflowException as error:
-        if getattr(error, "error_code", "") not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+        if not is_already_exists(error):
             raise
     version = client.create_model_version(
         name, source, run_id=run_id, model_id=model_id,

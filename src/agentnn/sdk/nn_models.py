@@ -72,7 +72,13 @@ RUNNING_FILTER = "attributes.status = 'RUNNING'"
 
 
 class ModelManager:
-    """Experiments, runs, the model registry and loading, on one resolved tracking store."""
+    """The SDK's ``ModelManager``: experiments, runs, the model registry and loading, on one
+    resolved tracking store, answered as plain data for the CLI and for users.
+
+    Not the runtime :class:`agentnn.managers.model_manager.ModelManager`, which serves loaded
+    models and records each load as a run; both load through the same
+    :class:`~agentnn.mlflow_integration.models.loading.ModelLoader`.
+    """
 
     def __init__(
         self,
@@ -428,10 +434,9 @@ class ModelManager:
     def pending_runs(self) -> list[RunInfo]:
         """Runs kept in the embedded store (``./mlruns``) while their server did not answer,
         and not pushed there yet."""
-        from agentnn.mlflow_integration.offline.fallback import embedded_uri
         from agentnn.mlflow_integration.offline.push import PUSH_PENDING, PUSH_TAG
 
-        local = embedded_uri(self.settings)
+        local = config.embedded_uri(self.settings)
         path = sqlite_path(local)
         if path is None or not Path(path).is_file():
             return []

@@ -23,21 +23,19 @@ loads only with ``trust=True``.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
 import re
 import shutil
 import sys
 import tempfile
 import threading
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from agentnn import config
 from agentnn.errors import (
     MalformedModelError,
     ModelError,
@@ -53,6 +51,7 @@ from agentnn.mlflow_integration.models.format import (
     load_torch_model,
     read_spec,
 )
+from agentnn.mlflow_integration.store.classify import is_not_found, is_unsupported
 from agentnn.mlflow_integration.store.client import Store
 
 if TYPE_CHECKING:
@@ -63,10 +62,11 @@ MODEL_ID_PATTERN = re.compile(r"^m-[0-9a-f]{32}$")
 LEGACY_STAGES = {"none": "None", "staging": "Staging", "production": "Production",
                  "archived": "Archived"}
 MLMODEL_FILE = "MLmodel"
+# A load prints nothing but its result or its one-line error (a user's own setting wins).
+NO_PROGRESS_BAR = {config.MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR: "false"}
 STORE_KEY_LENGTH = 16  # hex characters of the tracking URI's sha256 naming its cache folder
 URI_FORMS = ("name@alias, name/version, models:/name@alias, models:/name/version, "
              "runs:/<run_id>/<path>, a model id (m-…) or a local model folder")
-NOT_FOUND_CODES = ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "ENDPOINT_NOT_FOUND")
 
 
 @dataclass(frozen=True)
@@ -130,8 +130,10 @@ class LoaderStats:
     local_loads: int = 0
 
 
-def _is_not_found(error: Exception) -> bool:
-    return getattr(error, "error_code", None) in NOT_FOUND_CODES
+def _is_not_found(error: Exception, *, lookup: bool = False) -> bool:
+    """Not found, or (a server older than MLflow 3 asked for a logged model) no such endpoint;
+    ``lookup`` as in :func:`agentnn.mlflow_integration.store.classify.is_not_found`."""
+    return is_not_found(error, lookup=lookup) or is_unsupported(error)
 
 
 class ModelLoader:
@@ -211,7 +213,7 @@ class ModelLoader:
         try:
             return self.client.get_model_version_by_alias(name, alias)
         except MlflowException as error:  # SQLite says INVALID_PARAMETER_VALUE for a lost alias
-            if not _is_not_found(error) and error.error_code != "INVALID_PARAMETER_VALUE":
+            if not _is_not_found(error, lookup=True):
                 raise
         self._require_registered_model(name)
         raise NotFoundError("alias", f"{name}@{alias}", f"list them with: agentnn model versions "
@@ -223,7 +225,7 @@ class ModelLoader:
         try:
             return self.client.get_model_version(name, version)
         except MlflowException as error:
-            if not _is_not_found(error) and error.error_code != "INVALID_PARAMETER_VALUE":
+            if not _is_not_found(error, lookup=True):
                 raise
         self._require_registered_model(name)
         raise NotFoundError("model version", f"{name}/{version}",
@@ -293,8 +295,7 @@ class ModelLoader:
         try:
             self.client.get_run(run_id)
         except MlflowException as error:
-            code = getattr(error, "error_code", "")
-            if _is_not_found(error) or code == "INVALID_PARAMETER_VALUE":
+            if _is_not_found(error, lookup=True):
                 raise NotFoundError("run", run_id) from None
             raise
         return ModelReference(
@@ -379,7 +380,7 @@ class ModelLoader:
         try:
             try:
                 artifact_uri = location or self._artifact_location(reference)
-                with _no_progress_bar():
+                with config.mlflow_environment(NO_PROGRESS_BAR):
                     downloaded = Path(mlflow.artifacts.download_artifacts(
                         artifact_uri=artifact_uri, dst_path=str(scratch),
                         tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri,
@@ -530,23 +531,6 @@ class ModelLoader:
         return LoadedModel(module=module, safe=True, spec=spec,
                            metadata=dict(spec.get("metadata") or {}), sha256=spec["sha256"],
                            **described)
-
-
-@contextlib.contextmanager
-def _no_progress_bar() -> Iterator[None]:
-    """Hide MLflow's download progress bar (a user's own setting wins): a load prints nothing
-    but its result or its one-line error."""
-    from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
-
-    name = MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name
-    if name in os.environ:
-        yield
-        return
-    os.environ[name] = "false"
-    try:
-        yield
-    finally:
-        os.environ.pop(name, None)
 
 
 def _stacklevel_outside_agentnn() -> int:

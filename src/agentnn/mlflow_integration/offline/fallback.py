@@ -43,16 +43,6 @@ def falls_back(settings: config.Settings) -> bool:
     return offline is None or offline.value != FAIL
 
 
-def embedded_settings(settings: config.Settings) -> config.Settings:
-    """The same settings pointed at the embedded store of their working directory."""
-    store_dir = settings.cwd / config.DEFAULT_STORE_DIR
-    return dataclasses.replace(
-        settings,
-        tracking_uri=config.Setting(f"sqlite:///{store_dir / config.DEFAULT_DB_NAME}", "default"),
-        artifact_location=config.Setting(str(store_dir / config.DEFAULT_ARTIFACTS_DIR), "default"),
-    )
-
-
 def warn_fallback(intended: config.Setting, local_uri: str, reason: str) -> None:
     """The one warning line: both stores, masked, and what happens next."""
     print(
@@ -74,11 +64,6 @@ def record_pending(journal_dir: Path, run_id: str, local_uri: str, intended_uri:
 
 
 # --- pushing on demand ---------------------------------------------------------------------
-
-
-def embedded_uri(settings: config.Settings) -> str:
-    """The fallback store of these settings' working directory."""
-    return embedded_settings(settings).tracking_uri.value
 
 
 def intended_store_uri(settings: config.Settings, run_id: str, masked: str) -> str | None:
@@ -107,7 +92,7 @@ def push_pending(
     """
     from agentnn.mlflow_integration.store.client import Store
 
-    local = Store.from_settings(embedded_settings(settings))
+    local = Store.from_settings(config.embedded_settings(settings))
     path = local.sqlite_path
     if path is None or not path.is_file():
         return []

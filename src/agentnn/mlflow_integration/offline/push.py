@@ -14,7 +14,11 @@ so running a push again finishes an interrupted one and otherwise changes nothin
 
 The writer process pushes pending runs by itself (:class:`AutoPusher`): it probes the intended
 store with back-off and, once it answers, pushes each pending run; a run still going is pushed
-again every few seconds until it ends, so the server's copy follows it.
+again every few seconds until it ends, so the server's copy follows it. What a failed push
+means is decided by :mod:`agentnn.mlflow_integration.store.classify`: no answer or a server
+error is tried again soon; refused credentials or a missing permission keep the run pending and
+are tried again only after a long back-off (someone has to fix them), which the log says; any
+other refusal gives the run up until ``agentnn model push --pending``.
 """
 
 from __future__ import annotations
@@ -26,16 +30,26 @@ import math
 import os
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agentnn import config
 from agentnn.config import mask_uri
 from agentnn.errors import NotFoundError, TrackingError
+from agentnn.mlflow_integration.store.classify import (
+    NEEDS_A_PERSON,
+    NEEDS_A_PERSON_BACKOFF,
+    TRANSIENT,
+    Outcome,
+    classify,
+    is_already_exists,
+    is_not_found,
+    is_unsupported,
+)
+from agentnn.mlflow_integration.store.probe import ServerProbe
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -66,6 +80,7 @@ STATUS_CHECK_INTERVAL = 1.0  # seconds between looks at whether a run pushed liv
 MARKER_SUFFIX = ".push"  # <journal_dir>/<run_id>.push: a run the writer should push
 LOCK_SUFFIX = ".push.lock"
 REGISTRATION_WAIT_SECONDS = 300
+NO_PROGRESS_BAR = {config.MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR: "false"}
 
 
 @dataclass(frozen=True)
@@ -135,11 +150,8 @@ def push_run(
         NotFoundError: the run does not exist on the source.
         TrackingError: the target's experiment of that name is deleted.
     """
-    from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
-
     # MLflow's per-download progress bars would break the command's own (a user's value wins).
-    os.environ.setdefault(MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name, "false")
-    with _run_lock(lock_dir, run_id):
+    with config.mlflow_environment(NO_PROGRESS_BAR), _run_lock(lock_dir, run_id):
         result = _Push(source, target, run_id, target_label, known_points).run()
         changed_children = 0
         for child in _children(source, run_id):
@@ -369,7 +381,7 @@ class _Push:
             try:
                 self.target.create_registered_model(version.name)
             except MlflowException as error:
-                if error.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+                if not is_already_exists(error):
                     raise
             tags = {k: v for k, v in (version.tags or {}).items() if k != VERSION_MODEL_ID_TAG}
             # The storage location, not models:/<id>: MLflow's SQL registry resolves that
@@ -394,7 +406,7 @@ def _get_run(client: MlflowClient, run_id: str) -> Run:
     try:
         return client.get_run(run_id)
     except MlflowException as error:
-        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"):
+        if is_not_found(error, lookup=True):
             raise NotFoundError("run", run_id) from None
         raise
 
@@ -427,7 +439,7 @@ def _target_experiment(client: MlflowClient, name: str) -> str:
         try:
             return client.create_experiment(name)
         except MlflowException as error:
-            if error.error_code != "RESOURCE_ALREADY_EXISTS":
+            if not is_already_exists(error):
                 raise
             experiment = client.get_experiment_by_name(name)
     if experiment.lifecycle_stage == "deleted":
@@ -480,7 +492,7 @@ def _logged_models(client: MlflowClient, experiment_id: str, run_id: str) -> lis
             if not token:
                 break
     except Exception as error:
-        if getattr(error, "error_code", "") == "ENDPOINT_NOT_FOUND":
+        if is_unsupported(error):
             return []
         raise
     return sorted(models, key=lambda model: model.creation_timestamp or 0)
@@ -573,26 +585,13 @@ class PendingPush:
 
 
 def store_answers(uri: str, timeout: float = PROBE_TIMEOUT) -> bool:
-    """One quick health probe; any HTTP answer counts (auth may guard /health)."""
+    """One quick probe of a server: does it answer at all (auth may guard /health)?
+
+    SQL stores are tried directly; a failure backs off the same way.
+    """
     if not uri.startswith(("http://", "https://")):
-        return True  # SQL stores are tried directly; a failure backs off the same way
-    try:
-        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout):
-            return True
-    except urllib.error.HTTPError:
         return True
-    except (OSError, ValueError):
-        return False
-
-
-def _is_retryable(error: Exception) -> bool:
-    """"The store did not answer" rather than "the store said no"."""
-    from mlflow.exceptions import MlflowException
-
-    if isinstance(error, MlflowException):
-        code = error.get_http_status_code()
-        return code >= 500 or code == 429
-    return not isinstance(error, (NotFoundError, TrackingError))
+    return ServerProbe.of(uri, timeout).answers()
 
 
 class AutoPusher:
@@ -635,8 +634,11 @@ class AutoPusher:
             except Exception as error:
                 self._known.pop(pending.run_id, None)  # it may count points that were not sent
                 self._live.pop(pending.run_id, None)
-                if _is_retryable(error):
-                    self._retry_later(pending, f"failed ({str(error).splitlines()[0][:200]})")
+                outcome = classify(error)
+                if outcome in NEEDS_A_PERSON:
+                    self._wait_for_a_person(pending, outcome, error)
+                elif outcome in TRANSIENT or outcome is Outcome.UNKNOWN:
+                    self._retry_later(pending, f"failed ({_summary_line(error)})")
                 else:
                     self._given_up.add(pending.run_id)
                     self._log(f"push of run {pending.run_id} refused: {error}; it stays pending "
@@ -674,6 +676,17 @@ class AutoPusher:
             self._clients[uri] = MlflowClient(tracking_uri=uri, registry_uri=uri)
         return self._clients[uri]
 
+    def _wait_for_a_person(self, pending: PendingPush, outcome: Outcome,
+                           error: Exception) -> None:
+        """Refused credentials or a missing permission: the run stays pending, tried again
+        after a long back-off rather than hammering the server's password check."""
+        what = ("refused the credentials" if outcome is Outcome.AUTHENTICATION
+                else "denied the permission")
+        self._log(f"push of run {pending.run_id}: {mask_uri(pending.intended_uri)} {what} "
+                  f"({_summary_line(error)}); it stays pending, next try in "
+                  f"{NEEDS_A_PERSON_BACKOFF:.0f}s (`agentnn model push --pending` tries now)")
+        self._next_try[pending.run_id] = time.monotonic() + NEEDS_A_PERSON_BACKOFF
+
     def _retry_later(self, pending: PendingPush, why: str) -> None:
         backoff = self._backoff.get(pending.run_id, BACKOFF_START)
         if backoff < BACKOFF_MAX:  # quiet once at the longest wait: a log line per back-off step
@@ -681,3 +694,9 @@ class AutoPusher:
                       f"next try in {backoff:.0f}s")
         self._next_try[pending.run_id] = time.monotonic() + backoff
         self._backoff[pending.run_id] = min(backoff * 2, BACKOFF_MAX)
+
+
+def _summary_line(error: BaseException) -> str:
+    """The first line of an error's text, cut to a log line's length."""
+    text = str(error)
+    return text.splitlines()[0][:200] if text else type(error).__name__

@@ -21,31 +21,27 @@ Why one place:
   MLflow retries building its engine for about 100 s.
 - **One probe, one translator.** :meth:`Store.probe` asks an HTTP store's ``/health``,
   ``/version`` and ``server-info`` endpoints and one API call with and without the credentials
-  (``user:password@`` in the URI, username/password, or a bearer token; HTTPS honours
-  ``MLFLOW_TRACKING_INSECURE_TLS`` and ``MLFLOW_TRACKING_SERVER_CERT_PATH`` as MLflow does), or
-  opens a SQL store's database. :meth:`Store.translate` maps MLflow's error codes, connection
-  errors, SQLAlchemy's ``OperationalError`` and a missing database driver to one agentnn error
-  each, every message masked (the errors mask URIs themselves; the store also masks the raw
-  password and token it knows).
+  through :mod:`agentnn.mlflow_integration.store.probe` (the credentials MLflow's own client
+  sends: ``user:password@`` in the URI, username/password or a bearer token, TLS settings), or
+  opens a SQL store's database. :meth:`Store.translate` words one agentnn error per outcome of
+  :func:`agentnn.mlflow_integration.store.classify.classify` (MLflow's error codes, connection
+  errors, SQLAlchemy's ``OperationalError``, a missing database driver), every message masked
+  (the errors mask URIs themselves; the store also masks the raw password and token it knows).
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import sqlite3
-import ssl
 import sys
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from agentnn import config
 from agentnn.errors import (
@@ -59,6 +55,9 @@ from agentnn.errors import (
     TrackingURIError,
 )
 from agentnn.masking import mask_text, mask_uri
+from agentnn.mlflow_integration.store import classify
+from agentnn.mlflow_integration.store.classify import Outcome
+from agentnn.mlflow_integration.store.probe import ServerProbe
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -70,24 +69,6 @@ __all__ = ["Store", "StoreHealth", "DEFAULT_PROBE_TIMEOUT"]
 # hashes the password on every request (PBKDF2), which takes seconds on a loaded machine.
 DEFAULT_PROBE_TIMEOUT = 30.0
 MAX_DETAIL = 300  # characters of a store's own message kept in an error line
-
-# Database drivers SQLAlchemy needs per URI scheme: (module it imports, package to install).
-DRIVER_PACKAGES = {
-    "psycopg2": "psycopg2-binary",
-    "psycopg": "psycopg[binary]",
-    "pg8000": "pg8000",
-    "pymysql": "PyMySQL",
-    "MySQLdb": "mysqlclient (or PyMySQL with a mysql+pymysql:// URI)",
-    "mysql": "mysql-connector-python",
-    "pyodbc": "pyodbc",
-    "pymssql": "pymssql",
-}
-
-# MLflow error codes and HTTP statuses that mean the store is there but is not serving now.
-_OUTAGE_CODES = ("TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED")
-_NOT_FOUND_CODES = ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND")
-_BAD_INPUT_CODES = ("INVALID_PARAMETER_VALUE", "BAD_REQUEST", "INVALID_STATE",
-                    "RESOURCE_ALREADY_EXISTS", "MALFORMED_REQUEST")
 
 _configured: set[tuple[str, ...]] = set()  # (uri, credentials sources) already handed to MLflow
 _configure_lock = threading.Lock()
@@ -274,21 +255,20 @@ class Store:
         return health
 
     def _probe_http(self, timeout: float, full: bool) -> StoreHealth:
-        base, headers = self._http_base_and_auth()
-        context = self._ssl_context()
-
-        def get(path: str, auth: bool = True) -> tuple[int, bytes]:
-            request = urllib.request.Request(base + path, headers=headers if auth else {})
-            try:
-                with urllib.request.urlopen(request, timeout=timeout, context=context) as answer:
-                    return answer.status, answer.read(1_000_000)
-            except urllib.error.HTTPError as error:
-                return error.code, error.read(10_000) if error.fp else b""
+        settings = self.settings
+        server = ServerProbe.of(
+            self.uri, timeout,
+            username=settings.username.value if settings.username is not None else None,
+            password=settings.password.value if settings.password is not None else None,
+            token=settings.token.value if settings.token is not None else None,
+        )
+        get = server.get
+        credentials = server.sends_credentials
 
         kind = self.kind
         try:
-            get("/health", auth=False)
-        except (OSError, ValueError) as error:
+            get("/health", authenticated=False)
+        except Exception as error:  # noqa: BLE001 - every failure is reported, translated
             problem = self.translate(error)
             return StoreHealth(self.masked_uri, kind, reachable=False,
                                detail=problem.reason if isinstance(problem, TrackingURIError)
@@ -300,25 +280,26 @@ class Store:
             if full:
                 answer, body = get("/version")  # the basic-auth app guards even /version
                 version = body.decode(errors="replace").strip()[:40] if answer == 200 else None
-                answer, body = get("/api/3.0/mlflow/server-info", auth=False)
+                answer, body = get("/api/3.0/mlflow/server-info", authenticated=False)
                 backend = _json(body).get("store_type") if answer == 200 else None
-                open_status = get(search, auth=False)[0] if headers else status
+                open_status = get(search, authenticated=False)[0] if credentials else status
                 auth_enabled = open_status in (401, 403)
                 answer, _ = get("/api/2.0/mlflow-artifacts/artifacts?path=")
                 artifacts = True if answer == 200 else None if answer in (401, 403) else False
-            credentials_ok = None if not headers and status == 200 else status in (200, 403)
-        except (OSError, ValueError) as error:
+            credentials_ok = None if not credentials and status == 200 else status in (200, 403)
+        except Exception as error:  # noqa: BLE001 - every failure is reported, translated
             problem = self.translate(error)
             return StoreHealth(self.masked_uri, kind, reachable=False,
                                detail=getattr(problem, "reason", str(problem)), problem=problem)
         problem: AgentNNError | None = None
         detail = ""
         if status == 401:
-            detail = "the server refused the credentials" if headers else "no credentials given"
+            detail = ("the server refused the credentials" if credentials
+                      else "no credentials given")
             problem = AuthenticationError(self.uri, self.source, f"HTTP 401, {detail}")
         elif status == 403 and b"Invalid Host header" in search_body:
-            detail = (f"the server refused the Host header {urlsplit(base).netloc!r}; add it to "
-                      "the server's --allowed-hosts (host:port, or host:*)")
+            detail = (f"the server refused the Host header {urlsplit(server.base).netloc!r}; "
+                      "add it to the server's --allowed-hosts (host:port, or host:*)")
             problem = TrackingURIError(self.uri, self.source, detail)
         elif status == 403:
             detail = "the credentials may not read experiments"
@@ -331,44 +312,6 @@ class Store:
             auth_enabled=auth_enabled, credentials_ok=credentials_ok, artifacts_proxied=artifacts,
             detail=mask_text(detail, self.settings.secrets), problem=problem,
         )
-
-    def _http_base_and_auth(self) -> tuple[str, dict[str, str]]:
-        """The URI without ``user:password@``, and the Authorization header MLflow would send.
-
-        Order as in MLflow (requests): credentials in the URI, then username/password, then
-        a bearer token.
-        """
-        parts = urlsplit(self.uri)
-        host = parts.hostname or ""
-        if ":" in host:
-            host = f"[{host}]"  # IPv6
-        netloc = host + (f":{parts.port}" if parts.port else "")
-        base = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
-        username, password = parts.username, parts.password
-        if username is not None:
-            username, password = unquote(username), unquote(password or "")
-        elif self.settings.username is not None and self.settings.password is not None:
-            username, password = self.settings.username.value, self.settings.password.value
-        if username is not None:
-            pair = f"{username}:{password}".encode()
-            return base, {"Authorization": "Basic " + base64.b64encode(pair).decode()}
-        if self.settings.token is not None:
-            return base, {"Authorization": f"Bearer {self.settings.token.value}"}
-        return base, {}
-
-    def _ssl_context(self) -> ssl.SSLContext | None:
-        """The TLS checks MLflow applies: none when insecure, else the given CA bundle."""
-        if self.kind != "https":
-            return None
-        insecure = os.environ.get(config.MLFLOW_TRACKING_INSECURE_TLS, "").lower()
-        if insecure in ("true", "1"):
-            return ssl._create_unverified_context()  # noqa: S323 - the user asked for it
-        cert = os.environ.get(config.MLFLOW_TRACKING_SERVER_CERT_PATH)
-        if cert:
-            if Path(cert).is_dir():
-                return ssl.create_default_context(capath=cert)
-            return ssl.create_default_context(cafile=cert)
-        return ssl.create_default_context()
 
     def _probe_sqlite(self) -> StoreHealth:
         path = self.sqlite_path
@@ -459,13 +402,15 @@ class Store:
         return mask_text(line.strip(), self.settings.secrets)[:MAX_DETAIL]
 
     def _translate(self, error: BaseException, kind: str, name: str) -> AgentNNError | None:
+        """One agentnn error per :class:`~agentnn.mlflow_integration.store.classify.Outcome`,
+        worded for this store; None for an error that is not the store's."""
         if isinstance(error, AgentNNError):
             return error
-        missing = _missing_driver(error)
+        missing = classify.missing_driver(error)
         if missing is not None:
             return TrackingURIError(
                 self.uri, self.source, f"the database driver {missing!r} is not installed; "
-                f"install it with: pip install {DRIVER_PACKAGES.get(missing, missing)}",
+                f"install it with: pip install {classify.DRIVER_PACKAGES.get(missing, missing)}",
             )
         mlflow_exceptions = sys.modules.get("mlflow.exceptions")
         if mlflow_exceptions is not None and isinstance(error, mlflow_exceptions.MlflowException):
@@ -473,10 +418,12 @@ class Store:
         sqlalchemy_exc = sys.modules.get("sqlalchemy.exc")
         if sqlalchemy_exc is not None and isinstance(error, sqlalchemy_exc.SQLAlchemyError):
             return self._translate_sql(error)
-        status = _http_status(error)
-        if status in (401, 403):
-            return self._translate_status(status, self._line(error))
-        if _is_connection_error(error):
+        outcome = classify.classify(error)
+        if outcome in classify.NEEDS_A_PERSON:  # an HTTP 401/403 that is no MLflow error
+            detail = ("HTTP 401" if outcome is Outcome.AUTHENTICATION
+                      else f"HTTP 403: {self._line(error)}")
+            return self._translate_status(outcome, detail)
+        if outcome is Outcome.UNREACHABLE:
             reason = self._connection_reason(error)
             return StoreUnreachableError(
                 self.uri, self.source, f"the store does not answer ({reason})"
@@ -484,18 +431,19 @@ class Store:
         return None
 
     def _translate_mlflow(self, error: BaseException, kind: str, name: str) -> AgentNNError:
-        code = str(getattr(error, "error_code", "") or "")
+        """The outer error's own code first; a wrapped error (a database's refusal, a missing
+        driver) is worded by itself; then the rest of the outer error's codes."""
         line = self._line(error)
-        cause = _root_cause(error)
-        if code == "UNAUTHENTICATED":
+        outcome = classify.classify(error, follow_causes=False)
+        cause = classify.root_cause(error)
+        if outcome is Outcome.AUTHENTICATION:
             return AuthenticationError(self.uri, self.source, "HTTP 401")
         if "Invalid Host header" in line:
             return TrackingURIError(self.uri, self.source, "the server refused the Host header; "
                                     "add host:port to its --allowed-hosts")
-        if code == "PERMISSION_DENIED":
+        if outcome is Outcome.PERMISSION:
             return PermissionDeniedError(self.uri, self.source, _strip_code(line))
-        if "API request to" in line and ("failed with exception" in line
-                                         or "timeout exception" in line or "Max retries" in line):
+        if outcome is Outcome.UNREACHABLE:
             return StoreUnreachableError(
                 self.uri, self.source,
                 f"the store does not answer ({self._connection_reason(cause or line)})",
@@ -504,19 +452,19 @@ class Store:
             translated = self._translate(cause, kind, name)
             if translated is not None:
                 return translated
-        if code in _NOT_FOUND_CODES:
+        if outcome is Outcome.NOT_FOUND:
             return NotFoundError(kind or "resource", name or _strip_code(line))
-        if code in _BAD_INPUT_CODES:
+        if outcome in (Outcome.REFUSED, Outcome.ALREADY_EXISTS):
             if kind and name:
                 return InvalidArgumentError(f"{kind} {name!r}: {_strip_code(line)}")
             return InvalidArgumentError(_strip_code(line))
-        if code in _OUTAGE_CODES:
+        if outcome is Outcome.RETRY_LATER:
             return StoreUnreachableError(self.uri, self.source,
                                          f"the store is not serving now ({_strip_code(line)})")
-        if code == "ENDPOINT_NOT_FOUND":
+        if outcome is Outcome.UNSUPPORTED:
             return TrackingURIError(self.uri, self.source,
                                     f"not an MLflow server at this address ({_strip_code(line)})")
-        if code == "INTERNAL_ERROR" or "error code 5" in line:
+        if outcome is Outcome.SERVER_ERROR or "error code 5" in line:
             return TrackingURIError(self.uri, self.source,
                                     f"the store failed with an internal error: {_strip_code(line)}")
         return TrackingURIError(self.uri, self.source, f"the store refused the request: {line}")
@@ -524,23 +472,21 @@ class Store:
     def _translate_sql(self, error: BaseException) -> AgentNNError:
         orig = getattr(error, "orig", None) or error
         line = self._line(orig)
-        lower = line.lower()
-        if "password authentication failed" in lower or "access denied for user" in lower:
-            return AuthenticationError(self.uri, self.source, line)
-        if "permission denied" in lower:
-            return PermissionDeniedError(self.uri, self.source, line)
+        outcome = classify.classify(error)
+        if outcome in classify.NEEDS_A_PERSON:
+            return self._translate_status(outcome, line)
         if self.is_sqlite:
             return TrackingURIError(self.uri, self.source, f"the database cannot be used: {line}")
-        sqlalchemy_exc = sys.modules["sqlalchemy.exc"]
-        if isinstance(error, (sqlalchemy_exc.OperationalError, sqlalchemy_exc.InterfaceError)):
+        if outcome is Outcome.UNREACHABLE:
             return StoreUnreachableError(self.uri, self.source,
                                          f"the database does not answer ({line})")
         return TrackingURIError(self.uri, self.source, f"the database refused: {line}")
 
-    def _translate_status(self, status: int, detail: str) -> AgentNNError:
-        if status == 401:
-            return AuthenticationError(self.uri, self.source, "HTTP 401")
-        return PermissionDeniedError(self.uri, self.source, f"HTTP 403: {detail}")
+    def _translate_status(self, outcome: Outcome, detail: str) -> AgentNNError:
+        """A refusal that is no MLflow error: an HTTP 401/403, a database's password check."""
+        if outcome is Outcome.AUTHENTICATION:
+            return AuthenticationError(self.uri, self.source, detail)
+        return PermissionDeniedError(self.uri, self.source, detail)
 
     def _connection_reason(self, error: BaseException | str) -> str:
         """The short reason of a connection failure: refused, timed out, unknown host."""
@@ -582,54 +528,6 @@ def _strip_code(line: str) -> str:
     """``RESOURCE_DOES_NOT_EXIST: Run 'x' not found`` -> ``Run 'x' not found``."""
     head, sep, rest = line.partition(": ")
     return rest if sep and head.isupper() and "_" in head else line
-
-
-def _root_cause(error: BaseException) -> BaseException | None:
-    """The innermost exception MLflow wrapped (``raise … from``), if any."""
-    seen: set[int] = set()
-    current: BaseException | None = error.__cause__ or error.__context__
-    last = None
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        last = current
-        current = current.__cause__ or current.__context__
-    return last
-
-
-def _missing_driver(error: BaseException) -> str | None:
-    """The database driver module whose absence caused ``error``, if that is what happened."""
-    current: BaseException | None = error
-    seen: set[int] = set()
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, ModuleNotFoundError):
-            root = (current.name or "").split(".")[0]
-            if root in DRIVER_PACKAGES:
-                return root
-        current = current.__cause__ or current.__context__
-    return None
-
-
-def _http_status(error: BaseException) -> int | None:
-    if isinstance(error, urllib.error.HTTPError):
-        return error.code
-    response = getattr(error, "response", None)
-    status = getattr(response, "status_code", None)
-    return status if isinstance(status, int) else None
-
-
-def _is_connection_error(error: BaseException) -> bool:
-    """True for refused, timed-out or unresolvable connections (socket, urllib, requests)."""
-    if isinstance(error, (ConnectionError, TimeoutError, urllib.error.URLError)):
-        return True
-    if isinstance(error, OSError) and error.errno is None and "timed out" in str(error):
-        return True
-    module = type(error).__module__
-    if module.startswith(("requests", "urllib3")):
-        names = {cls.__name__ for cls in type(error).__mro__}
-        return bool(names & {"ConnectionError", "Timeout", "MaxRetryError", "NewConnectionError",
-                             "ProtocolError", "SSLError", "ReadTimeoutError"})
-    return False
 
 
 def _nearby_store(path: Path, cwd: Path) -> Path | None:

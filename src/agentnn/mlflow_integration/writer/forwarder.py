@@ -32,6 +32,7 @@ from agentnn.mlflow_integration.journal.records import (
     Record,
     TagRecord,
 )
+from agentnn.mlflow_integration.store.classify import keep_for_later
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -85,14 +86,10 @@ def is_retryable(error: Exception) -> bool:
     as opposed to "the store said no to these records".
 
     401 and 403 keep the records in the journal: credentials and permissions get fixed, and
-    ``agentnn model sync`` then sends them; setting them aside would lose them for good.
+    ``agentnn model sync`` then sends them; setting them aside would lose them for good. The
+    rule is :func:`agentnn.mlflow_integration.store.classify.keep_for_later`.
     """
-    from mlflow.exceptions import MlflowException
-
-    if isinstance(error, MlflowException):
-        code = error.get_http_status_code()
-        return code >= 500 or code in (401, 403, 429)
-    return True  # connection errors, timeouts, locked databases
+    return keep_for_later(error)
 
 
 def _batches_up_to_end(

@@ -30,6 +30,7 @@ from agentnn.mlflow_integration.journal.format import (
     set_aside_journal,
 )
 from agentnn.mlflow_integration.journal.process import TrainingProcess, pid_alive
+from agentnn.mlflow_integration.store.classify import NEEDS_A_PERSON, classify
 from agentnn.mlflow_integration.writer.forwarder import JournalForwarder, is_retryable
 
 if TYPE_CHECKING:
@@ -256,7 +257,14 @@ class Writer:
                 self.passed.set()
             if failure is not None:
                 failing_since = failing_since or time.monotonic()
-                self.out(f"store did not answer ({failure}); retrying in {backoff:.1f}s")
+                if not once and classify(failure) in NEEDS_A_PERSON:
+                    # Only a person fixes credentials or permissions: no tight loop, and the
+                    # records stay in the journal (`agentnn model sync` sends them at once).
+                    backoff = BACKOFF_MAX
+                    self.out(f"store refused the credentials ({failure}); the records stay in "
+                             f"the journal; retrying in {backoff:.1f}s")
+                else:
+                    self.out(f"store did not answer ({failure}); retrying in {backoff:.1f}s")
                 orphan = parent_pid is not None and not pid_alive(parent_pid)
                 if (once or orphan) and time.monotonic() - failing_since > self.retry_limit:
                     self.result.store_error = str(failure).splitlines()[0] if str(failure) else (
