@@ -45,7 +45,12 @@ class RouteDecision:
 
 
 class ModelManager:
-    """Loads models by any URI form for serving, recording each load as an MLflow run.
+    """The runtime ``ModelManager``: loads models by any URI form for serving, recording each
+    load as an MLflow run.
+
+    Not the SDK's :class:`agentnn.sdk.nn_models.ModelManager`, which lists experiments, runs
+    and registry versions and registers models; both load through the same
+    :class:`~agentnn.mlflow_integration.models.loading.ModelLoader`.
 
     Args:
         tracking_uri: the store; resolved like every agentnn setting when None.

@@ -61,7 +61,7 @@ from agentnn.nn_models.training.configs import (
     flatten_config,
     log_data_params,
 )
-from agentnn.nn_models.training.data_prep import PreparedData, prepare_data
+from agentnn.nn_models.training.data_prep import PreparedSplits, prepare_data
 from agentnn.nn_models.training.devices import (
     resolve_device,
 )
@@ -208,7 +208,7 @@ def _progress_callback(
 
 
 def _finish(parent: TrackedRun, tracker: ExperimentTracker, study: optuna.Study,
-            data: PreparedData, config: ArchitectureSearchConfig, register_as: str | None,
+            data: PreparedSplits, config: ArchitectureSearchConfig, register_as: str | None,
             study_name: str) -> TrainResult:
     """Leaderboard, best architecture, test score and the best model, all on the parent run.
 

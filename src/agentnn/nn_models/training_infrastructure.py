@@ -68,8 +68,8 @@ from agentnn.nn_models.training.configs import (
     log_data_params,
 )
 from agentnn.nn_models.training.data_prep import (
-    PreparedData,
-    Split,
+    PreparedSplits,
+    TensorSplit,
     prepare_data,
 )
 from agentnn.nn_models.training.devices import (
@@ -295,7 +295,7 @@ def epoch_plan(config: DistributedConfig) -> EpochPlan:
 
 
 def train_epoch(
-    state: TrainState, data: Split, config: DistributedConfig, world: World, epoch: int,
+    state: TrainState, data: TensorSplit, config: DistributedConfig, world: World, epoch: int,
     log_step: LogStep, amp: bool,
 ) -> EpochSums:
     """One pass of the shared loop over this rank's shard of the epoch (see ``loop.run_epoch``:
@@ -323,7 +323,7 @@ def _all_reduce_tensor(values: torch.Tensor, world: World) -> list[float]:
     return [float(value) for value in values.tolist()]
 
 
-def evaluate(model: torch.nn.Module, data: Split, config: DistributedConfig, world: World,
+def evaluate(model: torch.nn.Module, data: TensorSplit, config: DistributedConfig, world: World,
              device: torch.device) -> SplitSums:
     """Loss and correct predictions of this rank's shard of a split, without gradients."""
     import torch
@@ -445,7 +445,7 @@ def train(
 
 
 def _train_job(
-    config: DistributedConfig, data: PreparedData, world: World, device: torch.device,
+    config: DistributedConfig, data: PreparedSplits, world: World, device: torch.device,
     tracker: ExperimentTracker | None, register_as: str | None, checkpoint: Checkpoint | None,
     on_epoch: EpochCallback | None,
 ) -> TrainResult:
@@ -527,7 +527,7 @@ def _train_job(
         )
 
 
-def _test_metrics(module: torch.nn.Module, data: PreparedData, config: DistributedConfig,
+def _test_metrics(module: torch.nn.Module, data: PreparedSplits, config: DistributedConfig,
                   world: World, device: torch.device) -> dict[str, float]:
     """The best model's loss and accuracy on the test split, summed over every rank's shard."""
     loss, correct, count = all_reduce_sums(

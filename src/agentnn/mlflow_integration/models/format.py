@@ -158,7 +158,7 @@ def build_module(
                 module = entry.function(config)
     except Exception as error:  # the builder rejected the config: a bad file or a bad call
         reason = (f"builder {entry.name!r} cannot build from its config: "
-                  f"{type(error).__name__}: {_first_line(error)}")
+                  f"{type(error).__name__}: {_last_line(error)}")
         if source is not None:
             raise MalformedModelError(str(source), reason) from None
         raise ModelError(f"model {reason}") from None
@@ -170,7 +170,8 @@ def build_module(
     return module
 
 
-def _first_line(error: BaseException) -> str:
+def _last_line(error: BaseException) -> str:
+    """The last non-blank line of an error's text: parsers and torch put the summary last."""
     lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
     return (lines[-1] if lines else "")[:300]
 
@@ -225,7 +226,7 @@ def read_spec(path: Path) -> dict[str, Any]:
     try:
         spec = json.loads(text, parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as error:
-        raise MalformedModelError(str(spec_path), f"not valid JSON: {_first_line(error)}") from None
+        raise MalformedModelError(str(spec_path), f"not valid JSON: {_last_line(error)}") from None
     if not isinstance(spec, dict):
         raise MalformedModelError(str(spec_path), f"expected a JSON object, got "
                                   f"{type(spec).__name__}")
@@ -282,7 +283,7 @@ def weights_shapes(weights: Path) -> dict[str, tuple[int, ...]]:
             return {name: tuple(stream.get_slice(name).get_shape()) for name in stream.keys()}
     except Exception as error:  # SafetensorError and friends: not our weights
         raise MalformedModelError(str(weights), f"is not a safetensors file "
-                                  f"({_first_line(error)})") from None
+                                  f"({_last_line(error)})") from None
 
 
 def check_fits(module: torch.nn.Module, shapes: Mapping[str, tuple[int, ...]],
@@ -348,7 +349,7 @@ def save_torch_model(
     except RuntimeError as error:
         raise ModelError(
             f"model builder {name!r} with the given config does not rebuild this module "
-            f"({_first_line(error)}); pass the config the module was built from"
+            f"({_last_line(error)}); pass the config the module was built from"
         ) from None
     spec = {
         "format_version": FORMAT_VERSION,
@@ -397,7 +398,7 @@ def load_torch_model(
         return module.to(device).eval()
     except Exception as error:  # dtype or storage trouble the header check cannot see
         raise MalformedModelError(str(weights), f"the weights do not load into the rebuilt "
-                                  f"module: {_first_line(error)}") from None
+                                  f"module: {_last_line(error)}") from None
 
 
 # --- MLflow --------------------------------------------------------------------------------

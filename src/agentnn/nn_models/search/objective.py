@@ -24,7 +24,7 @@ from agentnn.nn_models.training.configs import (
     config_dict,
     flatten_config,
 )
-from agentnn.nn_models.training.data_prep import PreparedData, Split
+from agentnn.nn_models.training.data_prep import PreparedSplits, TensorSplit
 from agentnn.nn_models.training.devices import (
     amp_enabled,
     autocast,
@@ -106,7 +106,7 @@ def _make_optimizer(config: ArchitectureSearchConfig,
     return make
 
 
-def score(model: torch.nn.Module, split: Split, amp: bool = False) -> tuple[float, float]:
+def score(model: torch.nn.Module, split: TensorSplit, amp: bool = False) -> tuple[float, float]:
     """(mean loss, accuracy) of a split, without gradients."""
     import torch
     import torch.nn.functional as F
@@ -123,7 +123,7 @@ def _n_params(model: torch.nn.Module) -> int:
 
 
 def train_trial(
-    number: int, architecture: Architecture, data: PreparedData,
+    number: int, architecture: Architecture, data: PreparedSplits,
     config: ArchitectureSearchConfig, run: TrackedRun,
     should_prune: Callable[[float, int], bool] | None = None,
     on_epoch: EpochCallback | None = None,
@@ -216,7 +216,7 @@ class SearchContext:
     """What every trial of one process needs."""
 
     config: ArchitectureSearchConfig
-    data: PreparedData
+    data: PreparedSplits
     tracker: ExperimentTracker
     parent: TrackedRun
     study_name: str

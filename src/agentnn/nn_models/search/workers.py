@@ -26,7 +26,7 @@ from agentnn.nn_models.training.configs import (
     JSONDict,
     check_config,
 )
-from agentnn.nn_models.training.data_prep import PreparedData, Split
+from agentnn.nn_models.training.data_prep import PreparedSplits, TensorSplit
 from agentnn.nn_models.training.devices import (
     resolve_device,
 )
@@ -60,7 +60,7 @@ class WorkerJob:
     command_id: str
     workers: int
 
-    def write(self, folder: Path, prepared: PreparedData) -> None:
+    def write(self, folder: Path, prepared: PreparedSplits) -> None:
         import dataclasses
 
         import numpy as np
@@ -73,16 +73,16 @@ class WorkerJob:
                                 ("test", prepared.test)) for part in ("x", "y")})
 
     @classmethod
-    def read(cls, folder: Path) -> tuple[WorkerJob, PreparedData]:
+    def read(cls, folder: Path) -> tuple[WorkerJob, PreparedSplits]:
         import numpy as np
         import torch
 
         job = cls(**json.loads((folder / "job.json").read_text(encoding="utf-8")))
         with np.load(folder / "data.npz") as arrays:
-            splits = {name: Split(torch.as_tensor(arrays[f"{name}_x"]),
+            splits = {name: TensorSplit(torch.as_tensor(arrays[f"{name}_x"]),
                                   torch.as_tensor(arrays[f"{name}_y"]))
                       for name in ("train", "val", "test")}
-        return job, PreparedData(splits["train"], splits["val"], splits["test"], job.n_classes,
+        return job, PreparedSplits(splits["train"], splits["val"], splits["test"], job.n_classes,
                                  job.params, job.metadata)
 
 

@@ -23,42 +23,46 @@ MIN_TRAIN_SAMPLES = 16  # below this a shard per rank is a handful of samples
 
 
 @dataclass
-class Split:
-    """The float32 features and integer labels of one split."""
+class TensorSplit:
+    """The float32 features and integer labels of one split, as torch tensors for training
+    (:class:`agentnn.data.Split` is the same split as numpy arrays, as a data set hands it)."""
 
     x: torch.Tensor
     y: torch.Tensor
 
 
 @dataclass
-class PreparedData:
-    """What the training loop needs from a data set, checked before any run exists."""
+class PreparedSplits:
+    """What the training loop needs from a data set, checked before any run exists.
 
-    train: Split
-    val: Split
-    test: Split
+    Shared by the distributed trainer and the architecture search; the ``PreparedData`` of
+    ``advanced_training`` and ``multi_task_learning`` are those trainers' own (dicts of tensors)."""
+
+    train: TensorSplit
+    val: TensorSplit
+    test: TensorSplit
     n_classes: int
     params: JSONDict
     metadata: JSONDict
     """Stored with the model: the agents and featuriser of a routing data set."""
 
-    def to(self, device: torch.device) -> PreparedData:
+    def to(self, device: torch.device) -> PreparedSplits:
         """The splits moved to the training device once, so batches are slices already there."""
-        def move(split: Split) -> Split:
-            return Split(split.x.to(device), split.y.to(device))
+        def move(split: TensorSplit) -> TensorSplit:
+            return TensorSplit(split.x.to(device), split.y.to(device))
 
-        return PreparedData(move(self.train), move(self.val), move(self.test), self.n_classes,
+        return PreparedSplits(move(self.train), move(self.val), move(self.test), self.n_classes,
                             self.params, self.metadata)
 
 
-def _as_split(part: DataSplit) -> Split:
+def _as_split(part: DataSplit) -> TensorSplit:
     import torch
 
-    return Split(torch.as_tensor(part.features, dtype=torch.float32),
+    return TensorSplit(torch.as_tensor(part.features, dtype=torch.float32),
                  torch.as_tensor(part.labels, dtype=torch.long))
 
 
-def prepare_data(data: LabelledDataset) -> PreparedData:
+def prepare_data(data: LabelledDataset) -> PreparedSplits:
     """Tensors, class count, data params and model metadata of a data-layer data set.
 
     Raises :class:`TrainerConfigError` for an empty or too-small training set, an empty
@@ -89,4 +93,4 @@ def prepare_data(data: LabelledDataset) -> PreparedData:
         raise TrainerConfigError(f"labels must lie in 0..{n_classes - 1}, found {top}")
     route = getattr(data, "route_metadata", None)
     metadata = dict(route()) if callable(route) else {"class_names": list(data.class_names)}
-    return PreparedData(train, val, test, n_classes, dict(data.params), metadata)
+    return PreparedSplits(train, val, test, n_classes, dict(data.params), metadata)
