@@ -44,12 +44,15 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from agentnn.errors import ModelError, UntrustedBuilderError
 
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
+    from types import ModuleType
+
+BuilderFunction = TypeVar("BuilderFunction", bound="Callable[..., object]")
 
 ENTRY_POINT_GROUP = "agentnn.builders"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")  # "mlp", "my-pkg.router"
@@ -98,7 +101,8 @@ class Builder:
     """One registered builder: the function and the config keys it may be handed."""
 
     name: str
-    function: Callable[[dict[str, Any]], Any]
+    function: Callable[[dict[str, Any]], object]
+    """Takes the JSON config; what it returns is checked to be a ``torch.nn.Module``."""
     keys: frozenset[str]
     """Every config key the builder takes; a config with any other key is refused."""
     origin: str
@@ -113,7 +117,7 @@ _LOCK = threading.RLock()
 
 def register_builder(
     name: str, *, keys: Iterable[str]
-) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+) -> Callable[[BuilderFunction], BuilderFunction]:
     """Decorator: make ``function`` loadable as builder ``name`` taking config ``keys``.
 
     Registering the same function again is harmless (a module imported twice); registering
@@ -127,7 +131,7 @@ def register_builder(
         raise ModelError(f"builder {name!r}: keys must be a list of config keys, not a string")
     declared = frozenset(str(key) for key in keys)
 
-    def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
+    def decorate(function: BuilderFunction) -> BuilderFunction:
         _add(Builder(name, function, declared, getattr(function, "__module__", "?")))
         return function
 
@@ -233,7 +237,7 @@ def _import_agentnn_builders(name: str | None = None) -> None:
             _add(Builder(listed, target, frozenset(keys), module, listed=True))
 
 
-def _import_agentnn(module: str) -> Any:
+def _import_agentnn(module: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as error:  # a missing optional dependency of that module

@@ -40,7 +40,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata as package_metadata
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from agentnn.errors import (
     MalformedModelError,
@@ -52,6 +52,7 @@ from agentnn.mlflow_integration.models.builders import canonical_name, check_con
 if TYPE_CHECKING:
     import numpy as np
     import torch
+    from mlflow.models import ModelSignature
 
 # --- format constants ----------------------------------------------------------------------
 FORMAT_VERSION = 1  # bump when spec.json changes incompatibly
@@ -188,7 +189,7 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _to_json(value: Any, what: str) -> Any:
+def _to_json(value: object, what: str) -> Any:  # Any: whatever JSON the value was
     """Round-trip through JSON so the spec holds exactly what will be read back."""
     try:
         return json.loads(json.dumps(value, allow_nan=False))
@@ -212,7 +213,7 @@ def pip_requirements() -> list[str]:
     return pins
 
 
-def _refuse_constant(name: str) -> Any:
+def _refuse_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not a JSON number")
 
 
@@ -404,7 +405,8 @@ def load_torch_model(
 # --- MLflow --------------------------------------------------------------------------------
 
 
-def _forward_numpy(module: torch.nn.Module, inputs: Any) -> np.ndarray | dict[str, np.ndarray]:
+def _forward_numpy(module: torch.nn.Module,
+                   inputs: object) -> np.ndarray | dict[str, np.ndarray]:
     """Run the module on one float32 batch; a tensor or a dict of tensors back as numpy."""
     import numpy as np
     import torch
@@ -434,7 +436,8 @@ class TorchPyfuncModel:
     def __init__(self, module: torch.nn.Module) -> None:
         self.module = module
 
-    def predict(self, model_input: Any, params: dict[str, Any] | None = None) -> Any:
+    def predict(self, model_input: object,
+                params: dict[str, Any] | None = None) -> np.ndarray | dict[str, np.ndarray]:
         return _forward_numpy(self.module, model_input)
 
 
@@ -446,7 +449,8 @@ def _load_pyfunc(data_path: str) -> TorchPyfuncModel:
     return TorchPyfuncModel(load_torch_model(data_path))
 
 
-def _signature(module: torch.nn.Module, input_example: np.ndarray | None) -> Any:
+def _signature(module: torch.nn.Module,
+               input_example: np.ndarray | None) -> ModelSignature | None:
     """The MLflow signature inferred from one forward pass on the input example."""
     if input_example is None:
         return None

@@ -32,7 +32,7 @@ import threading
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 from urllib.parse import quote
 
 from agentnn import config
@@ -55,8 +55,12 @@ from agentnn.mlflow_integration.store.classify import is_not_found, is_unsupport
 from agentnn.mlflow_integration.store.client import Store
 
 if TYPE_CHECKING:
+    from types import FrameType
+
     import torch
     from mlflow import MlflowClient
+    from mlflow.entities import LoggedModel
+    from mlflow.entities.model_registry import ModelVersion
 
 MODEL_ID_PATTERN = re.compile(r"^m-[0-9a-f]{32}$")
 LEGACY_STAGES = {"none": "None", "staging": "Staging", "production": "Production",
@@ -120,6 +124,22 @@ class LoadedModel:
         return self.cache in ("memory", "disk")
 
 
+class _Described(TypedDict):
+    """Where an opened folder came from: the :class:`LoadedModel` fields every format shares."""
+
+    source: str
+    resolved_uri: str
+    path: Path
+    cache: str
+    name: str | None
+    version: str | None
+    alias: str | None
+    run_id: str | None
+    model_id: str | None
+    device: str
+    signature: dict[str, Any] | None
+
+
 @dataclass
 class LoaderStats:
     """Counts of where loads were served from; tests and the load runs read them."""
@@ -154,7 +174,7 @@ class ModelLoader:
         store_key = hashlib.sha256(self.tracking_uri.encode()).hexdigest()[:STORE_KEY_LENGTH]
         self.cache_dir = Path(cache_dir or settings.cache_dir.value).expanduser() / store_key
         self.stats = LoaderStats()
-        self._memory: dict[tuple[Any, ...], LoadedModel] = {}
+        self._memory: dict[tuple[str, ...], LoadedModel] = {}
         self._lock = threading.RLock()
         self._client: MlflowClient | None = None
 
@@ -207,7 +227,7 @@ class ModelLoader:
             "model version", source, "a version is a number, 'latest', or use name@alias"
         )
 
-    def _version_by_alias(self, name: str, alias: str) -> Any:
+    def _version_by_alias(self, name: str, alias: str) -> ModelVersion:
         from mlflow.exceptions import MlflowException
 
         try:
@@ -219,7 +239,7 @@ class ModelLoader:
         raise NotFoundError("alias", f"{name}@{alias}", f"list them with: agentnn model versions "
                             f"{name}")
 
-    def _version(self, name: str, version: str) -> Any:
+    def _version(self, name: str, version: str) -> ModelVersion:
         from mlflow.exceptions import MlflowException
 
         try:
@@ -231,14 +251,14 @@ class ModelLoader:
         raise NotFoundError("model version", f"{name}/{version}",
                             f"list them with: agentnn model versions {name}")
 
-    def _latest_version(self, name: str) -> Any:
+    def _latest_version(self, name: str) -> ModelVersion:
         self._require_registered_model(name)
         versions = self.client.search_model_versions(f"name = '{name}'")
         if not versions:
             raise NotFoundError("model version", f"{name}/latest", "the model has no versions")
         return max(versions, key=lambda version: int(version.version))
 
-    def _version_by_stage(self, name: str, stage: str) -> Any:
+    def _version_by_stage(self, name: str, stage: str) -> ModelVersion:
         from mlflow.exceptions import MlflowException
 
         stage = LEGACY_STAGES[stage.lower()]
@@ -253,7 +273,8 @@ class ModelLoader:
         try:
             with warnings.catch_warnings():  # MLflow's own notice says the same thing
                 warnings.simplefilter("ignore")
-                versions = self.client.get_latest_versions(name, stages=[stage])
+                versions: list[ModelVersion] = self.client.get_latest_versions(name,
+                                                                               stages=[stage])
         except MlflowException as error:
             hint = f"this store has no stages ({error.message}); use an alias"
             raise NotFoundError("model stage", f"{name}/{stage}", hint) from None
@@ -271,7 +292,8 @@ class ModelLoader:
                 raise NotFoundError("registered model", name) from None
             raise
 
-    def _from_version(self, version: Any, source: str, alias: str | None = None) -> ModelReference:
+    def _from_version(self, version: ModelVersion, source: str,
+                      alias: str | None = None) -> ModelReference:
         model_id = getattr(version, "model_id", None)
         if not model_id and str(version.source or "").startswith("models:/m-"):
             model_id = str(version.source)[len("models:/"):]
@@ -337,10 +359,11 @@ class ModelLoader:
     def _load(self, uri: str, *, trust: bool, device: str) -> LoadedModel:
         reference = self.resolve(uri)
         with self._lock:
-            if reference.cache_key is None:
+            cache_key = reference.cache_key
+            if cache_key is None:
                 self.stats.local_loads += 1
                 return self._open(Path(reference.resolved_uri), reference, "local", trust, device)
-            memory_key = (*reference.cache_key, device)
+            memory_key = (*cache_key, device)
             cached = self._memory.get(memory_key)
             if cached is not None:
                 if not cached.safe and not trust:
@@ -352,7 +375,7 @@ class ModelLoader:
             if logged is not None:
                 reference = replace(reference, model_id=logged.model_id)
             recorded = (logged.tags or {}).get(SHA256_TAG) if logged is not None else None
-            folder = self.cache_dir.joinpath(*reference.cache_key)
+            folder = self.cache_dir.joinpath(*cache_key)
             if folder.is_dir():
                 self.stats.disk_hits += 1
                 loaded = self._open(folder, reference, "disk", trust, device, recorded)
@@ -400,7 +423,7 @@ class ModelLoader:
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
-    def _logged_model(self, reference: ModelReference) -> Any:
+    def _logged_model(self, reference: ModelReference) -> LoggedModel | None:
         """The MLflow 3 logged model behind a reference, or None (a local folder, or a model
         stored only as run artifacts).
 
@@ -454,7 +477,7 @@ class ModelLoader:
         if reference.name and reference.version:
             source = self.client.get_model_version(reference.name, reference.version).source
             if str(source).startswith("runs:/"):
-                return self._run_model_location(source)
+                return self._run_model_location(str(source))
             return self.client.get_model_version_download_uri(reference.name, reference.version)
         return self._run_model_location(reference.resolved_uri)
 
@@ -486,10 +509,11 @@ class ModelLoader:
 
         if not folder.is_dir():
             raise ModelError(f"{folder} is not a model folder")
-        described = dict(source=reference.source, resolved_uri=reference.resolved_uri,
-                         path=folder, cache=cache, name=reference.name,
-                         version=reference.version, alias=reference.alias,
-                         run_id=reference.run_id, model_id=reference.model_id, device=device)
+        described = _Described(source=reference.source, resolved_uri=reference.resolved_uri,
+                               path=folder, cache=cache, name=reference.name,
+                               version=reference.version, alias=reference.alias,
+                               run_id=reference.run_id, model_id=reference.model_id,
+                               device=device, signature=None)
         if (folder / SPEC_FILE).exists() or (folder / SPEC_FILE).is_symlink():
             return self._open_safe(folder, described, recorded)
         if not ((folder / MLMODEL_FILE).exists() or (folder / MLMODEL_FILE).is_symlink()):
@@ -519,12 +543,12 @@ class ModelLoader:
                                **described)
         if not trust:
             raise _unsafe_error(reference.source, serialization)
-        module = foreign.load_pickled(folder, source=reference.source, device=device)
-        return LoadedModel(module=module, safe=False, metadata=metadata, format="pickle",
+        pickled = foreign.load_pickled(folder, source=reference.source, device=device)
+        return LoadedModel(module=pickled, safe=False, metadata=metadata, format="pickle",
                            **described)
 
     def _open_safe(
-        self, folder: Path, described: dict[str, Any], recorded: str | None
+        self, folder: Path, described: _Described, recorded: str | None
     ) -> LoadedModel:
         spec = read_spec(folder)
         module = load_torch_model(folder, device=described["device"], expected_sha256=recorded)
@@ -537,7 +561,8 @@ def _stacklevel_outside_agentnn() -> int:
     """The stacklevel of the first caller outside agentnn, so Python's default filters show
     the warning in the user's code rather than hide it as agentnn's own business."""
     package_dir = str(Path(__file__).resolve().parents[1])
-    frame, level = sys._getframe(1), 1
+    frame: FrameType | None = sys._getframe(1)
+    level = 1
     while frame is not None and frame.f_code.co_filename.startswith(package_dir):
         frame, level = frame.f_back, level + 1
     return level

@@ -47,6 +47,7 @@ class ExportedModule(torch.nn.Module):
         self.training = mode
         return self
 
+    # Any: an exported program takes and returns whatever pytrees it was exported with
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         return self.program(*args, **kwargs)
 
