@@ -48,13 +48,14 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, TypeAlias, cast
 
 from agentnn.errors import DataError, TrainerConfigError
 from agentnn.nn_models.training.checkpoints import (
     DEFAULT_KEEP_CHECKPOINTS,
     Checkpoint,
     CheckpointManager,
+    SavedState,
     check_resume_config,
     checkpoint_dir,
     load_checkpoint,
@@ -199,14 +200,14 @@ class ReplayBuffer:
         ``capacity / records seen``, replacing a random stored one."""
         import numpy as np
 
-        features, agents, success = features.numpy(), agents.numpy(), success.numpy()
-        count = len(agents)
+        new_features, new_agents, new_success = features.numpy(), agents.numpy(), success.numpy()
+        count = len(new_agents)
         room = min(self.capacity - self.size, count)
         if room:  # still filling up: append in one slice
             end = self.size + room
-            self.features[self.size:end] = features[:room]
-            self.agents[self.size:end] = agents[:room]
-            self.success[self.size:end] = success[:room]
+            self.features[self.size:end] = new_features[:room]
+            self.agents[self.size:end] = new_agents[:room]
+            self.success[self.size:end] = new_success[:room]
             self.size = end
         if room < count:  # record i of the stream replaces slot floor(u * i) when that is a slot
             positions = np.arange(self.seen + room + 1, self.seen + count + 1, dtype=np.float64)
@@ -216,9 +217,9 @@ class ReplayBuffer:
                 last_first = kept[::-1]
                 targets, first = np.unique(slots[last_first], return_index=True)
                 rows = last_first[first] + room
-                self.features[targets] = features[rows]
-                self.agents[targets] = agents[rows]
-                self.success[targets] = success[rows]
+                self.features[targets] = new_features[rows]
+                self.agents[targets] = new_agents[rows]
+                self.success[targets] = new_success[rows]
         self.seen += count
 
     def sample(self, count: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -230,7 +231,7 @@ class ReplayBuffer:
         return (torch.from_numpy(self.features[index]), torch.from_numpy(self.agents[index]),
                 torch.from_numpy(self.success[index]))
 
-    def state_dict(self) -> dict[str, torch.Tensor | int | JSONDict]:
+    def state_dict(self) -> SavedState:
         import torch
 
         return {"features": torch.from_numpy(self.features[:self.size].copy()),
@@ -238,7 +239,7 @@ class ReplayBuffer:
                 "success": torch.from_numpy(self.success[:self.size].copy()), "seen": self.seen,
                 "rng": self.generator.bit_generator.state}
 
-    def load_state_dict(self, state: Mapping[str, torch.Tensor | int | JSONDict]) -> None:
+    def load_state_dict(self, state: SavedState) -> None:
         import numpy as np
 
         self.size = int(len(state["agents"]))
@@ -463,8 +464,7 @@ class OnlineLearner:
     @property
     def run_id(self) -> str:
         """The session's MLflow run id (inside the ``with`` block)."""
-        self._require_open()
-        return str(self._run.run_id)
+        return str(self._require_open().run_id)
 
     # --- learning ---------------------------------------------------------------------------
 
@@ -525,7 +525,7 @@ class OnlineLearner:
         if self.updates % self.config.log_every_updates == 0:
             self._log_window()
         if fired:
-            self._run.set_tags({DRIFT_TAG: "true", LAST_DRIFT_TAG: self.updates,
+            self._require_open().set_tags({DRIFT_TAG: "true", LAST_DRIFT_TAG: self.updates,
                                 DRIFT_COUNT_TAG: self.drift.drift_count})
         if self.updates % self.config.snapshot_every == 0:
             self.snapshot()
@@ -549,13 +549,13 @@ class OnlineLearner:
 
     def snapshot(self) -> Path:
         """Write a checkpoint of the whole session now (atomic, keeps the last N)."""
-        self._require_open()
+        run = self._require_open()
         assert self._saver is not None
         return self._saver.save(Checkpoint(
             config=config_dict(self.config),
             model_state={k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             optimizer_state=self.optimizer.state_dict(), epoch=self.updates,
-            global_step=self.updates, run_id=self._run.run_id,
+            global_step=self.updates, run_id=run.run_id,
             extra={"buffer": self.buffer.state_dict(), "drift": self.drift.state_dict(),
                    "records_seen": self.records_seen},
         ))
@@ -573,18 +573,20 @@ class OnlineLearner:
         # this runs on every update: comprehensions, and records parsed only when they are not
         # record objects already
         if any(type(record) is not InteractionRecord for record in records):
-            records = [_parse_record(number, record)
-                       for number, record in enumerate(records, start=1)]
+            parsed = [_parse_record(number, record)
+                      for number, record in enumerate(records, start=1)]
+        else:  # every one is a record object already
+            parsed = cast("list[InteractionRecord]", records)
         agent_index = self.agent_index
-        agent_ids = [agent_index.get(record.chosen_agent) for record in records]
+        agent_ids = [agent_index.get(record.chosen_agent) for record in parsed]
         if None in agent_ids:
             number = agent_ids.index(None)
             raise DataError(
-                f"record {number + 1} of the update: agent {records[number].chosen_agent!r} is "
+                f"record {number + 1} of the update: agent {parsed[number].chosen_agent!r} is "
                 f"not one of the learner's agents ({', '.join(self.config.agents)})"
             )
-        texts = [record.task_description for record in records]
-        outcomes = [float(record.success) for record in records]
+        texts = [record.task_description for record in parsed]
+        outcomes = [float(record.success) for record in parsed]
         features = torch.from_numpy(self.featurizer.transform(texts))
         agents = torch.tensor(agent_ids)
         success = torch.tensor(outcomes)
@@ -613,7 +615,7 @@ class OnlineLearner:
         metrics = self._window.summary()
         self._window.clear()
         if self.updates > self._logged_up_to:
-            self._run.log_metrics(metrics, step=self.updates)
+            self._require_open().log_metrics(metrics, step=self.updates)
         self._last_metrics = metrics
 
     def _restore(self, checkpoint: Checkpoint) -> None:
@@ -638,18 +640,21 @@ class OnlineLearner:
                 metadata={**routing_metadata(self.config.agents, self.featurizer),
                           "updates": self.updates, "output": "success_logit_per_agent"},
             )
+        assert self._tracker is not None  # __enter__ opened it
         self.result = TrainResult(
-            run_id=self._run.run_id, best_metrics=dict(self._last_metrics), model_uri=model_uri,
-            registered_version=version, epochs_run=self.updates,
+            run_id=self._require_open().run_id, best_metrics=dict(self._last_metrics),
+            model_uri=model_uri, registered_version=version, epochs_run=self.updates,
             experiment_id=self._tracker.experiment_id, best_epoch=self.updates,
             checkpoint_dir=str(checkpoint.parent) if checkpoint else None,
         )
 
-    def _require_open(self) -> None:
+    def _require_open(self) -> TrackedRun:
+        """The session's run; TrainerConfigError outside the ``with`` block."""
         if self._run is None:
             raise TrainerConfigError(
                 "the learner is not open; use `with OnlineLearner(config) as learner:`"
             )
+        return self._run
 
 
 def _parse_record(number: int, record: Record) -> InteractionRecord:
