@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Literal
 
 from agentnn import config, heap
 from agentnn.errors import (
@@ -34,7 +34,6 @@ from agentnn.errors import (
     ParamChangedError,
     StoreUnreachableError,
     TrackingError,
-    TrackingURIError,
 )
 from agentnn.mlflow_integration.journal.buffered import (
     HANDOFF,
@@ -64,6 +63,11 @@ from agentnn.mlflow_integration.store.classify import is_already_exists
 from agentnn.mlflow_integration.store.client import Store
 from agentnn.mlflow_integration.writer.owner import WriterProcess
 
+if TYPE_CHECKING:
+    from mlflow.entities import Run
+
+    from agentnn.errors import AgentNNError
+
 NONFINITE_TAG = "agentnn.nonfinite_metric_points"  # how many NaN/inf points the run logged
 PROGRESS_AFTER = 1.0  # seconds of draining before a progress line is shown
 
@@ -85,7 +89,7 @@ class RunSummary:
     end_time: datetime | None = None
 
     @classmethod
-    def from_mlflow(cls, run: Any) -> RunSummary:
+    def from_mlflow(cls, run: Run) -> RunSummary:
         info, data = run.info, run.data
         return cls(
             run_id=info.run_id,
@@ -131,11 +135,11 @@ class TrackedRun:
 
     # --- metrics -----------------------------------------------------------------------------
 
-    def log_metric(self, key: str, value: Any, step: int | None = None) -> None:
+    def log_metric(self, key: str, value: object, step: int | None = None) -> None:
         """Queue one metric point; raises TypeError/ValueError here for a bad value or key."""
         self.log_metrics({key: value}, step=step)
 
-    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+    def log_metrics(self, metrics: Mapping[str, object], step: int | None = None) -> None:
         """Queue metric points at ``step`` (0 when omitted, as in MLflow).
 
         Raises:
@@ -159,10 +163,10 @@ class TrackedRun:
 
     # --- params and tags ---------------------------------------------------------------------
 
-    def log_param(self, key: str, value: Any) -> None:
+    def log_param(self, key: str, value: object) -> None:
         self.log_params({key: value})
 
-    def log_params(self, params: Mapping[str, Any]) -> None:
+    def log_params(self, params: Mapping[str, object]) -> None:
         """Queue params; nested dicts are flattened to dotted keys, secrets masked.
 
         Raises:
@@ -181,10 +185,10 @@ class TrackedRun:
                 self._journal.add(ParamRecord(key, value))
         self._note_redacted(redacted)
 
-    def set_tag(self, key: str, value: Any) -> None:
+    def set_tag(self, key: str, value: object) -> None:
         self.set_tags({key: value})
 
-    def set_tags(self, tags: Mapping[str, Any]) -> None:
+    def set_tags(self, tags: Mapping[str, object]) -> None:
         """Queue tags (they may change later, unlike params); secrets are masked."""
         self._check_open()
         values = {check_key(key): tag_value(key, value) for key, value in flatten(tags).items()}
@@ -224,7 +228,7 @@ class TrackedRun:
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         traceback: TracebackType | None,
-    ) -> bool:
+    ) -> Literal[False]:
         if exc_type is None:
             status = FINISHED
         elif issubclass(exc_type, KeyboardInterrupt):
@@ -329,7 +333,7 @@ class ExperimentTracker:
         self.client = self.store.client()
         config.point_mlflow_at(self.tracking_uri)  # so the user's mlflow.* calls land here too
 
-    def _fall_back(self, error: TrackingURIError) -> None:
+    def _fall_back(self, error: AgentNNError) -> None:
         """Track in the embedded store while the configured one does not answer."""
         intended = self.settings.tracking_uri
         self.intended_uri = intended.value
@@ -368,6 +372,7 @@ class ExperimentTracker:
                     experiment = self.client.get_experiment_by_name(self.experiment_name)
         except Exception as error:  # MLflow, HTTP, SQL or driver errors: one agentnn line
             raise self.store.translate(error) from None
+        assert experiment is not None  # found, created above, or created meanwhile by another
         if experiment.lifecycle_stage == "deleted":
             raise TrackingError(
                 f"experiment {self.experiment_name!r} is deleted; restore it with "
@@ -381,8 +386,8 @@ class ExperimentTracker:
     def start_run(
         self,
         run_name: str | None = None,
-        params: Mapping[str, Any] | None = None,
-        tags: Mapping[str, Any] | None = None,
+        params: Mapping[str, object] | None = None,
+        tags: Mapping[str, object] | None = None,
         *,
         run_id: str | None = None,
         nested: bool = False,

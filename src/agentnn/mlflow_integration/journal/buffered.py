@@ -12,6 +12,7 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
 from pathlib import Path
 
 from agentnn.errors import JournalError
@@ -151,7 +152,7 @@ class BufferedJournal:
         """Queue one record; called on the training thread, costs a deque append."""
         self._records.append(record)
 
-    def add_all(self, records: list[Record]) -> None:
+    def add_all(self, records: Iterable[Record]) -> None:
         """Queue records in one step (a deque extend, which the flush thread sees whole)."""
         self._records.extend(records)
 
