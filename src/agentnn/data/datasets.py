@@ -110,6 +110,9 @@ class LabelledDataset:
 class InteractionDataset(LabelledDataset):
     """An interaction log as arrays; ``labels`` are best agents, ``class_names`` the agents."""
 
+    train: InteractionSplit  # (the same fields, in the same order, as the base class's)
+    val: InteractionSplit
+    test: InteractionSplit
     featurizer: HashingFeaturizer
     """What turned task texts into ``features``; stored with routing models."""
     agent_history: np.ndarray

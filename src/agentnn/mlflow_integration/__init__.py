@@ -21,7 +21,7 @@ import MLflow.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from agentnn.mlflow_integration.experiment_tracking import (
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 __all__ = ["ExperimentTracker", "RunSummary", "TrackedRun"]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     # Deferred so that `import agentnn.mlflow_integration` does not pull in MLflow.
     if name in __all__:
         from agentnn.mlflow_integration import experiment_tracking

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from agentnn.errors import TrainerConfigError
 from agentnn.nn_models.training import loop
@@ -151,7 +151,8 @@ def _classifier_class() -> type[torch.nn.Module]:
             self.head = nn.Linear(config["hidden_dim"], config["num_classes"])
 
         def forward(self, features: torch.Tensor) -> torch.Tensor:
-            return self.head(self.body(features))
+            logits: torch.Tensor = self.head(self.body(features))
+            return logits
 
     return AgentClassifier
 
@@ -359,10 +360,11 @@ def loss_of(output: torch.Tensor | Mapping[str, torch.Tensor], batch: Mapping[st
     """Cross-entropy (classifier), or success BCE + weighted performance MSE (multimodal)."""
     import torch.nn.functional as F
 
-    if config.mode == "classifier":
-        return F.cross_entropy(output, batch["label"])
-    success = F.binary_cross_entropy_with_logits(output["success_logit"], batch["success"])
-    performance = F.mse_loss(output["performance"], batch["performance"])
+    if config.mode == "classifier":  # the classifier returns logits, the multimodal net a dict
+        return F.cross_entropy(cast("torch.Tensor", output), batch["label"])
+    heads = cast("Mapping[str, torch.Tensor]", output)
+    success = F.binary_cross_entropy_with_logits(heads["success_logit"], batch["success"])
+    performance = F.mse_loss(heads["performance"], batch["performance"])
     return success + config.performance_loss_weight * performance
 
 

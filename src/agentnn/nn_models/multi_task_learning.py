@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from agentnn.errors import TrainerConfigError
 from agentnn.nn_models.training import loop
@@ -285,20 +285,25 @@ def _loss_and_task_losses(model: torch.nn.Module, batch: Mapping[str, torch.Tens
 def combine_losses(losses: Mapping[str, torch.Tensor], model: torch.nn.Module,
                    config: MultiTaskConfig) -> torch.Tensor:
     """The weighted total the optimiser minimises (fixed weights or learned uncertainty)."""
-    total = 0.0
+    total: torch.Tensor | float = 0.0
     for index, task in enumerate(config.tasks):
         if config.weighting == "uncertainty":
-            log_var = model.task_log_vars[index]
+            log_var = _task_log_vars(model)[index]
             total = total + (-log_var).exp() * losses[task] + log_var
         else:
             total = total + config.task_weights.get(task, 1.0) * losses[task]
-    return total
+    return cast("torch.Tensor", total)  # config.tasks is never empty: a sum of tensors
+
+
+def _task_log_vars(model: torch.nn.Module) -> torch.Tensor:
+    """The learned log-variance per task, a parameter of the uncertainty-weighted model."""
+    return cast("torch.Tensor", model.task_log_vars)
 
 
 def current_task_weights(model: torch.nn.Module, config: MultiTaskConfig) -> dict[str, float]:
     """The weight each task gets now, logged per epoch as ``weight_<task>``."""
     if config.weighting == "uncertainty":
-        return {f"weight_{task}": float((-model.task_log_vars[index].detach()).exp())
+        return {f"weight_{task}": float((-_task_log_vars(model)[index].detach()).exp())
                 for index, task in enumerate(config.tasks)}
     return {f"weight_{task}": float(config.task_weights.get(task, 1.0)) for task in config.tasks}
 

@@ -496,7 +496,8 @@ def _train_job(
                 metrics["lr"] = lr
                 state.epoch = epoch
                 run.log_metrics(metrics, step=epoch)
-                step_scheduler(state.scheduler, metrics["val_loss"])
+                if state.scheduler is not None:
+                    step_scheduler(state.scheduler, metrics["val_loss"])
                 improved = state.stopper.update(metrics["val_loss"], epoch)
                 if improved:
                     state.best_state, state.best_metrics = copy_state(module), dict(metrics)
@@ -548,11 +549,12 @@ def free_port() -> int:
 
 def load_source(data: str | None, dataset: str | None, seed: int) -> LabelledDataset:
     """The data set every rank loads for itself (same file, same seed, same split)."""
-    from agentnn.data import load_dataset
+    from agentnn.data.datasets import load_dataset
 
-    if (data is None) == (dataset is None):
+    source = data if data is not None else dataset
+    if source is None or (data is not None and dataset is not None):
         raise TrainerConfigError("give exactly one of --data <log.jsonl> or --dataset <name>")
-    return load_dataset(data if data is not None else dataset, seed=seed)
+    return load_dataset(source, seed=seed)
 
 
 def launch(
@@ -588,7 +590,8 @@ def launch(
             "--nnodes=1", "--master_addr=127.0.0.1", f"--master_port={free_port()}",
             "-m", __name__, "--config", str(config_file), "--result-file", str(result_file),
         ]
-        command += ["--data", data_path] if data_path is not None else ["--dataset", dataset]
+        # load_source above refused neither or both
+        command += ["--data", data_path] if data_path is not None else ["--dataset", str(dataset)]
         for flag, value in (("--tracking-uri", tracking_uri), ("--register-as", register_as),
                             ("--resume-from", resume_from)):
             if value is not None:
