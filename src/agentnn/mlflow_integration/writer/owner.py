@@ -123,7 +123,8 @@ class WriterProcess:
         return False
 
     def hand_over(self) -> None:
-        """At exit: stop the writer thread and leave what is unsent to a writer process.
+        """At exit: stop the writer thread and leave what is unsent (or not pushed yet) to a
+        writer process.
 
         The process waits for the thread's lock (``--wait-for-lock``), so it takes over even
         when the thread is still in the middle of a send as this process ends.
@@ -132,9 +133,19 @@ class WriterProcess:
         if thread is None:
             return
         stopped = thread.stop(HAND_OVER_WAIT)
-        journals = list_journals(self.journal_dir) if self.journal_dir.is_dir() else []
-        if any(unsent_bytes(journal) for journal in journals):
+        if self.has_work():
             self._spawn(wait_for_lock=not stopped)
+
+    def has_work(self) -> bool:
+        """Whether the folder holds work a writer must finish: an unsent journal, or a run kept
+        here during an outage whose push is pending (also long after the run ended)."""
+        if not self.journal_dir.is_dir():
+            return False
+        if any(unsent_bytes(journal) for journal in list_journals(self.journal_dir)):
+            return True
+        from agentnn.mlflow_integration.offline.push import PendingPush
+
+        return bool(PendingPush.all(self.journal_dir))
 
     def ensure_running(self) -> bool:
         """Start a detached writer unless one holds the folder; True when one was started."""
