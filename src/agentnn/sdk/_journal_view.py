@@ -35,7 +35,7 @@ def run_journals(journal_dir: Path, run_id: str) -> list[Path]:
     return sorted(j for j in found if not j.name.endswith(REJECTED_SUFFIX))
 
 
-def _metric(record: Any) -> tuple[str, MetricPoint] | None:
+def _metric(record: Any) -> tuple[str, MetricPoint] | None:  # Any: a record or a JSON list
     """(key, point) of a metric record; None for params, tags and the end record.
 
     Records are the journal's typed records (``MetricRecord``: key, value, timestamp, step);

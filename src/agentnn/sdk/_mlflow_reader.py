@@ -6,9 +6,9 @@ one-line errors. Searches page through MLflow's result pages, so nothing is cut 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import TYPE_CHECKING, TypeVar
 
 from agentnn.errors import InvalidQueryError, NotFoundError
 from agentnn.mlflow_integration.store.classify import (
@@ -27,7 +27,12 @@ from agentnn.sdk._records import (
 )
 
 if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities import LoggedModel, Run
+
     from agentnn.mlflow_integration.store.client import Store
+
+Item = TypeVar("Item")
 
 DEFAULT_PAGE_SIZE = 1000  # MLflow's own default page; servers cap max_results at 50,000
 ARTIFACT_LISTING_LIMIT = 10_000
@@ -58,7 +63,7 @@ def mlflow_errors(
             raise
 
 
-def run_info(run: Any) -> RunInfo:
+def run_info(run: Run) -> RunInfo:
     """An MLflow ``Run`` as the SDK's :class:`RunInfo`."""
     info, data = run.info, run.data
     return RunInfo(
@@ -79,22 +84,26 @@ class MlflowReader:
     """The read-only questions of :class:`ModelManager`, asked of MLflow."""
 
     def __init__(
-        self, client_factory: Callable[[], Any], store: Store, page_size: int
+        self, client_factory: Callable[[], MlflowClient], store: Store, page_size: int
     ) -> None:
         self._client_factory = client_factory
         self.store = store
         self.page_size = page_size
 
     @property
-    def client(self) -> Any:
+    def client(self) -> MlflowClient:
         return self._client_factory()
 
-    def _errors(self, kind: str = "", name: str = "", order_by: str = ""):
+    def _errors(
+        self, kind: str = "", name: str = "", order_by: str = ""
+    ) -> AbstractContextManager[None]:
         return mlflow_errors(self.store, kind=kind, name=name, order_by=order_by)
 
-    def _pages(self, fetch: Callable[[str | None], Any], limit: int | None = None) -> list[Any]:
+    def _pages(
+        self, fetch: Callable[[str | None], Iterable[Item]], limit: int | None = None
+    ) -> list[Item]:
         """Every item of a paged MLflow search, following ``page_token`` until done."""
-        items: list[Any] = []
+        items: list[Item] = []
         token: str | None = None
         while True:
             page = fetch(token)
@@ -152,12 +161,12 @@ class MlflowReader:
         order_by: list[str] | None,
         limit: int | None,
         include_deleted: bool,
-    ) -> list[Any]:
+    ) -> list[Run]:
         from mlflow.entities import ViewType
 
         view = ViewType.ALL if include_deleted else ViewType.ACTIVE_ONLY
 
-        def fetch(token: str | None) -> Any:
+        def fetch(token: str | None) -> Iterable[Run]:
             size = self.page_size if limit is None else min(self.page_size, limit)
             return self.client.search_runs(
                 experiment_ids, filter_string=filter_string or "", run_view_type=view,
@@ -230,7 +239,8 @@ class MlflowReader:
         return downsample(points, max_points)
 
 
-def logged_models_of_run(client: Any, experiment_id: str, run_id: str) -> list[Any]:
+def logged_models_of_run(client: MlflowClient, experiment_id: str,
+                         run_id: str) -> list[LoggedModel]:
     """MLflow 3 LoggedModels whose source run is ``run_id``, oldest first."""
     try:
         models = client.search_logged_models(

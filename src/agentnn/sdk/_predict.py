@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentnn.errors import InputError
+
+if TYPE_CHECKING:
+    from agentnn.mlflow_integration.models.loading import LoadedModel
 
 DESCRIBED_FIELDS = ("source", "resolved_uri", "name", "version", "alias", "run_id", "model_id",
                     "safe", "signature", "metadata")
 
 
-def describe_model(loaded: Any) -> dict[str, Any]:
+def describe_model(loaded: LoadedModel) -> dict[str, Any]:
     """The signature and provenance of a loaded model as plain data."""
     data = {field: getattr(loaded, field, None) for field in DESCRIBED_FIELDS}
     spec = getattr(loaded, "spec", None) or {}
@@ -26,7 +29,7 @@ def describe_model(loaded: Any) -> dict[str, Any]:
     return data
 
 
-def read_inputs(path: Path) -> list[Any]:
+def read_inputs(path: Path) -> list[Any]:  # Any: JSON rows, checked by torch.tensor
     """Rows from a JSON file: a list of rows, or an object with an ``inputs`` list."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -43,7 +46,7 @@ def read_inputs(path: Path) -> list[Any]:
     return data
 
 
-def predict_json(loaded: Any, path: Path) -> dict[str, Any]:
+def predict_json(loaded: LoadedModel, path: Path) -> dict[str, Any]:
     """Run the module on the rows of ``path`` without gradients; outputs as nested lists."""
     import torch
 
@@ -62,7 +65,7 @@ def predict_json(loaded: Any, path: Path) -> dict[str, Any]:
     return {"inputs_shape": list(inputs.shape), "outputs": _plain(outputs)}
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: object) -> Any:  # Any: the JSON-ready form of whatever the model returned
     if hasattr(value, "tolist"):
         return value.tolist()
     if isinstance(value, dict):

@@ -6,12 +6,16 @@ shown in version listings only where a store still uses them.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from agentnn.errors import InputError, NotFoundError, RunHasNoModelError
 from agentnn.mlflow_integration.store.classify import is_already_exists, is_not_found
 from agentnn.sdk._mlflow_reader import logged_models_of_run
 from agentnn.sdk._records import ModelVersionInfo
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 
 MLMODEL_FILE = "MLmodel"
 MODEL_ID_TAG = "agentnn.model_id"  # on a version: SQL registries do not keep MLflow's model_id
@@ -23,7 +27,7 @@ def _is_missing(error: Exception) -> bool:
     return is_not_found(error, lookup=True)
 
 
-def require_registered_model(client: Any, name: str) -> Any:
+def require_registered_model(client: MlflowClient, name: str) -> RegisteredModel:
     """The registered model ``name``; NotFoundError naming it when the registry lacks it."""
     from mlflow.exceptions import MlflowException
 
@@ -36,7 +40,7 @@ def require_registered_model(client: Any, name: str) -> Any:
         raise
 
 
-def find_model_source(client: Any, run_id: str) -> tuple[str, str | None]:
+def find_model_source(client: MlflowClient, run_id: str) -> tuple[str, str | None]:
     """(source URI, model id) of the newest model a run logged.
 
     MLflow 3 runs log LoggedModels (found by ``source_run_id``); older runs and other tools
@@ -54,7 +58,7 @@ def find_model_source(client: Any, run_id: str) -> tuple[str, str | None]:
     raise RunHasNoModelError(run_id)
 
 
-def _mlmodel_folders(client: Any, run_id: str) -> list[str]:
+def _mlmodel_folders(client: MlflowClient, run_id: str) -> list[str]:
     """Artifact folders of a run holding an MLmodel file: ``model`` first, one level deep."""
     top = client.list_artifacts(run_id)
     if any(info.path == MLMODEL_FILE for info in top):
@@ -67,7 +71,7 @@ def _mlmodel_folders(client: Any, run_id: str) -> list[str]:
     ]
 
 
-def register(client: Any, run_id: str, name: str, alias: str | None) -> ModelVersionInfo:
+def register(client: MlflowClient, run_id: str, name: str, alias: str | None) -> ModelVersionInfo:
     """Register the run's model under ``name`` (created when new); optionally set an alias."""
     from mlflow.exceptions import MlflowException
 
@@ -93,7 +97,7 @@ def register(client: Any, run_id: str, name: str, alias: str | None) -> ModelVer
     return version_info(client, client.get_model_version(name, version.version))
 
 
-def set_alias(client: Any, name: str, alias: str, version: int) -> ModelVersionInfo:
+def set_alias(client: MlflowClient, name: str, alias: str, version: int) -> ModelVersionInfo:
     """Point ``alias`` at ``version``, moving it from wherever it pointed before."""
     from mlflow.exceptions import MlflowException
 
@@ -111,7 +115,7 @@ def set_alias(client: Any, name: str, alias: str, version: int) -> ModelVersionI
     return version_info(client, client.get_model_version(name, str(version)))
 
 
-def delete_alias(client: Any, name: str, alias: str) -> None:
+def delete_alias(client: MlflowClient, name: str, alias: str) -> None:
     """Remove ``alias``; NotFoundError when the model or the alias does not exist."""
     from mlflow.exceptions import MlflowException
 
@@ -125,13 +129,13 @@ def delete_alias(client: Any, name: str, alias: str) -> None:
     client.delete_registered_model_alias(name, alias)
 
 
-def list_versions(client: Any, name: str, page_size: int) -> list[ModelVersionInfo]:
+def list_versions(client: MlflowClient, name: str, page_size: int) -> list[ModelVersionInfo]:
     """Every version of ``name``, newest first, with aliases and the metrics of its run."""
     model = require_registered_model(client, name)
     aliases_by_version: dict[int, list[str]] = {}
     for alias, version in (getattr(model, "aliases", None) or {}).items():
         aliases_by_version.setdefault(int(version), []).append(alias)
-    versions: list[Any] = []
+    versions: list[ModelVersion] = []
     token = None
     while True:
         page = client.search_model_versions(
@@ -150,7 +154,7 @@ def list_versions(client: Any, name: str, page_size: int) -> list[ModelVersionIn
 
 
 def version_info(
-    client: Any, version: Any, aliases: list[str] | None = None
+    client: MlflowClient, version: ModelVersion, aliases: list[str] | None = None
 ) -> ModelVersionInfo:
     """A registry ModelVersion as plain data, with the latest metrics of the run behind it."""
     metrics: dict[str, float] = {}
@@ -175,11 +179,12 @@ def version_info(
     )
 
 
-def _model_id_of(version: Any) -> str | None:
+def _model_id_of(version: ModelVersion) -> str | None:
     """The LoggedModel behind a version: MLflow's field, our tag, or a ``models:/m-…`` source."""
-    if getattr(version, "model_id", None):
-        return version.model_id
-    tags = getattr(version, "tags", None) or {}
+    model_id: str | None = getattr(version, "model_id", None)
+    if model_id:
+        return model_id
+    tags: dict[str, str] = getattr(version, "tags", None) or {}
     if tags.get(MODEL_ID_TAG):
         return tags[MODEL_ID_TAG]
     source = version.source or ""

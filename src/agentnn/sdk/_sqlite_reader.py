@@ -22,7 +22,9 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, unquote, urlparse
 
 from agentnn import config
@@ -38,6 +40,7 @@ from agentnn.sdk._records import (
 )
 
 CHUNK = 500  # ids per IN (...) clause, well under SQLite's variable limit
+Row = tuple[Any, ...]  # a sqlite3 row: each column's value, of whatever type SQLite stored
 ARTIFACT_LISTING_LIMIT = 10_000  # files listed for one run before stopping
 DEFAULT_EXPERIMENT_ID = 0  # MLflow creates it first, in the store's default workspace
 # Schema revisions this reader was tested against (MLflow 3.17's head); others go to MLflow.
@@ -151,7 +154,7 @@ class SqliteReader:
         ).fetchall()
         if not rows or rows[0][0] is None:
             raise Unsupported("the store has no default experiment to take MLflow's workspace from")
-        workspace = rows[0][0]
+        workspace: str = rows[0][0]
         others = self._connection.execute(
             "SELECT COUNT(*) FROM experiments WHERE workspace IS NOT NULL AND workspace != ?",
             (workspace,),
@@ -160,7 +163,7 @@ class SqliteReader:
             raise Unsupported(f"the store holds experiments of workspaces other than {workspace!r}")
         return workspace
 
-    def _rows(self, sql: str, args: list | tuple | dict = ()) -> list[tuple]:
+    def _rows(self, sql: str, args: Sequence[object] | Mapping[str, object] = ()) -> list[Row]:
         try:
             return self._db().execute(sql, args).fetchall()
         except sqlite3.Error as error:
@@ -240,7 +243,7 @@ class SqliteReader:
             f"r.experiment_id IN ({_marks(experiment_ids)})",
             f"r.lifecycle_stage IN ({_marks(stages)})",
         ]
-        args: list = [int(eid) for eid in experiment_ids] + list(stages)
+        args: list[object] = [int(eid) for eid in experiment_ids] + list(stages)
         for comparison in comparisons:
             clause, clause_args = _filter_sql(comparison)
             where.append(clause)
@@ -257,7 +260,7 @@ class SqliteReader:
 
     def runs_by_id(self, run_ids: list[str]) -> list[RunInfo]:
         """RunInfo for each id, in the given order; unknown ids are left out."""
-        base: dict[str, tuple] = {}
+        base: dict[str, Row] = {}
         metrics: dict[str, dict[str, float]] = {run_id: {} for run_id in run_ids}
         params: dict[str, dict[str, str]] = {run_id: {} for run_id in run_ids}
         tags: dict[str, dict[str, str]] = {run_id: {} for run_id in run_ids}
@@ -366,11 +369,11 @@ class SqliteReader:
         return sorted(points, key=lambda point: (point.step, point.timestamp_ms))
 
 
-def _marks(values: list | tuple) -> str:
+def _marks(values: Sequence[object]) -> str:
     return ", ".join("?" for _ in values)
 
 
-def _filter_sql(comparison: _search.Comparison) -> tuple[str, list]:
+def _filter_sql(comparison: _search.Comparison) -> tuple[str, list[object]]:
     """One WHERE clause with MLflow's meaning, including its NaN rules for metrics."""
     op, value = comparison.op, comparison.value
     if comparison.entity == _search.ATTRIBUTE:
@@ -394,11 +397,11 @@ def _filter_sql(comparison: _search.Comparison) -> tuple[str, list]:
     )
 
 
-def _order_sql(orders: list[_search.OrderBy]) -> tuple[list[str], list[str], list]:
+def _order_sql(orders: list[_search.OrderBy]) -> tuple[list[str], list[str], list[object]]:
     """Joins, ORDER BY terms and join arguments, as MLflow orders: missing and NaN last."""
     joins: list[str] = []
     terms: list[str] = []
-    args: list = []
+    args: list[object] = []
     for number, order in enumerate(orders):
         direction = "" if order.ascending else " DESC"
         if order.entity == _search.ATTRIBUTE:

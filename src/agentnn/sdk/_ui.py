@@ -40,7 +40,7 @@ def server_command(settings: Settings, *, host: str, port: int) -> list[str]:
     return command
 
 
-def stop_group(process: subprocess.Popen) -> None:
+def stop_group(process: subprocess.Popen[bytes]) -> None:
     """SIGTERM the server's process group, SIGKILL it if it lingers; by the child's own pid."""
     for sig, wait in ((signal.SIGTERM, STOP_TIMEOUT), (signal.SIGKILL, STOP_TIMEOUT)):
         try:

@@ -47,7 +47,11 @@ from agentnn.sdk._sqlite_reader import SqliteReader, Unsupported, sqlite_path
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from contextlib import AbstractContextManager
 
+    from mlflow import MlflowClient
+
+    from agentnn.mlflow_integration.models.loading import LoadedModel
     from agentnn.mlflow_integration.offline.push import PushResult
 
 __all__ = [
@@ -104,7 +108,7 @@ class ModelManager:
         self.tracking_uri = self.settings.tracking_uri.value
         if page_size < 1:
             raise InvalidArgumentError(f"page_size must be at least 1, got {page_size}")
-        self._client_instance: Any = None
+        self._client_instance: MlflowClient | None = None
         self._mlflow = MlflowReader(
             lambda: self._client, self.store, page_size
         )
@@ -114,7 +118,7 @@ class ModelManager:
     # --- plumbing ------------------------------------------------------------------------
 
     @property
-    def _client(self) -> Any:
+    def _client(self) -> MlflowClient:
         """An ``MlflowClient`` on the store, made on first use (importing MLflow is slow).
 
         The store layer probes a server first, so a dead one fails in seconds; a SQLite path
@@ -128,7 +132,10 @@ class ModelManager:
         return self._client_instance
 
     def _read(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """Ask the SQLite file directly when possible, else MLflow; both answer the same."""
+        """Ask the SQLite file directly when possible, else MLflow; both answer the same.
+
+        Any: the answer is that of the readers' method named ``method``; callers annotate it.
+        """
         if self._legacy_store is not None:
             raise self._legacy_store
         self.store.require_existing()  # a read never creates a store where a path was mistyped
@@ -140,7 +147,7 @@ class ModelManager:
                              method, reason)
         return getattr(self._mlflow, method)(*args, **kwargs)
 
-    def _errors(self, kind: str = "", name: str = ""):
+    def _errors(self, kind: str = "", name: str = "") -> AbstractContextManager[None]:
         return mlflow_errors(self.store, kind=kind, name=name)
 
     # --- experiments and runs ------------------------------------------------------------
@@ -178,11 +185,14 @@ class ModelManager:
             else self._read("active_experiment_ids")
         )
         orders = [order_by] if isinstance(order_by, str) else list(order_by or [])
-        return self._read("search_runs", ids, filter, orders, limit, include_deleted)
+        runs: list[RunInfo] = self._read("search_runs", ids, filter, orders, limit,
+                                         include_deleted)
+        return runs
 
     def get_run(self, run_id: str) -> RunDetail:
         """Status, times, duration, params, latest metrics, tags, artifacts, parent and children."""
-        return self._read("run_detail", run_id)
+        detail: RunDetail = self._read("run_detail", run_id)
+        return detail
 
     def metric_history(
         self, run_id: str, key: str, max_points: int | None = None
@@ -202,7 +212,7 @@ class ModelManager:
             InvalidArgumentError: ``max_points`` is below 4.
         """
         check_max_points(max_points)
-        points = self._read("metric_history", run_id, key, max_points)
+        points: list[MetricPoint] = self._read("metric_history", run_id, key, max_points)
         if not points:
             known = sorted(self._read("get_run", run_id).metrics)
             raise NotFoundError("metric", key, f"run {run_id} logged: {', '.join(known) or 'none'}")
@@ -350,7 +360,7 @@ class ModelManager:
         with self._errors("registered model", name):
             return _registry.list_versions(self._client, name, self._mlflow.page_size)
 
-    def load_model(self, uri: str, *, trust: bool = False) -> Any:
+    def load_model(self, uri: str, *, trust: bool = False) -> LoadedModel:
         """Load a model: ``name@alias``, ``name/3``, ``runs:/<id>/model``, a model id or a path.
 
         Delegates to the one loader, ``agentnn.mlflow_integration.models.loading``, which also
