@@ -16,6 +16,9 @@ from agentnn.mlflow_integration.store.probe import ServerProbe
 
 ADMIN_PASSWORD = "adminPw-Vq83nR2x"
 SEARCH = "/api/2.0/mlflow/experiments/search?max_results=1"
+# An authenticated request waits for the server's password hash (PBKDF2), seconds on a busy
+# machine; /health, which the pusher asks, needs no hash.
+AUTH_TIMEOUT = 30.0
 
 
 @pytest.fixture
@@ -32,8 +35,8 @@ def test_a_probe_with_user_and_password_in_the_uri_passes_basic_auth(
     uri = f"http://admin:{ADMIN_PASSWORD}@127.0.0.1:{auth_port}"
 
     assert store_answers(uri)
-    assert ServerProbe.of(uri).get(SEARCH)[0] == 200
-    assert ServerProbe.of(f"http://127.0.0.1:{auth_port}").get(SEARCH)[0] == 401
+    assert ServerProbe.of(uri, AUTH_TIMEOUT).get(SEARCH)[0] == 200
+    assert ServerProbe.of(f"http://127.0.0.1:{auth_port}", AUTH_TIMEOUT).get(SEARCH)[0] == 401
     health = Store.resolve(uri).check()
     assert health.reachable and health.credentials_ok is True
     assert ADMIN_PASSWORD not in str(health.to_dict())
