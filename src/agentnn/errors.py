@@ -56,7 +56,8 @@ class AgentNNError(Exception):
         return (_restore, (type(self), self.args, self.__dict__))
 
 
-def _restore(cls: type[AgentNNError], args: tuple[object, ...], state: dict) -> AgentNNError:
+def _restore(cls: type[AgentNNError], args: tuple[object, ...],
+             state: dict[str, object]) -> AgentNNError:
     error = cls.__new__(cls)
     Exception.__init__(error, *args)
     error.__dict__.update(state)
@@ -307,6 +308,9 @@ class ModelError(AgentNNError):
 
 class ModelIntegrityError(ModelError):
     """A weight file does not match the sha256 recorded when it was logged."""
+
+    expected: str | None  # None on a MalformedModelError: no hash was compared
+    actual: str | None
 
     def __init__(self, path: str, expected: str, actual: str) -> None:
         self.path = path

@@ -48,6 +48,7 @@ def run_quickstart(
 
     result = advanced_training.train(train_config, data, register_as=REGISTERED_MODEL,
                                      on_epoch=on_epoch)
+    assert result.registered_version is not None  # train() registered it (register_as)
     manager = ModelManager(settings.tracking_uri.value)
     try:
         manager.set_alias(REGISTERED_MODEL, CHAMPION_ALIAS, result.registered_version)

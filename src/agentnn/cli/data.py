@@ -56,6 +56,10 @@ def check(
     per_agent: dict[str, list[bool]] = {}
     for record in log:
         per_agent.setdefault(record.chosen_agent, []).append(record.success)
+    by_agent = {
+        agent: {"records": len(outcomes), "success_rate": round(sum(outcomes) / len(outcomes), 4)}
+        for agent, outcomes in sorted(per_agent.items())
+    }
     summary = {
         "file": str(path),
         "records": len(log),
@@ -63,11 +67,7 @@ def check(
         "success_rate": round(sum(r.success for r in log) / len(log), 4),
         "domains": len({r.domain for r in log if r.domain is not None}),
         "sha256": records_sha256(log),
-        "per_agent": {
-            agent: {"records": len(outcomes),
-                    "success_rate": round(sum(outcomes) / len(outcomes), 4)}
-            for agent, outcomes in sorted(per_agent.items())
-        },
+        "per_agent": by_agent,
     }
     if output == "table":
         console.print_table(
@@ -75,7 +75,6 @@ def check(
             [[summary["file"], summary["records"], summary["agents"], summary["success_rate"],
               summary["domains"]]],
         )
-    rows = [[agent, row["records"], row["success_rate"]]
-            for agent, row in summary["per_agent"].items()]
+    rows = [[agent, row["records"], row["success_rate"]] for agent, row in by_agent.items()]
     console.print_table("per agent", ["agent", "records", "success rate"], rows, output=output,
                         records=summary)

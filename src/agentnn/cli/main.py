@@ -14,10 +14,13 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-try:  # Typer 0.2x carries its own copy of Click, whose usage errors these are
+try:  # Typer 0.2x carries its own copy of Click, whose context and usage errors these are
+    from typer._click.core import Context
     from typer._click.exceptions import NoArgsIsHelpError, UsageError
 except ImportError:  # pragma: no cover - older Typer uses Click itself
-    from click.exceptions import NoArgsIsHelpError, UsageError
+    # ignored for mypy, which reads the installed Typer: these names shadow its copy of Click
+    from click.core import Context  # type: ignore[assignment]
+    from click.exceptions import NoArgsIsHelpError, UsageError  # type: ignore[assignment]
 
 from agentnn.cli import console
 from agentnn.cli.config_cmd import show_config
@@ -34,7 +37,7 @@ class ErrorsAsOneLine(TyperGroup):
     """Turns agentnn's own errors into one line and exit code 1, and a usage error (a bad option
     value, an unknown command) into one line and exit code 2: the one place that does so."""
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: Context) -> Any:  # Any: whatever the command returns, as in Click
         from agentnn.errors import AgentNNError
 
         try:

@@ -391,7 +391,7 @@ def alias(
     if delete == (version is not None):
         raise typer.BadParameter("give either VERSION or --delete", param_hint="VERSION")
     manager = _manager(tracking_uri)
-    if delete:
+    if version is None:  # --delete, as checked above
         manager.delete_alias(name, alias_name)
         console.message(f"removed {name}@{alias_name}")
         return

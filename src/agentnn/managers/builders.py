@@ -39,7 +39,8 @@ class MLP(torch.nn.Module):
     def forward(self, features: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
         hidden = self.body(features)
         if self.single:
-            return self.heads["out"](hidden)
+            logits: torch.Tensor = self.heads["out"](hidden)
+            return logits
         return {name: head(hidden) for name, head in self.heads.items()}
 
 

@@ -146,7 +146,7 @@ class ModelManager:
         return decisions
 
 
-def _agent_logits(output: Any, metadata: Mapping[str, Any], source: str) -> torch.Tensor:
+def _agent_logits(output: object, metadata: Mapping[str, Any], source: str) -> torch.Tensor:
     """The per-agent logits of a forward pass: the tensor itself, or the right dict entry."""
     import torch
 
@@ -156,7 +156,8 @@ def _agent_logits(output: Any, metadata: Mapping[str, Any], source: str) -> torc
         keys = [metadata["route_output"]] if metadata.get("route_output") else ROUTE_OUTPUT_KEYS
         for key in keys:
             if key in output:
-                return output[key]
+                logits: torch.Tensor = output[key]
+                return logits
         raise ModelError(
             f"{source} returns outputs {sorted(output)}; none holds agent logits "
             f"(looked for {', '.join(keys)}; set 'route_output' in the model metadata)"

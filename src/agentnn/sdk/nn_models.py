@@ -339,8 +339,9 @@ class ModelManager:
         with self._errors("run", run_id):
             return _registry.register(self._client, run_id, name, alias)
 
-    def set_alias(self, name: str, alias: str, version: int) -> ModelVersionInfo:
-        """Point ``name@alias`` at ``version``; the alias moves if it pointed elsewhere."""
+    def set_alias(self, name: str, alias: str, version: int | str) -> ModelVersionInfo:
+        """Point ``name@alias`` at ``version`` (a number, or its text as MLflow gives it); the
+        alias moves if it pointed elsewhere."""
         from agentnn.sdk import _registry
 
         with self._errors("registered model", name):
