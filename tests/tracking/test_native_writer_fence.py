@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,29 @@ import pytest
 from agentnn.mlflow_integration.writer import sql_bulk
 
 UNKNOWN_REVISION = "0123456789ab"
+
+
+class Lines(logging.Handler):
+    """Keeps the messages of the records it gets."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@pytest.fixture
+def writer_log() -> Iterator[list[str]]:
+    """The lines said on the writer's logger (its log file when a writer runs)."""
+    handler = Lines()
+    logger = logging.getLogger("agentnn.mlflow_integration.writer")
+    logger.addHandler(handler)
+    try:
+        yield handler.lines
+    finally:
+        logger.removeHandler(handler)
 
 
 def test_a_store_on_an_unknown_schema_revision_gets_log_batch_and_the_log_says_why(
@@ -48,7 +73,7 @@ def test_batches_to_an_untested_revision_are_stored_by_log_batch_said_once(
 
 
 def test_a_tested_store_gets_the_native_path_and_says_so_once(
-    store_uri: str, capsys: pytest.CaptureFixture[str]
+    store_uri: str, writer_log: list[str]
 ) -> None:
     from mlflow import MlflowClient
     from mlflow.entities import Metric
@@ -58,9 +83,8 @@ def test_a_tested_store_gets_the_native_path_and_says_so_once(
     for step in range(3):
         path = sql_bulk.log_batch(client, store_uri, run_id, [Metric("loss", 0.5, 1, step)])
         assert path == sql_bulk.NATIVE
-    printed = capsys.readouterr().out.splitlines()
-    assert len(printed) == 1
-    assert "native path" in printed[0] and sorted(sql_bulk.TESTED_REVISIONS)[0] in printed[0]
+    assert len(writer_log) == 1
+    assert "native path" in writer_log[0] and sorted(sql_bulk.TESTED_REVISIONS)[0] in writer_log[0]
     assert [m.step for m in client.get_metric_history(run_id, "loss")] == [0, 1, 2]
 
 

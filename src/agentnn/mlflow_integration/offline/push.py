@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import json
+import logging
 import math
 import os
 import tempfile
@@ -80,6 +81,8 @@ STATUS_CHECK_INTERVAL = 1.0  # seconds between looks at whether a run pushed liv
 MARKER_SUFFIX = ".push"  # <journal_dir>/<run_id>.push: a run the writer should push
 LOCK_SUFFIX = ".push.lock"
 REGISTRATION_WAIT_SECONDS = 300
+
+logger = logging.getLogger(__name__)
 NO_PROGRESS_BAR = {config.MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR: "false"}
 
 
@@ -605,7 +608,7 @@ class AutoPusher:
     def __init__(self, journal_dir: Path, log: Callable[[str], None] | None = None) -> None:
         self.journal_dir = journal_dir
         self._clients: dict[str, MlflowClient] = {}
-        self._log = log or (lambda text: print(text, flush=True))
+        self._log = log or logger.info  # the writer passes its own log
         self._next_try: dict[str, float] = {}  # run id -> monotonic time of the next attempt
         self._backoff: dict[str, float] = {}
         self._given_up: set[str] = set()

@@ -40,4 +40,15 @@ Modules, in the order a point travels through them:
 Imports: the journal, the store layer, offline push (a writer also pushes fallen-back runs),
 :mod:`agentnn.config`, :mod:`agentnn.errors` and :mod:`agentnn.heap`; never the tracker, the SDK
 or the CLI.
+
+Logging: the writer's lines are its own log, not the application's. They are logged at INFO on
+this package's logger, which does not propagate, so a training script's terminal and logs never
+fill with them, and written to ``writer.log`` beside the journals by the writer that runs
+(:func:`~.loop.log_to_file`). To follow them elsewhere, add a handler to
+``logging.getLogger("agentnn.mlflow_integration.writer")``.
 """
+
+import logging
+
+logging.getLogger(__name__).setLevel(logging.INFO)
+logging.getLogger(__name__).propagate = False

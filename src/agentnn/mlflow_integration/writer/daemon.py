@@ -4,6 +4,8 @@ Started by :class:`~agentnn.mlflow_integration.writer.owner.WriterProcess` (to t
 training process's exit) or by hand::
 
     python -m agentnn.mlflow_integration.writer <journal_dir> [--once]
+
+Its lines go to ``<journal_dir>/writer.log``, one timestamped line each.
 """
 
 from __future__ import annotations
@@ -15,7 +17,12 @@ import signal
 import sys
 from pathlib import Path
 
-from agentnn.mlflow_integration.writer.loop import WAKE_SIGNAL, WRITER_NICENESS, forward_all
+from agentnn.mlflow_integration.writer.loop import (
+    WAKE_SIGNAL,
+    WRITER_NICENESS,
+    forward_all,
+    log_to_file,
+)
 
 SKIPPED_IMPORTS = ("pandas",)
 
@@ -61,8 +68,9 @@ def main(argv: list[str] | None = None) -> int:
         os.nice(WRITER_NICENESS)
     import_mlflow()
     gc.freeze()  # MLflow's modules live as long as the writer: kept out of full collections
-    forward_all(args.journal_dir, parent_pid=args.parent, once=args.once,
-                wait_for_lock=args.wait_for_lock)
+    with log_to_file(args.journal_dir):  # the owner sends stdout and stderr (a crash) there too
+        forward_all(args.journal_dir, parent_pid=args.parent, once=args.once,
+                    wait_for_lock=args.wait_for_lock)
     return 0
 
 

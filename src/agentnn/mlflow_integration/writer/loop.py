@@ -3,6 +3,11 @@
 One writer serves a folder: :func:`folder_lock` makes it the only one, whether it runs as a
 thread of the training process or as a writer process. A pass that sends nothing is idle, so
 the loop never spins; a writer process exits once its parent is gone and every journal is sent.
+
+The writer's lines (what it set aside, which store path it took, a store that does not answer)
+are logged at INFO under ``agentnn.mlflow_integration.writer``, a logger that keeps them out of
+the application's logging (see the package). :func:`log_to_file` writes them to ``writer.log``
+beside the journals, one timestamped line each, for as long as a writer runs.
 """
 
 from __future__ import annotations
@@ -11,11 +16,12 @@ import contextlib
 import errno
 import fcntl
 import gc
+import logging
 import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,6 +45,7 @@ if TYPE_CHECKING:
 
 LOCK_NAME = "writer.lock"
 LOG_NAME = "writer.log"
+LOG_FORMAT = "%(asctime)s [%(process)d] %(message)s"  # the pid: a thread's or a process's line
 WRITER_NICENESS = 19  # the lowest priority: training always comes first
 POLL_INTERVAL = 0.2  # seconds between scans when there is nothing to send
 # Seconds between looks at the folder for another process's new journal, while a writer thread
@@ -53,6 +60,9 @@ WAKE_SIGNAL = signal.SIGUSR1
 IDLE_EXIT = 600.0  # seconds without work after which a writer whose parent lives exits anyway
 ORPHAN_RETRY_LIMIT = 600.0  # seconds an orphaned writer keeps retrying an unanswering store
 BACKOFF_START, BACKOFF_MAX = 0.5, 30.0
+
+WRITER_LOGGER = "agentnn.mlflow_integration.writer"  # the logger of every writer line
+logger = logging.getLogger(__name__)
 
 # --- the lock that makes one writer per journal folder -------------------------------------
 
@@ -98,7 +108,6 @@ class Writer:
         journal_dir: Path,
         retry_limit: float = ORPHAN_RETRY_LIMIT,
         *,
-        out: Callable[[str], None] | None = None,
         stop: threading.Event | None = None,
         wake: threading.Event | None = None,
         passed: threading.Event | None = None,
@@ -106,8 +115,7 @@ class Writer:
         poll_interval: float = POLL_INTERVAL,
         handoff: Handoff | None = None,
     ) -> None:
-        """``out`` takes the writer's log lines (stdout, the writer process's log file, by
-        default); ``stop`` ends :meth:`run` between passes and ``wake`` cuts an idle wait short;
+        """``stop`` ends :meth:`run` between passes and ``wake`` cuts an idle wait short;
         ``passed`` is set after every pass (a run waiting for its drain looks at once);
         ``freeze_gc`` only where the process is the writer's own (not in a training process:
         its objects would be frozen for good; there :mod:`agentnn.heap` freezes them while a
@@ -118,7 +126,6 @@ class Writer:
         self.handoff = handoff
         self.poll_interval = poll_interval
         self.retry_limit = retry_limit
-        self.out = out or _say
         self.stop = stop
         self.wake = wake
         self.passed = passed
@@ -131,7 +138,7 @@ class Writer:
 
     def report(self, line: str) -> None:
         """Say it in the writer's log and keep it for ``sync``."""
-        self.out(line)
+        logger.info(line)
         self.result.events.append(line)
 
     def client_for(self, tracking_uri: str) -> MlflowClient:
@@ -158,7 +165,7 @@ class Writer:
             if forwarder is None:
                 try:
                     forwarder = JournalForwarder(journal, self.client_for, self.report,
-                                                 self.out, self.handoff)
+                                                 logger.info, self.handoff)
                 except FileNotFoundError:
                     continue
                 except HeaderIncomplete:
@@ -184,7 +191,7 @@ class Writer:
 
         try:
             self.client_for(tracking_uri)
-            sql_bulk.prepare(tracking_uri, report=self.out)
+            sql_bulk.prepare(tracking_uri, report=logger.info)
         except Exception:  # noqa: BLE001 - said by the send that meets it
             return
 
@@ -220,7 +227,7 @@ class Writer:
                 if is_retryable(error):
                     failure = error  # the other journals still get their turn
                     continue
-                self.out(f"giving up on {forwarder.journal.name}: {error}")
+                logger.info("giving up on %s: %s", forwarder.journal.name, error)
                 self._broken.add(forwarder.journal)
             finally:
                 self.result.sent += forwarder.sent - sent_before
@@ -250,7 +257,7 @@ class Writer:
             AutoPusher,  # runs kept locally in an outage
         )
 
-        pusher = None if once else AutoPusher(self.journal_dir, log=self.out)
+        pusher = None if once else AutoPusher(self.journal_dir, log=logger.info)
         while self.stop is None or not self.stop.is_set():
             done, failure = self.forward_pass()
             if self.passed is not None:
@@ -261,10 +268,10 @@ class Writer:
                     # Only a person fixes credentials or permissions: no tight loop, and the
                     # records stay in the journal (`agentnn model sync` sends them at once).
                     backoff = BACKOFF_MAX
-                    self.out(f"store refused the credentials ({failure}); the records stay in "
-                             f"the journal; retrying in {backoff:.1f}s")
+                    logger.info("store refused the credentials (%s); the records stay in the "
+                                "journal; retrying in %.1fs", failure, backoff)
                 else:
-                    self.out(f"store did not answer ({failure}); retrying in {backoff:.1f}s")
+                    logger.info("store did not answer (%s); retrying in %.1fs", failure, backoff)
                 orphan = parent_pid is not None and not pid_alive(parent_pid)
                 if (once or orphan) and time.monotonic() - failing_since > self.retry_limit:
                     self.result.store_error = str(failure).splitlines()[0] if str(failure) else (
@@ -321,10 +328,6 @@ def _modified(folder: Path) -> int:
         return 0
 
 
-def _say(line: str) -> None:
-    print(line, flush=True)
-
-
 def _idle(seconds: float, wake: threading.Event | None = None) -> None:
     """Wait ``seconds``, or less when woken: by ``wake`` (a writer thread), by
     :data:`WAKE_SIGNAL` (the writer process), or not at all (inside `agentnn model sync`)."""
@@ -335,6 +338,29 @@ def _idle(seconds: float, wake: threading.Event | None = None) -> None:
         signal.sigtimedwait([WAKE_SIGNAL], seconds)
     else:
         time.sleep(seconds)
+
+
+@contextlib.contextmanager
+def log_to_file(journal_dir: Path, *, this_thread_only: bool = False) -> Iterator[None]:
+    """Write the writer's lines to the folder's ``writer.log`` while the block runs.
+
+    ``this_thread_only``: only the lines of the thread that entered the block (a writer thread:
+    its training process may run other writers, e.g. ``agentnn model sync``, or serve other
+    folders). The file is opened at the first line, in append mode: the writer thread and a
+    writer process of the same folder add whole lines to it.
+    """
+    handler = logging.FileHandler(journal_dir / LOG_NAME, encoding="utf-8", delay=True)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    if this_thread_only:
+        thread = threading.get_ident()
+        handler.addFilter(lambda record: record.thread == thread)
+    writer_log = logging.getLogger(WRITER_LOGGER)
+    writer_log.addHandler(handler)
+    try:
+        yield
+    finally:
+        writer_log.removeHandler(handler)
+        handler.close()
 
 
 def lock_holder(journal_dir: Path) -> int | None:

@@ -26,7 +26,7 @@ model id (or an active model id in the process, which the client would attach), 
 
 Fallback: anything unexpected (including a refusal) rolls the transaction back and sends the
 same batches through ``log_batch``, which then stores them, or raises MLflow's own error. The
-path chosen for a store, and why, is printed once per store (the writer's log).
+path chosen for a store, and why, is said once per store (in the writer's log).
 
 Tested against SQLite and PostgreSQL (tests/tracking/test_native_writer*.py); MySQL takes the
 same statements (its upsert and row-locking variants) but has no test server here. A SQLite
@@ -35,6 +35,7 @@ store is switched to WAL the first time this path writes to it (see :func:`_writ
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -118,11 +119,12 @@ class _StoreState:
 
 _stores: dict[str, _StoreState] = {}
 _stores_lock = threading.Lock()
+logger = logging.getLogger(__name__)
 
 
 def say(message: str) -> None:
-    """The default report: one line on stdout, flushed (the writer's stdout is its log file)."""
-    print(message, flush=True)
+    """The default report: one line in the writer's log (see the writer package's docstring)."""
+    logger.info(message)
 
 
 # --- the front doors --------------------------------------------------------------------------

@@ -7,11 +7,12 @@ the native path's work per point is small enough to share the process.
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 
 from agentnn.mlflow_integration.journal.buffered import HANDOFF
-from agentnn.mlflow_integration.writer.loop import LOG_NAME, Writer, folder_lock
+from agentnn.mlflow_integration.writer.loop import Writer, folder_lock, log_to_file
 
 LIVE_SEND_INTERVAL = 5.0  # seconds between the writer thread's scans while only this process's
 #                           runs are live: each pass costs a transaction and a cursor update
@@ -19,6 +20,8 @@ LIVE_SEND_INTERVAL = 5.0  # seconds between the writer thread's scans while only
 #                           (plus the journal's flush interval) while the run is live, and at once
 #                           when the run ends; other processes' journals are scanned for every
 #                           POLL_INTERVAL, as their runs' ends cannot wake this thread
+
+logger = logging.getLogger(__name__)
 
 
 class WriterThread(threading.Thread):
@@ -39,18 +42,22 @@ class WriterThread(threading.Thread):
         self.locked = False
 
     def run(self) -> None:
+        with log_to_file(self.journal_dir, this_thread_only=True):
+            self._serve()
+
+    def _serve(self) -> None:
         try:
             with folder_lock(self.journal_dir) as held:
                 if not held:  # another writer serves the folder
                     return
                 self.locked = True
                 self.ready.set()
-                Writer(self.journal_dir, out=self._log, stop=self.stop_event,
-                              wake=self.wake_event, passed=self.pass_event,
-                              freeze_gc=False, poll_interval=LIVE_SEND_INTERVAL,
-                              handoff=HANDOFF).run(parent_pid=None)
+                Writer(self.journal_dir, stop=self.stop_event,
+                       wake=self.wake_event, passed=self.pass_event,
+                       freeze_gc=False, poll_interval=LIVE_SEND_INTERVAL,
+                       handoff=HANDOFF).run(parent_pid=None)
         except Exception as error:  # noqa: BLE001 - the keep-alive starts a writer process
-            self._log(f"writer thread stopped: {type(error).__name__}: {error}")
+            logger.error("writer thread stopped: %s: %s", type(error).__name__, error)
         finally:
             self.locked = False
             self.ready.set()
@@ -61,7 +68,3 @@ class WriterThread(threading.Thread):
         self.wake_event.set()
         self.join(timeout)
         return not self.is_alive()
-
-    def _log(self, line: str) -> None:
-        with open(self.journal_dir / LOG_NAME, "a", encoding="utf-8") as log:
-            log.write(line + "\n")
