@@ -33,6 +33,12 @@ expect (``TypeError``/``ValueError``), so code written against plain MLflow keep
         ├── UnsafeModelError        loading would unpickle code and trust=True was not given
         └── UntrustedBuilderError   a model spec names a builder that is not registered
 
+One warning class, for what does not stop a run but needs the caller to act (raised with
+:func:`warnings.warn`, so scripts see it on stderr and can filter or catch it)::
+
+    UserWarning
+    └── TrackingWarning             a run went to the fallback store; records wait or were refused
+
 Messages never show a secret: :class:`AgentNNError` masks URI passwords and secret query
 values in its text (``agentnn.masking``), and the store errors mask the URI they keep.
 """
@@ -231,6 +237,12 @@ class InvalidQueryError(InputError, ValueError):
 
 class TrackingError(AgentNNError):
     """The logging path could not do its job."""
+
+
+class TrackingWarning(UserWarning):
+    """The run goes on, but its records need the caller's attention: the run was kept in the
+    local fallback store, the store has not confirmed every record yet, or it refused some (the
+    message says where they are kept and what to run)."""
 
 
 class JournalError(TrackingError):

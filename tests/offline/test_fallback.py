@@ -8,23 +8,29 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from agentnn.errors import StoreUnreachableError
+from agentnn.errors import StoreUnreachableError, TrackingWarning
 from agentnn.mlflow_integration import ExperimentTracker
 
 
+def fallback_warnings(caught: pytest.WarningsRecorder) -> list[str]:
+    """The warnings that say a run went to the local store (others may say other things)."""
+    messages = [str(w.message) for w in caught if issubclass(w.category, TrackingWarning)]
+    return [message for message in messages if "the run is tracked in" in message]
+
+
 def test_a_dead_server_keeps_the_run_in_mlruns_with_one_warning(
-    dead_server: str, workdir: Path, monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    dead_server: str, workdir: Path, monkeypatch: pytest.MonkeyPatch
 ):
     port = dead_server.rsplit(":", 1)[1]
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://alice:s3cret@127.0.0.1:{port}")
 
-    tracker = ExperimentTracker("routing")
-    with tracker.start_run(params={"lr": 0.1}) as run:
-        for step in range(20):
-            run.log_metric("loss", 1 / (step + 1), step=step)
+    with pytest.warns(TrackingWarning) as caught:
+        tracker = ExperimentTracker("routing")
+        with tracker.start_run(params={"lr": 0.1}) as run:
+            for step in range(20):
+                run.log_metric("loss", 1 / (step + 1), step=step)
 
-    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    warnings = fallback_warnings(caught)
     assert len(warnings) == 1
     local = f"sqlite:///{workdir / 'mlruns' / 'mlflow.db'}"
     assert f"http://alice:***@127.0.0.1:{port}" in warnings[0] and local in warnings[0]
@@ -58,7 +64,7 @@ def test_runs_pending_lists_what_has_not_reached_its_server(dead_server: str, wo
 
 @pytest.mark.server
 def test_a_tracker_kept_for_long_falls_back_when_its_server_goes_away(
-    workdir: Path, server_control, start_server, capsys: pytest.CaptureFixture[str]
+    workdir: Path, server_control, start_server
 ):
     _, stop, free_port = server_control
     port = free_port()
@@ -69,7 +75,7 @@ def test_a_tracker_kept_for_long_falls_back_when_its_server_goes_away(
         online.log_metric("latency_ms", 3.0)
     stop(server)
 
-    with tracker.start_run() as offline_run:
+    with pytest.warns(TrackingWarning) as caught, tracker.start_run() as offline_run:
         offline_run.log_metric("latency_ms", 4.0)
 
     local = mlflow.MlflowClient(f"sqlite:///{workdir / 'mlruns' / 'mlflow.db'}")
@@ -77,4 +83,12 @@ def test_a_tracker_kept_for_long_falls_back_when_its_server_goes_away(
     assert kept.data.tags["agentnn.push"] == "pending"
     assert kept.data.tags["agentnn.intended_tracking_uri"] == uri
     assert local.get_metric_history(offline_run.run_id, "latency_ms")[0].value == 4.0
-    assert len([line for line in capsys.readouterr().err.splitlines() if "warning" in line]) == 1
+    assert len(fallback_warnings(caught)) == 1
+
+
+def test_the_command_shows_the_fallback_as_one_warning_line(dead_server: str, workdir: Path, cli):
+    result = cli("quickstart", "--epochs", "1")  # its run starts in the fallback store
+
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("agentnn: warning:")]
+    assert len(warnings) == 1, result.stderr
+    assert "127.0.0.1" in warnings[0] and "the run is tracked in" in warnings[0]

@@ -8,7 +8,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import sys
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -139,15 +141,59 @@ def print_json_line(data: Any) -> None:
     print(json.dumps(_json_safe(data), sort_keys=True, default=str), flush=True)
 
 
-def debug_logging() -> None:
-    """Show agentnn's debug log on stderr (``--debug``): e.g. why a fast path was not taken."""
-    import logging
+# --- what the library says while a command runs -------------------------------------------
 
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("debug: %(name)s: %(message)s"))
-    logger = logging.getLogger("agentnn")
+LIBRARY_LOGGER = "agentnn"
+DIAGNOSTIC_FORMAT = "agentnn: %(message)s"
+DEBUG_FORMAT = "debug: %(name)s: %(message)s"
+_diagnostics: dict[str, Any] = {}  # the handler installed and the warning display it replaced
+
+
+def show_diagnostics(debug: bool = False) -> None:
+    """Show on stderr what agentnn says while a command runs, one line each.
+
+    The library leaves its output to the application (see
+    :mod:`agentnn.mlflow_integration.experiment_tracking`); the command is one, so it shows:
+    progress logged on the ``agentnn`` logger (e.g. ``agentnn: sending run … to the store…
+    40%``), and agentnn's :class:`~agentnn.errors.TrackingWarning` as ``agentnn: warning: …``
+    (the fallback store, records not confirmed or refused). ``debug`` (``--debug``) adds
+    agentnn's debug log, e.g. why a fast path was not taken. Called again (a test runs many
+    commands in one process), it replaces what it installed.
+    """
+    logger = logging.getLogger(LIBRARY_LOGGER)
+    if "handler" in _diagnostics:
+        logger.removeHandler(_diagnostics["handler"])
+    handler = _CurrentStderrHandler()
+    handler.setFormatter(logging.Formatter(DEBUG_FORMAT if debug else DIAGNOSTIC_FORMAT))
     logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
+    logger.setLevel(logging.DEBUG if debug else logging.INFO)
+    _diagnostics["handler"] = handler
+    if warnings.showwarning is not _show_warning:
+        _diagnostics["other_warnings"] = warnings.showwarning
+        warnings.showwarning = _show_warning
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    """agentnn's tracking warnings as one line through the handler; others as Python shows them."""
+    from agentnn.errors import TrackingWarning
+
+    if issubclass(category, TrackingWarning):
+        logging.getLogger(LIBRARY_LOGGER).warning("%s %s", WARNING_PREFIX, message)
+    else:
+        _diagnostics["other_warnings"](message, category, filename, lineno, file, line)
+
+
+class _CurrentStderrHandler(logging.Handler):
+    """A logging handler that writes to ``sys.stderr`` as it is at each line (a test runner
+    swaps it for every command), rather than as it was when the handler was made."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+            sys.stderr.flush()
+        except Exception:  # noqa: BLE001 - logging's own rule: a failing handler never raises
+            self.handleError(record)
 
 
 # --- the live view of `agentnn model watch` ------------------------------------------------

@@ -13,14 +13,28 @@ the run's journal on local disk and a low-priority writer process sends the jour
 (see :mod:`agentnn.mlflow_integration.journal` and :mod:`~agentnn.mlflow_integration.writer`).
 Leaving the ``with`` block waits until the store has every record, then sets the run's status:
 FINISHED, FAILED when an exception left the block, KILLED on Ctrl-C.
+
+What the tracker has to say goes two ways, because a library must not decide where its
+caller's terminal output goes:
+
+- what the caller must act on (the run went to the fallback store, the store has not confirmed
+  every record, it refused some, the status is not set yet) is a
+  :class:`~agentnn.errors.TrackingWarning` raised with :func:`warnings.warn`: a script sees it
+  on stderr with no set-up, and can filter it or turn it into an error like any warning;
+- progress (``sending run … to the store… 40%`` during a long drain) is logged at INFO on the
+  ``agentnn.mlflow_integration.experiment_tracking`` logger, silent until the application
+  asks for it, e.g. ``logging.basicConfig(level=logging.INFO)``.
+
+The ``agentnn`` command shows both on stderr (see :mod:`agentnn.cli.console`).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
-import sys
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -34,6 +48,7 @@ from agentnn.errors import (
     ParamChangedError,
     StoreUnreachableError,
     TrackingError,
+    TrackingWarning,
 )
 from agentnn.mlflow_integration.journal.buffered import (
     HANDOFF,
@@ -69,9 +84,13 @@ if TYPE_CHECKING:
     from agentnn.errors import AgentNNError
 
 NONFINITE_TAG = "agentnn.nonfinite_metric_points"  # how many NaN/inf points the run logged
-PROGRESS_AFTER = 1.0  # seconds of draining before a progress line is shown
+PROGRESS_AFTER = 1.0  # seconds of draining before a progress line is logged
+PROGRESS_STEP = 10  # percent between progress lines: a handful of lines per drain, in any log
+DRAIN_STACKLEVEL = 3  # a warning as a run ends names the line that ended it (run.end, or `with`)
 
 FINISHED, FAILED, KILLED = "FINISHED", "FAILED", "KILLED"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -488,25 +507,27 @@ class ExperimentTracker:
 
         def progress(fraction: float) -> None:
             nonlocal shown, shown_percent
-            percent = int(100 * fraction)
+            percent = int(100 * fraction) // PROGRESS_STEP * PROGRESS_STEP
             if time.monotonic() - started > PROGRESS_AFTER and percent != shown_percent:
-                _progress(run_id, percent, first=not shown)
+                logger.info("sending run %s to the store… %d%%", run_id[:8], percent)
                 shown, shown_percent = True, percent
 
         drained = self._writer.wait_drained(journal, self.drain_timeout, progress)
-        _progress_end(shown, done=drained)
+        if shown and drained:
+            logger.info("sending run %s to the store… done", run_id[:8])
         if not drained:
-            print(
-                f"agentnn: run {run_id}: the store has not confirmed every record (waited up to "
+            warnings.warn(
+                f"run {run_id}: the store has not confirmed every record (waited up to "
                 f"{self.drain_timeout:.0f} s); they stay in {journal} and the writer sends them "
                 "when it answers (`agentnn model sync` sends them now)",
-                file=sys.stderr,
+                TrackingWarning,
+                stacklevel=DRAIN_STACKLEVEL,
             )
             return False
         rejected = rejected_path(journal)
         if rejected.exists():
-            print(f"agentnn: the store refused some records of run {run_id}; they are kept in "
-                  f"{rejected}", file=sys.stderr)
+            warnings.warn(f"the store refused some records of run {run_id}; they are kept in "
+                          f"{rejected}", TrackingWarning, stacklevel=DRAIN_STACKLEVEL)
         return True
 
     def _end_mlflow_run(self, run_id: str, status: str, drained: bool) -> bool:
@@ -527,22 +548,10 @@ class ExperimentTracker:
             else:
                 return False
         except Exception as error:  # the store is down or refuses us; the writer retries later
-            print(f"agentnn: could not set the status of run {run_id} yet "
-                  f"({self.store.translate(error)}); "
-                  "the writer sets it when the journal reaches the store", file=sys.stderr)
+            warnings.warn(f"could not set the status of run {run_id} yet "
+                          f"({self.store.translate(error)}); "
+                          "the writer sets it when the journal reaches the store",
+                          TrackingWarning, stacklevel=DRAIN_STACKLEVEL)
             return False
         return True
 
-
-def _progress(run_id: str, percent: int, first: bool) -> None:
-    """One updating line on a terminal; a single line elsewhere (logs stay readable)."""
-    message = f"agentnn: sending run {run_id[:8]} to the store…"
-    if sys.stderr.isatty():
-        print(f"\r{message} {percent:3d}%", end="", file=sys.stderr, flush=True)
-    elif first:
-        print(message, end="", file=sys.stderr, flush=True)
-
-
-def _progress_end(shown: bool, done: bool = False) -> None:
-    if shown:
-        print(" done" if done else "", file=sys.stderr, flush=True)

@@ -34,6 +34,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import logging
 import os
 import signal
 import socket
@@ -116,6 +117,8 @@ LAUNCH_TIMEOUT_S = 1800.0  # a hung rank must not hang the caller for ever
 JOB_STOP_GRACE_S = 15.0  # after SIGTERM, seconds before the job's processes are killed
 EVAL_BATCH = 4096  # rows per no-grad evaluation batch: fewer, larger batches cost less
 PROCESS_GROUP_TIMEOUT_S = 300  # a rank waiting this long in a collective gives up
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -658,9 +661,14 @@ def _read_config_file(path: str | None) -> DistributedConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The per-rank entry ``torchrun`` starts; exit code 1 with one line on bad input."""
+    """The per-rank entry ``torchrun`` starts; exit code 1 with one line on bad input.
+
+    The rank process is an application of its own, so it sets up logging: bare lines on stderr,
+    where :func:`_first_error_line` finds the ``error:`` line for the launching process.
+    """
     from agentnn.errors import AgentNNError
 
+    logging.basicConfig(format="%(message)s")
     args = _parse_args(argv)
     try:
         config = _read_config_file(args.config)
@@ -672,7 +680,7 @@ def main(argv: list[str] | None = None) -> int:
         result = train(config, load_source(args.data, args.dataset, config.seed), tracker=tracker,
                        register_as=args.register_as, resume_from=args.resume_from)
     except AgentNNError as error:
-        print(f"error: {error}", file=sys.stderr)
+        logger.error("error: %s", error)
         return 1
     if world_from_env().is_main and args.result_file:
         target = Path(args.result_file)

@@ -11,13 +11,13 @@ where to push it once the server answers (see :mod:`agentnn.mlflow_integration.o
 from __future__ import annotations
 
 import dataclasses
-import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agentnn import config
-from agentnn.errors import TrackingError
+from agentnn.errors import TrackingError, TrackingWarning
 from agentnn.mlflow_integration.offline.push import (
     INTENDED_URI_TAG,
     MARKER_SUFFIX,
@@ -44,12 +44,17 @@ def falls_back(settings: config.Settings) -> bool:
 
 
 def warn_fallback(intended: config.Setting, local_uri: str, reason: str) -> None:
-    """The one warning line: both stores, masked, and what happens next."""
-    print(
-        f"agentnn: warning: tracking store {config.mask_uri(intended.value)!r} (from "
+    """The one warning: both stores, masked, and what happens next.
+
+    A :class:`~agentnn.errors.TrackingWarning`: the run goes on, but its caller should know
+    where it is (the ``agentnn`` command shows it as one ``warning:`` line).
+    """
+    warnings.warn(
+        f"tracking store {config.mask_uri(intended.value)!r} (from "
         f"{intended.source}): {reason}; the run is tracked in {local_uri} and pushed there "
         "once it answers (AGENTNN_OFFLINE=fail stops instead)",
-        file=sys.stderr,
+        TrackingWarning,
+        stacklevel=4,  # the line that created the ExperimentTracker
     )
 
 
