@@ -145,7 +145,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One real `mlflow server` on a free loopback port for the whole session; yields its URL."""
     root = tmp_path_factory.mktemp("mlflow-server")
     port = free_port()
-    log = open(root / "server.log", "wb")
+    log = open(root / "server.log", "wb")  # noqa: SIM115 - handed to the server, closed after
     process = subprocess.Popen(
         [
             sys.executable, "-m", "mlflow", "server",

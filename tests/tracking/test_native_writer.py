@@ -114,7 +114,7 @@ def resolve(steps: Sequence[dict | int]) -> list[dict]:
     return batches
 
 
-def outcome(call) -> int | None:  # noqa: ANN001 - a zero-argument callable
+def outcome(call) -> int | None:  # a zero-argument callable
     """None when the call stored its batch, else MLflow's error code."""
     from mlflow.exceptions import MlflowException
 

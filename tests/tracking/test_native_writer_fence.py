@@ -110,7 +110,7 @@ def test_a_run_name_tag_goes_through_log_batch_which_renames_the_run(store_uri: 
 
 
 def test_a_tracked_run_reaches_an_embedded_store_through_the_native_path(
-    tracker, store_uri: str, session_journal_dir: Path  # noqa: ANN001 - the tracker fixture
+    tracker, store_uri: str, session_journal_dir: Path  # the tracker fixture
 ) -> None:
     from mlflow import MlflowClient
 

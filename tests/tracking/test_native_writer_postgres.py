@@ -92,7 +92,7 @@ def table_rows(uri: str, runs: list[str]) -> dict[str, list[tuple]]:
         engine.dispose()
 
 
-def test_native_batches_on_postgresql_store_the_same_rows_as_log_batch(cluster) -> None:  # noqa: ANN001
+def test_native_batches_on_postgresql_store_the_same_rows_as_log_batch(cluster) -> None:
     from mlflow import MlflowClient
     from mlflow.entities import Metric, Param, RunTag
     from mlflow.exceptions import MlflowException

@@ -192,7 +192,7 @@ class _CurrentStderrHandler(logging.Handler):
         try:
             sys.stderr.write(self.format(record) + "\n")
             sys.stderr.flush()
-        except Exception:  # noqa: BLE001 - logging's own rule: a failing handler never raises
+        except Exception:  # logging's own rule: a failing handler never raises
             self.handleError(record)
 
 

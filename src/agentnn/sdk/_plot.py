@@ -37,7 +37,7 @@ def _import_quietly() -> None:
     """A failed import is reported where matplotlib is used, on the main thread."""
     try:
         importlib.import_module(AGG_MODULE)
-    except Exception:  # noqa: BLE001, S110 - plot_curves imports it again and says what failed
+    except Exception:  # plot_curves imports it again and says what failed
         pass
 
 

@@ -268,7 +268,7 @@ class Store:
         kind = self.kind
         try:
             get("/health", authenticated=False)
-        except Exception as error:  # noqa: BLE001 - every failure is reported, translated
+        except Exception as error:  # every failure is reported, translated
             problem = self.translate(error)
             return StoreHealth(self.masked_uri, kind, reachable=False,
                                detail=problem.reason if isinstance(problem, TrackingURIError)
@@ -287,7 +287,7 @@ class Store:
                 answer, _ = get("/api/2.0/mlflow-artifacts/artifacts?path=")
                 artifacts = True if answer == 200 else None if answer in (401, 403) else False
             credentials_ok = None if not credentials and status == 200 else status in (200, 403)
-        except Exception as error:  # noqa: BLE001 - every failure is reported, translated
+        except Exception as error:  # every failure is reported, translated
             problem = self.translate(error)
             return StoreHealth(self.masked_uri, kind, reachable=False,
                                detail=getattr(problem, "reason", str(problem)), problem=problem)
@@ -357,7 +357,7 @@ class Store:
                     ).scalar() if has_schema else "none yet (MLflow creates it)"
             finally:
                 engine.dispose()
-        except Exception as error:  # noqa: BLE001 - every failure is reported, translated
+        except Exception as error:  # every failure is reported, translated
             problem = self.translate(error)
             credentials_ok = False if isinstance(problem, AuthenticationError) else None
             return StoreHealth(self.masked_uri, self.kind, reachable=False, backend=self.kind,

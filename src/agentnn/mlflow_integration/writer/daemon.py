@@ -42,7 +42,7 @@ def import_mlflow() -> None:
     for name in blocked:
         sys.modules[name] = None  # type: ignore[assignment]  # "import pandas" -> ImportError
     try:
-        import mlflow  # noqa: F401
+        import mlflow
     except ImportError:
         for name in [n for n in sys.modules if n == "mlflow" or n.startswith("mlflow.")]:
             del sys.modules[name]
@@ -50,7 +50,7 @@ def import_mlflow() -> None:
         for name in blocked:
             if sys.modules.get(name, 0) is None:
                 del sys.modules[name]
-    import mlflow  # noqa: F401, F811  (in full, if the lean import failed)
+    import mlflow  # noqa: F401 - in full, if the lean import failed
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -192,7 +192,7 @@ class Writer:
         try:
             self.client_for(tracking_uri)
             sql_bulk.prepare(tracking_uri, report=logger.info)
-        except Exception:  # noqa: BLE001 - said by the send that meets it
+        except Exception:  # said by the send that meets it
             return
 
     def _header_given_up(self, journal: Path) -> bool:

@@ -168,7 +168,7 @@ def log_batches(
             try:
                 write_batches(state.engine, batches)
                 return NATIVE
-            except Exception as error:  # noqa: BLE001 - every failure falls back to log_batch
+            except Exception as error:  # every failure falls back to log_batch
                 kind = type(error).__name__
                 reason = f"the native path failed with {kind}: {_first_line(error)}"
         else:
@@ -255,7 +255,7 @@ def _decide(tracking_uri: str) -> _StoreState:
             revision = connection.execute(
                 sqlalchemy.text("SELECT version_num FROM alembic_version")
             ).scalar()
-    except Exception as error:  # noqa: BLE001 - no revision known: log_batch for a while
+    except Exception as error:  # no revision known: log_batch for a while
         return _StoreState(PathChoice(False, f"schema revision unreadable: {_first_line(error)}"),
                            retry_at=time.monotonic() + DECIDE_AGAIN_AFTER)
     if revision not in TESTED_REVISIONS:
@@ -283,7 +283,7 @@ def _write_ahead_log(engine: Engine) -> str:
             mode = connection.exec_driver_sql("PRAGMA journal_mode = WAL").scalar()
             connection.commit()
         return str(mode).lower()
-    except Exception as error:  # noqa: BLE001 - the store works in its current mode too
+    except Exception as error:  # the store works in its current mode too
         return f"unchanged ({_first_line(error)})"
 
 
@@ -306,7 +306,7 @@ def _masked(tracking_uri: str) -> str:
         from sqlalchemy.engine import make_url
 
         return make_url(tracking_uri).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - not a database URL
+    except Exception:  # not a database URL
         return tracking_uri.split("@")[-1]
 
 

@@ -56,7 +56,7 @@ class WriterThread(threading.Thread):
                        wake=self.wake_event, passed=self.pass_event,
                        freeze_gc=False, poll_interval=LIVE_SEND_INTERVAL,
                        handoff=HANDOFF).run(parent_pid=None)
-        except Exception as error:  # noqa: BLE001 - the keep-alive starts a writer process
+        except Exception as error:  # the keep-alive starts a writer process
             logger.error("writer thread stopped: %s: %s", type(error).__name__, error)
         finally:
             self.locked = False

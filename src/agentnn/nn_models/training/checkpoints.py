@@ -145,7 +145,7 @@ class CheckpointManager:
     def _write_or_keep_error(self, checkpoint: Checkpoint) -> None:
         try:
             self._write(checkpoint)
-        except BaseException as error:  # noqa: BLE001 - raised on the training thread by wait()
+        except BaseException as error:  # raised on the training thread by wait()
             self._error = error
 
     def _write(self, checkpoint: Checkpoint) -> Path:
