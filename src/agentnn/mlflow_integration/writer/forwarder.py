@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from agentnn.errors import JournalError
 from agentnn.mlflow_integration.journal.buffered import Handoff
@@ -75,7 +75,7 @@ class Batch:
         elif type(record) is ParamRecord:
             self.params.append(record)
         else:
-            self.tags.append(record)
+            self.tags.append(cast(TagRecord, record))
 
     def __bool__(self) -> bool:
         return bool(self.metrics or self.params or self.tags)
@@ -103,16 +103,18 @@ def _batches_up_to_end(
     """
     stop = next((i for i in range(index, len(records)) if type(records[i]) is EndRecord),
                 len(records))
-    terminal = records[stop] if stop < len(records) else None
-    segment = records[index:stop]
+    terminal = cast(EndRecord, records[stop]) if stop < len(records) else None
+    # the records before the end record: never an end record (casts, not checks: a hot path)
+    segment = cast("list[MetricRecord | ParamRecord | TagRecord]", records[index:stop])
     batches: list[tuple[Batch, int, int]] = []
     if all(type(record) is MetricRecord for record in segment):
+        points = cast("list[MetricRecord]", segment)
         size = min(MAX_METRICS, MAX_ENTITIES)
-        for first in range(0, len(segment), size):
-            batches.append((Batch(metrics=segment[first:first + size]), index + first,
-                            index + min(first + size, len(segment))))
-        if segment:
-            last_time = max(last_time, max(record.timestamp for record in segment))
+        for first in range(0, len(points), size):
+            batches.append((Batch(metrics=points[first:first + size]), index + first,
+                            index + min(first + size, len(points))))
+        if points:
+            last_time = max(last_time, max(record.timestamp for record in points))
     else:
         batch, first = Batch(), index
         for position, record in enumerate(segment, start=index):
@@ -184,14 +186,15 @@ class JournalForwarder:
         group: list[Chunk] = []  # whole chunks without an end record, sent in one call
         for chunk in scan_chunks(self.journal, self.cursor.offset, self.header.format,
                                  self._handoff):
-            if chunk.damage is None and not any(type(r) is EndRecord for r in chunk.records):
+            grouped = chunk.damage is None and not any(
+                type(r) is EndRecord for r in chunk.records)
+            if grouped:
                 group.append(chunk)
                 if sum(len(member.records) for member in group) < RECORDS_PER_CALL:
                     continue
-                chunk = None
             done += self._forward_group(client, group)
             group = []
-            if chunk is None:
+            if grouped:
                 continue
             if chunk.damage is not None:
                 done += self._set_aside(chunk.start, chunk.end, chunk.damage)

@@ -41,7 +41,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, Protocol, cast
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -84,6 +84,28 @@ MetricRow = tuple[str, float, int, int, bool, str]
 native_path_enabled = True
 
 
+class MetricLike(Protocol):
+    """A metric point: an MLflow ``Metric``, or a journal's ``MetricRecord``."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def value(self) -> float: ...
+    @property
+    def timestamp(self) -> int: ...
+    @property
+    def step(self) -> int: ...
+
+
+class EntryLike(Protocol):
+    """A param or a tag: an MLflow ``Param`` or ``RunTag``, or a journal's record of one."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def value(self) -> str: ...
+
+
 @dataclass(frozen=True)
 class RunBatch:
     """One run's share of a write: what ``log_batch(run_id, ...)`` would receive.
@@ -94,9 +116,9 @@ class RunBatch:
     """
 
     run_id: str
-    metrics: Sequence[Metric] = ()
-    params: Sequence[Param] = ()
-    tags: Sequence[RunTag] = ()
+    metrics: Sequence[MetricLike] = ()
+    params: Sequence[EntryLike] = ()
+    tags: Sequence[EntryLike] = ()
 
 
 @dataclass(frozen=True)
@@ -134,9 +156,9 @@ def log_batch(
     client: MlflowClient,
     tracking_uri: str,
     run_id: str,
-    metrics: Sequence[Metric] = (),
-    params: Sequence[Param] = (),
-    tags: Sequence[RunTag] = (),
+    metrics: Sequence[MetricLike] = (),
+    params: Sequence[EntryLike] = (),
+    tags: Sequence[EntryLike] = (),
     *,
     report: Callable[[str], None] | None = None,
 ) -> str:
