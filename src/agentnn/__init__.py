@@ -9,4 +9,4 @@ import contracts in pyproject.toml check.
 The package imports nothing heavy at start-up; MLflow and PyTorch load when first used.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one place the version is written: pyproject.toml reads it from here

@@ -95,10 +95,12 @@ def command_line(argv: list[str]) -> str:
 
 @lru_cache(maxsize=1)
 def _static_tags() -> tuple[tuple[str, str], ...]:
+    from agentnn import __version__  # the one source (an editable install's metadata can lag)
+
     tags = {
         "host": socket.gethostname(),
         "python": platform.python_version(),
-        "version": _version("agentnn"),
+        "version": __version__,
         "mlflow_version": _version("mlflow"),
         "torch_version": _version("torch"),
     }
