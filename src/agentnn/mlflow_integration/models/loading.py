@@ -263,7 +263,8 @@ class ModelLoader:
 
         stage = LEGACY_STAGES[stage.lower()]
         warnings.warn(
-            f"models:/{name}/{stage} uses an MLflow stage; stages are deprecated, promote with "
+            f"models:/{name}/{stage} uses an MLflow stage; stages are deprecated (removed in "
+            f"agentnn 0.3.0), promote with "
             f"an alias instead (agentnn model alias {name} champion <version>) and load "
             f"{name}@champion",
             DeprecationWarning,

@@ -126,9 +126,11 @@ class ArchitectureSearchConfig:
 def warn_renamed(old: str, new: str, value: str = "") -> None:
     import warnings
 
+    from agentnn.nn_models.training.configs import REMOVED_IN
+
     hint = f" = {value}" if value else ""
-    warnings.warn(f"config key {old!r} is deprecated; use {new!r}{hint}", DeprecationWarning,
-                  stacklevel=4)
+    warnings.warn(f"config key {old!r} is deprecated and removed in {REMOVED_IN}; "
+                  f"use {new!r}{hint}", DeprecationWarning, stacklevel=4)
 
 
 def check_int_list(name: str, values: list[int]) -> None:

@@ -17,6 +17,7 @@ from agentnn.errors import TrainerConfigError
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
+REMOVED_IN = "0.3.0"  # the release that drops the old config names (CHANGELOG.md)
 SHARED_RENAMES = {  # old config name -> the one name every trainer uses now
     "lr": "learning_rate", "max_grad_norm": "grad_clip", "checkpoint_root": "checkpoint_dir",
     "hidden_sizes": "hidden_dims", "hidden": "hidden_dims", "n_classes": "num_classes",
@@ -79,7 +80,8 @@ def accept_old_names(config_class: type, values: JSONDict,
             if new in values:
                 raise TrainerConfigError(f"config gives both {old!r} (deprecated) and {new!r}; "
                                          f"keep only {new!r}")
-            warnings.warn(f"config key {old!r} is deprecated; use {new!r}",
+            warnings.warn(f"config key {old!r} is deprecated and removed in {REMOVED_IN}; "
+                          f"use {new!r}",
                           DeprecationWarning, stacklevel=4)
             values[new] = value
     return values
