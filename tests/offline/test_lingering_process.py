@@ -10,7 +10,8 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from test_auto_push import local_client, wait_for
+from offline_helpers import wait_for
+from test_auto_push import local_client
 
 SCRIPT = textwrap.dedent("""
     import time

@@ -479,6 +479,10 @@ def push(
         bool, typer.Option("--pending", help="Push every run kept in ./mlruns during an outage "
                            "to the store it was meant for.")
     ] = False,
+    create: Annotated[
+        bool, typer.Option("--create", help="Create the --to SQLite store when it does not "
+                           "exist (otherwise a missing store is refused as a likely typo).")
+    ] = False,
     output: OutputOption = Output.table,
     tracking_uri: TrackingURI = None,
 ) -> None:
@@ -493,7 +497,8 @@ def push(
         if pending:
             results = manager.push_pending(progress=update)
         else:
-            results = manager.push_runs(run_ids or [], to or "", progress=update)
+            results = manager.push_runs(run_ids or [], to or "", progress=update,
+                                        create=create)
     columns = ["run id", "copy", "status", "sent", "registered"]
     rows = [[r.source_run_id, r.target_run_id, r.status, r.summary(), ", ".join(r.registered)]
             for r in results]

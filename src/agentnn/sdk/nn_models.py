@@ -423,24 +423,29 @@ class ModelManager:
     # --- pushing runs to another store ---------------------------------------------------
 
     def push_runs(
-        self, run_ids: list[str], to: str, *, progress: Callable[[int, int], None] | None = None
+        self, run_ids: list[str], to: str, *, progress: Callable[[int, int], None] | None = None,
+        create: bool = False,
     ) -> list[PushResult]:
         """Copy runs of this store to the store ``to``, whole: params, tags, every metric point,
         times, status, artifacts, logged models and their registrations.
 
         A copy is found again by its ``agentnn.source_run_id`` tag and only what it lacks is
         sent, so an interrupted push resumes and a repeated one changes nothing.
-        ``progress(done, total)`` is called as runs complete.
+        ``progress(done, total)`` is called as runs complete. A ``sqlite:///`` target must hold
+        a store already unless ``create`` is true (a typo would otherwise get a new one). A run
+        kept here during an outage stays pending unless ``to`` is the store it was meant for.
 
         Raises:
             NotFoundError: a run does not exist here.
+            StoreNotFoundError: ``to`` is a ``sqlite:///`` path with no store and not ``create``.
             StoreUnreachableError: ``to`` does not answer.
         """
         from agentnn.mlflow_integration.offline.fallback import push_runs
 
         if not run_ids:
             raise InvalidArgumentError("push needs at least one run id")
-        return push_runs(self._client, list(run_ids), to, self.settings, progress=progress)
+        return push_runs(self._client, list(run_ids), to, self.settings, progress=progress,
+                         create=create)
 
     def pending_runs(self) -> list[RunInfo]:
         """Runs kept in the embedded store (``./mlruns``) while their server did not answer,

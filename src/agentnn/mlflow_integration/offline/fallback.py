@@ -27,6 +27,8 @@ from agentnn.mlflow_integration.offline.push import (
     PushResult,
     pending_run_ids,
     push_run,
+    pushed_result,
+    run_lock,
 )
 
 if TYPE_CHECKING:
@@ -91,6 +93,9 @@ def push_pending(
 ) -> list[PushResult]:
     """Push every pending run of the embedded store to its intended store, now.
 
+    Each run is pushed under the same per-run lock the writer takes; a run the writer pushed
+    meanwhile is reported as pushed (from its tags), not pushed again or taken for unknown.
+
     Raises:
         TrackingError: some pending run names a store whose real URI is not known here
             (the others are pushed first).
@@ -111,18 +116,24 @@ def push_pending(
     if progress:
         progress(0, len(pending))
     for run_id, masked in pending:
-        uri = intended_store_uri(settings, run_id, masked)
-        if uri is None:
-            unknown.append((run_id, masked))
-        else:
-            target = targets.setdefault(uri, Store.from_settings(
-                dataclasses.replace(settings, tracking_uri=config.Setting(uri, "argument"),
-                                    artifact_location=None)))
-            with target.errors(kind="run", name=run_id):
-                results.append(push_run(source, target.client(), run_id,
-                                        target_label=target.masked_uri, lock_dir=lock_dir))
-            if results[-1].complete:
-                PendingPush(run_id, "", "", lock_dir / f"{run_id}{MARKER_SUFFIX}").remove()
+        # The writer may be pushing the same run: take its lock, then look again.
+        with run_lock(lock_dir, run_id):
+            with local.errors(kind="run", name=run_id):
+                done = pushed_result(source, run_id)
+            uri = None if done else intended_store_uri(settings, run_id, masked)
+            if done is not None:
+                results.append(done)
+            elif uri is None:
+                unknown.append((run_id, masked))
+            else:
+                target = targets.setdefault(uri, Store.from_settings(
+                    dataclasses.replace(settings, tracking_uri=config.Setting(uri, "argument"),
+                                        artifact_location=None)))
+                with target.errors(kind="run", name=run_id):
+                    results.append(push_run(source, target.client(), run_id,
+                                            target_label=target.masked_uri))
+                if results[-1].complete:
+                    PendingPush(run_id, "", "", lock_dir / f"{run_id}{MARKER_SUFFIX}").remove()
         if progress:
             progress(len(results) + len(unknown), len(pending))
     if unknown:
@@ -141,13 +152,22 @@ def push_runs(
     to: str,
     settings: config.Settings,
     progress: Callable[[int, int], None] | None = None,
+    *,
+    create: bool = False,
 ) -> list[PushResult]:
-    """Copy ``run_ids`` from ``source`` to the store ``to`` (its URI, credentials included)."""
+    """Copy ``run_ids`` from ``source`` to the store ``to`` (its URI, credentials included).
+
+    A target, like a read, must exist: a ``sqlite:///`` path with no store there is refused
+    (:class:`StoreNotFoundError`, with the nearest store as a suggestion) unless ``create``
+    asks for a new store on purpose, so a typo never receives runs nor marks them pushed.
+    """
     from agentnn.mlflow_integration.store.client import Store
 
     target_settings = config.resolve(to, journal_dir=settings.journal_dir.value, cwd=settings.cwd)
     target = Store.from_settings(target_settings)
     target.validate()
+    if not create:
+        target.require_existing()
     client = target.client()
     lock_dir = Path(settings.journal_dir.value)
     results: list[PushResult] = []

@@ -81,9 +81,9 @@ STATUS_CHECK_INTERVAL = 1.0  # seconds between looks at whether a run pushed liv
 MARKER_SUFFIX = ".push"  # <journal_dir>/<run_id>.push: a run the writer should push
 LOCK_SUFFIX = ".push.lock"
 REGISTRATION_WAIT_SECONDS = 300
+NO_PROGRESS_BAR = {config.MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR: "false"}
 
 logger = logging.getLogger(__name__)
-NO_PROGRESS_BAR = {config.MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR: "false"}
 
 
 @dataclass(frozen=True)
@@ -154,7 +154,7 @@ def push_run(
         TrackingError: the target's experiment of that name is deleted.
     """
     # MLflow's per-download progress bars would break the command's own (a user's value wins).
-    with config.mlflow_environment(NO_PROGRESS_BAR), _run_lock(lock_dir, run_id):
+    with config.mlflow_environment(NO_PROGRESS_BAR), run_lock(lock_dir, run_id):
         result = _Push(source, target, run_id, target_label, known_points).run()
         changed_children = 0
         for child in _children(source, run_id):
@@ -165,8 +165,24 @@ def push_run(
     return dataclasses.replace(result, children=changed_children)
 
 
+def pushed_result(source: MlflowClient, run_id: str) -> PushResult | None:
+    """What an earlier push of a pending run did, read from its tags; None unless it is done.
+
+    Why: the writer and ``agentnn model push --pending`` push the same runs; whichever comes
+    second (it waited for :func:`run_lock`) reports the other's push instead of failing.
+    """
+    run = _get_run(source, run_id)
+    if run.data.tags.get(PUSH_TAG) != PUSH_DONE:
+        return None
+    target_uri, _, target_run_id = run.data.tags.get(PUSHED_TO_TAG, "").rpartition(" ")
+    return PushResult(source_run_id=run_id, target_run_id=target_run_id,
+                      target_uri=target_uri, status=run.info.status)
+
+
 @contextmanager
-def _run_lock(lock_dir: Path | None, run_id: str) -> Iterator[None]:
+def run_lock(lock_dir: Path | None, run_id: str) -> Iterator[None]:
+    """The one lock of a run's push, taken by the writer and the command alike (a file lock in
+    the journal folder, so processes share it); not reentrant."""
     if lock_dir is None:
         yield
         return
@@ -214,7 +230,7 @@ class _Push:
         ):
             self.target.set_terminated(target_id, status, end_time=run.info.end_time)
         done = {PUSHED_TO_TAG: f"{self.target_label} {target_id}"}
-        if status in TERMINAL_STATUSES:
+        if status in TERMINAL_STATUSES and self._meant_for_target(run):
             done[PUSH_TAG] = PUSH_DONE
         for key, value in done.items():
             if run.data.tags.get(key) != value:
@@ -226,6 +242,14 @@ class _Push:
             artifacts=self.counts.get("artifacts", 0), models=self.counts.get("models", 0),
             registered=self.registered,
         )
+
+    def _meant_for_target(self, run: Run) -> bool:
+        """Whether the target is the store a fallen-back run was meant for (or the run never
+        fell back): only then is a pending run done; a copy elsewhere leaves it pending."""
+        intended = run.data.tags.get(INTENDED_URI_TAG)
+        if run.data.tags.get(PUSH_TAG) != PUSH_PENDING or not intended:
+            return True
+        return intended.rstrip("/") == self.target_label.rstrip("/")
 
     # --- the run itself ----------------------------------------------------------------------
 
@@ -445,6 +469,7 @@ def _target_experiment(client: MlflowClient, name: str) -> str:
             if not is_already_exists(error):
                 raise
             experiment = client.get_experiment_by_name(name)
+    assert experiment is not None  # found, or created meanwhile by another process
     if experiment.lifecycle_stage == "deleted":
         raise TrackingError(
             f"experiment {name!r} is deleted on the target store; restore it there "
