@@ -81,6 +81,9 @@ HTTP_CLIENT_DEFAULTS = {
     MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR: "1",  # sleeps 0 s, then 2 s, between attempts
     MLFLOW_HTTP_REQUEST_BACKOFF_JITTER: "0.5",
     MLFLOW_HTTP_REQUEST_TIMEOUT: "30",  # seconds per request; a log_batch of 1,000 takes < 1 s
+    # MLflow writes "🏃 View run … at: <url>" to stdout whenever a run ends on a server: in a
+    # push that is every copy, which would break `--output json` (stdout is the command's).
+    MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT: "true",
 }
 
 # The writer retries with its own back-off; MLflow's HTTP retries would block one of its calls
