@@ -269,11 +269,14 @@ class Store:
         try:
             get("/health", authenticated=False)
         except Exception as error:  # every failure is reported, translated
-            problem = self.translate(error)
+            failure = self.translate(error)
             return StoreHealth(self.masked_uri, kind, reachable=False,
-                               detail=problem.reason if isinstance(problem, TrackingURIError)
-                               else str(problem), problem=problem)
-        version = backend = auth_enabled = artifacts = None
+                               detail=failure.reason if isinstance(failure, TrackingURIError)
+                               else str(failure), problem=failure)
+        version: str | None = None
+        backend: str | None = None
+        auth_enabled: bool | None = None
+        artifacts: bool | None = None
         search = "/api/2.0/mlflow/experiments/search?max_results=1"
         try:
             status, search_body = get(search)
@@ -281,16 +284,17 @@ class Store:
                 answer, body = get("/version")  # the basic-auth app guards even /version
                 version = body.decode(errors="replace").strip()[:40] if answer == 200 else None
                 answer, body = get("/api/3.0/mlflow/server-info", authenticated=False)
-                backend = _json(body).get("store_type") if answer == 200 else None
+                store_type = _json(body).get("store_type") if answer == 200 else None
+                backend = None if store_type is None else str(store_type)
                 open_status = get(search, authenticated=False)[0] if credentials else status
                 auth_enabled = open_status in (401, 403)
                 answer, _ = get("/api/2.0/mlflow-artifacts/artifacts?path=")
                 artifacts = True if answer == 200 else None if answer in (401, 403) else False
             credentials_ok = None if not credentials and status == 200 else status in (200, 403)
         except Exception as error:  # every failure is reported, translated
-            problem = self.translate(error)
+            failure = self.translate(error)
             return StoreHealth(self.masked_uri, kind, reachable=False,
-                               detail=getattr(problem, "reason", str(problem)), problem=problem)
+                               detail=getattr(failure, "reason", str(failure)), problem=failure)
         problem: AgentNNError | None = None
         detail = ""
         if status == 401:
