@@ -19,6 +19,7 @@ demo: install
 
 test: install
 	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache --no-logo
 	$(BIN)/python -m pytest -q
 
@@ -28,10 +29,11 @@ test-team: install
 
 lint: install
 	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache --no-logo
 
 bench: install
 	$(BIN)/python bench/tracking_overhead.py
 
 clean:
-	rm -rf $(VENV) mlruns .pytest_cache
+	rm -rf $(VENV) mlruns .pytest_cache .mypy_cache
