@@ -363,6 +363,7 @@ def _command_for(trainer: Trainer) -> Callable[..., None]:
     parameters = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
                                     annotation=annotation)
                   for name, (annotation, default) in options.items()]
+    # Typer reads the options from the signature; a function object declares no __signature__
     command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
     command.__annotations__ = {name: annotation for name, (annotation, _) in options.items()}
     command.__name__ = trainer.command.replace("-", "_")

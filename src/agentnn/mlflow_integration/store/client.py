@@ -124,9 +124,17 @@ class Store:
         return cls(settings)
 
     @classmethod
-    def resolve(cls, tracking_uri: str | None = None, **kwargs: object) -> Store:
+    def resolve(
+        cls,
+        tracking_uri: str | None = None,
+        *,
+        journal_dir: str | os.PathLike[str] | None = None,
+        drain_timeout: float | None = None,
+        cwd: Path | None = None,
+    ) -> Store:
         """Resolve the settings (see :func:`agentnn.config.resolve`) and make their store."""
-        return cls(config.resolve(tracking_uri, **kwargs))  # type: ignore[arg-type]
+        return cls(config.resolve(tracking_uri, journal_dir=journal_dir,
+                                  drain_timeout=drain_timeout, cwd=cwd))
 
     def __repr__(self) -> str:
         return f"Store({self.masked_uri!r}, source={self.source!r})"
