@@ -42,6 +42,7 @@ AGENTNN_DRAIN_TIMEOUT = "AGENTNN_DRAIN_TIMEOUT"
 AGENTNN_FLUSH_INTERVAL = "AGENTNN_FLUSH_INTERVAL"
 AGENTNN_CACHE_DIR = "AGENTNN_CACHE_DIR"
 AGENTNN_OFFLINE = "AGENTNN_OFFLINE"
+AGENTNN_WRITER_GIVE_UP = "AGENTNN_WRITER_GIVE_UP"
 # MLflow's own TLS settings for HTTPS stores; the store layer's probe honours them as MLflow does.
 MLFLOW_TRACKING_INSECURE_TLS = "MLFLOW_TRACKING_INSECURE_TLS"
 MLFLOW_TRACKING_SERVER_CERT_PATH = "MLFLOW_TRACKING_SERVER_CERT_PATH"
@@ -63,6 +64,11 @@ DEFAULT_DB_NAME = "mlflow.db"
 DEFAULT_ARTIFACTS_DIR = "artifacts"
 DEFAULT_JOURNAL_DIR = "journal"  # under the store dir; local disk even for a remote server
 DEFAULT_DRAIN_TIMEOUT = 60.0  # seconds a run's exit waits for the writer to empty its journal
+# A writer left behind by an exited training process keeps trying a store that does not answer
+# (unsent journals, pending pushes) this long; then the records stay in the journal and the runs
+# pending, for `agentnn model sync` / `agentnn model push --pending`. Bounded so that nothing runs
+# for hours behind a user's back.
+DEFAULT_WRITER_GIVE_UP = 600.0
 DEFAULT_FLUSH_INTERVAL = 1.0  # seconds between journal appends of buffered records
 DEFAULT_CACHE_DIR = "~/.cache/agentnn/models"  # downloaded model versions, by version
 OFFLINE_MODES = ("fallback", "fail")  # an unanswering server at run start: embedded store, or error
@@ -125,6 +131,8 @@ class Settings:
     cwd: Path = field(default_factory=Path.cwd)
     offline: Setting = Setting(DEFAULT_OFFLINE, "default")
     """What a run does when its server does not answer: ``fallback`` or ``fail``."""
+    writer_give_up: Setting = Setting(str(DEFAULT_WRITER_GIVE_UP), "default")
+    """Seconds a writer left behind by an exited process keeps trying an unanswering store."""
     username: Setting | None = None
     """``MLFLOW_TRACKING_USERNAME`` for HTTP basic auth (env or ``.env``)."""
     password: Setting | None = field(default=None, repr=False)
@@ -160,7 +168,8 @@ class Settings:
             rows.append(
                 ("artifact_location", self.artifact_location.value, self.artifact_location.source)
             )
-        for name in ("journal_dir", "drain_timeout", "flush_interval", "cache_dir", "offline"):
+        for name in ("journal_dir", "drain_timeout", "flush_interval", "cache_dir", "offline",
+                     "writer_give_up"):
             setting: Setting = getattr(self, name)
             rows.append((name, setting.value, setting.source))
         if self.username is not None:
@@ -227,11 +236,12 @@ def resolve(
         ),
         cwd=cwd,
         offline=_pick(AGENTNN_OFFLINE, None, dotenv, DEFAULT_OFFLINE),
+        writer_give_up=_pick(AGENTNN_WRITER_GIVE_UP, None, dotenv, str(DEFAULT_WRITER_GIVE_UP)),
         username=_pick_optional(MLFLOW_TRACKING_USERNAME, dotenv),
         password=_pick_optional(MLFLOW_TRACKING_PASSWORD, dotenv),
         token=_pick_optional(MLFLOW_TRACKING_TOKEN, dotenv),
     )
-    for name in ("drain_timeout", "flush_interval"):
+    for name in ("drain_timeout", "flush_interval", "writer_give_up"):
         setting: Setting = getattr(settings, name)
         try:
             if float(setting.value) <= 0:

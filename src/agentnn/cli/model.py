@@ -171,7 +171,14 @@ def runs(
 ) -> None:
     """Runs with status, duration and the key metrics."""
     if pending:
-        _print_runs("runs not pushed yet", _manager(tracking_uri).pending_runs(), output, None)
+        waiting = _manager(tracking_uri).pending_runs()
+        if output is not Output.table:
+            _print_runs("runs not pushed yet", waiting, output, None)
+            return
+        rows = [[run.run_id, run.run_name, _time(run.start_time_ms, short=True),
+                 run.push_note or "waiting for its server"] for run in waiting]
+        console.print_table("runs not pushed yet", ["run id", "name", "started", "why"], rows,
+                            no_wrap=["run id"])
         return
     found = _manager(tracking_uri).list_runs(
         experiment, filter=filter_, order_by=order_by, limit=limit or None,

@@ -79,6 +79,13 @@ class RunInfo:
     def parent_run_id(self) -> str | None:
         return self.tags.get(PARENT_RUN_TAG)
 
+    @property
+    def push_note(self) -> str | None:
+        """Why a run kept here during an outage is not on its server yet (the writer's note)."""
+        from agentnn.mlflow_integration.offline.push import PUSH_NOTE_TAG
+
+        return self.tags.get(PUSH_NOTE_TAG)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,

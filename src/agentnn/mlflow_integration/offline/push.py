@@ -61,13 +61,16 @@ PUSH_TAG = "agentnn.push"  # "pending" until the run is whole on its intended st
 PUSH_PENDING, PUSH_DONE = "pending", "done"
 INTENDED_URI_TAG = "agentnn.intended_tracking_uri"  # masked; the real URI never enters a store
 PUSHED_TO_TAG = "agentnn.pushed_to"  # "<masked target URI> <target run id>"
+# Why a pending run is still pending, set by the writer: what the store answered, or that the
+# writer stopped trying; removed once the run is pushed. `agentnn model runs --pending` shows it.
+PUSH_NOTE_TAG = "agentnn.push_note"
 SOURCE_RUN_TAG = "agentnn.source_run_id"  # on the copy: the run it was copied from
 SOURCE_MODEL_TAG = "agentnn.source_model_id"  # on a copied LoggedModel
 RUN_MODEL_ID_TAG = "agentnn.model_id"  # set by log_torch_model; remapped to the copy's model
 RUN_MODEL_URI_TAG = "agentnn.model_uri"
 VERSION_MODEL_ID_TAG = "agentnn.model_id"  # on a version: SQL registries drop MLflow's model_id
 PARENT_RUN_TAG = "mlflow.parentRunId"
-NOT_COPIED_TAGS = frozenset({PUSH_TAG, PUSHED_TO_TAG, PARENT_RUN_TAG})
+NOT_COPIED_TAGS = frozenset({PUSH_TAG, PUSHED_TO_TAG, PUSH_NOTE_TAG, PARENT_RUN_TAG})
 NOT_COPIED_MODEL_TAGS = frozenset({"mlflow.modelVersions"})  # MLflow sets it on registering
 
 # --- limits and timing ---------------------------------------------------------------------
@@ -639,6 +642,7 @@ class AutoPusher:
         self._given_up: set[str] = set()
         self._live: dict[str, float] = {}  # running run id -> when to look at its status again
         self._known: dict[str, dict[str, set[tuple[int, int, str]]]] = {}  # see push_run
+        self._notes: dict[str, str] = {}  # run id -> the note on the local run (see _note)
 
     def step(self) -> bool:
         """Push what is due; True while some pending run has not fully reached its store."""
@@ -669,12 +673,15 @@ class AutoPusher:
                     self._retry_later(pending, f"failed ({_summary_line(error)})")
                 else:
                     self._given_up.add(pending.run_id)
+                    self._note(pending, f"refused ({_summary_line(error)}); "
+                                        "`agentnn model push --pending` tries again")
                     self._log(f"push of run {pending.run_id} refused: {error}; it stays pending "
                               "(`agentnn model push --pending` retries)")
                 continue
             self._backoff.pop(pending.run_id, None)
             if result.complete:
                 pending.remove()
+                self._note(pending, None)
                 self._known.pop(pending.run_id, None)
                 self._live.pop(pending.run_id, None)
                 self._log(f"pushed run {pending.run_id} to {result.target_uri} "
@@ -704,6 +711,34 @@ class AutoPusher:
             self._clients[uri] = MlflowClient(tracking_uri=uri, registry_uri=uri)
         return self._clients[uri]
 
+    def give_up(self, after: float) -> None:
+        """The writer stops trying: each run still pending says so, and what it waited for."""
+        for pending in PendingPush.all(self.journal_dir):
+            last = self._notes.get(pending.run_id) or "no answer"
+            self._note(pending, f"the writer stopped trying after {after:.0f} s ({last}); "
+                                "`agentnn model push --pending` tries again")
+
+    def _note(self, pending: PendingPush, why: str | None) -> None:
+        """Record on the local run why it is still pending (None: it is not any more).
+
+        Written only when the reason changes: each note is a write to the local store.
+        """
+        if self._notes.get(pending.run_id) == why:
+            return
+        try:
+            source = self._client(pending.source_uri)
+            if why is None:
+                source.delete_tag(pending.run_id, PUSH_NOTE_TAG)
+            else:
+                source.set_tag(pending.run_id, PUSH_NOTE_TAG, why)
+        except Exception as error:  # the note is a courtesy; the push must go on without it
+            logger.debug("no push note on run %s: %s", pending.run_id, error)
+            return
+        if why is None:
+            self._notes.pop(pending.run_id, None)
+        else:
+            self._notes[pending.run_id] = why
+
     def _wait_for_a_person(self, pending: PendingPush, outcome: Outcome,
                            error: Exception) -> None:
         """Refused credentials or a missing permission: the run stays pending, tried again
@@ -714,6 +749,7 @@ class AutoPusher:
                   f"({_summary_line(error)}); it stays pending, next try in "
                   f"{NEEDS_A_PERSON_BACKOFF:.0f}s (`agentnn model push --pending` tries now)")
         self._next_try[pending.run_id] = time.monotonic() + NEEDS_A_PERSON_BACKOFF
+        self._note(pending, f"{mask_uri(pending.intended_uri)} {what}")
 
     def _retry_later(self, pending: PendingPush, why: str) -> None:
         backoff = self._backoff.get(pending.run_id, BACKOFF_START)
@@ -722,6 +758,7 @@ class AutoPusher:
                       f"next try in {backoff:.0f}s")
         self._next_try[pending.run_id] = time.monotonic() + backoff
         self._backoff[pending.run_id] = min(backoff * 2, BACKOFF_MAX)
+        self._note(pending, f"{mask_uri(pending.intended_uri)} {why}")
 
 
 def _summary_line(error: BaseException) -> str:

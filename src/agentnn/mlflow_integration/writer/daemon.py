@@ -68,9 +68,16 @@ def main(argv: list[str] | None = None) -> int:
         os.nice(WRITER_NICENESS)
     import_mlflow()
     gc.freeze()  # MLflow's modules live as long as the writer: kept out of full collections
+    from agentnn import config
+    from agentnn.errors import ConfigError
+
+    try:  # settings of the training process that started it (its cwd, env and .env)
+        give_up = float(config.resolve().writer_give_up.value)
+    except ConfigError:
+        give_up = config.DEFAULT_WRITER_GIVE_UP
     with log_to_file(args.journal_dir):  # the owner sends stdout and stderr (a crash) there too
         forward_all(args.journal_dir, parent_pid=args.parent, once=args.once,
-                    wait_for_lock=args.wait_for_lock)
+                    retry_limit=give_up, wait_for_lock=args.wait_for_lock)
     return 0
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agentnn import heap
+from agentnn.config import DEFAULT_WRITER_GIVE_UP
 from agentnn.errors import DamagedJournalError
 from agentnn.mlflow_integration.journal.buffered import Handoff
 from agentnn.mlflow_integration.journal.format import (
@@ -58,7 +59,6 @@ FOLDER_WATCH_INTERVAL = 1.0
 # writer blocks it before it takes the folder's lock and waits for it with sigtimedwait.
 WAKE_SIGNAL = signal.SIGUSR1
 IDLE_EXIT = 600.0  # seconds without work after which a writer whose parent lives exits anyway
-ORPHAN_RETRY_LIMIT = 600.0  # seconds an orphaned writer keeps retrying an unanswering store
 BACKOFF_START, BACKOFF_MAX = 0.5, 30.0
 
 WRITER_LOGGER = "agentnn.mlflow_integration.writer"  # the logger of every writer line
@@ -106,7 +106,7 @@ class Writer:
     def __init__(
         self,
         journal_dir: Path,
-        retry_limit: float = ORPHAN_RETRY_LIMIT,
+        retry_limit: float = DEFAULT_WRITER_GIVE_UP,
         *,
         stop: threading.Event | None = None,
         wake: threading.Event | None = None,
@@ -287,7 +287,11 @@ class Writer:
             # An idle pass: nothing complete to send, nothing to set aside; never spin.
             pushing = pusher is not None and pusher.step()  # True while a push waits
             if once or (parent_pid is not None and not pid_alive(parent_pid)):
-                if not pushing or time.monotonic() - idle_since > self.retry_limit:
+                if not pushing:
+                    return self.result
+                if time.monotonic() - idle_since > self.retry_limit:
+                    if pusher is not None:
+                        pusher.give_up(self.retry_limit)
                     return self.result
             elif time.monotonic() - idle_since > IDLE_EXIT and not pushing:
                 return self.result
@@ -379,7 +383,7 @@ def forward_all(
     *,
     parent_pid: int | None = None,
     once: bool = False,
-    retry_limit: float = ORPHAN_RETRY_LIMIT,
+    retry_limit: float = DEFAULT_WRITER_GIVE_UP,
     wait_for_lock: bool = False,
 ) -> WriterResult | None:
     """Be the folder's writer until done; None when another writer holds the folder.
