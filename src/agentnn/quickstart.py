@@ -15,8 +15,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from agentnn import config
-
 REGISTERED_MODEL = "agent-router"
 CHAMPION_ALIAS = "champion"
 N_RECORDS = 2000  # synthetic interactions; enough for routing accuracy well above 0.8
@@ -36,20 +34,23 @@ def run_quickstart(
     ``tracking_uri``.
     """
     from agentnn.data import build_interaction_dataset, synthesize_interactions
+    from agentnn.mlflow_integration import ExperimentTracker
     from agentnn.nn_models import advanced_training
     from agentnn.sdk.nn_models import ModelManager
 
-    settings = config.resolve()
     records = synthesize_interactions(N_RECORDS, N_AGENTS, seed=seed)
     data = build_interaction_dataset(records, seed=seed, source="synthetic")
     train_config = advanced_training.AdvancedTrainingConfig(
         mode="classifier", epochs=epochs, seed=seed, learning_rate=LEARNING_RATE
     )
 
-    result = advanced_training.train(train_config, data, register_as=REGISTERED_MODEL,
-                                     on_epoch=on_epoch)
+    # The store the run really went to: the resolved one, or ./mlruns when a server that does
+    # not answer made the run fall back (the alias belongs beside the version it names).
+    tracker = ExperimentTracker(advanced_training.EXPERIMENT)
+    result = advanced_training.train(train_config, data, tracker=tracker,
+                                     register_as=REGISTERED_MODEL, on_epoch=on_epoch)
     assert result.registered_version is not None  # train() registered it (register_as)
-    manager = ModelManager(settings.tracking_uri.value)
+    manager = ModelManager(tracker.tracking_uri)
     try:
         manager.set_alias(REGISTERED_MODEL, CHAMPION_ALIAS, result.registered_version)
     finally:
@@ -63,5 +64,5 @@ def run_quickstart(
         "registered_model": REGISTERED_MODEL,
         "registered_version": result.registered_version,
         "alias": CHAMPION_ALIAS,
-        "tracking_uri": settings.tracking_uri.value,
+        "tracking_uri": tracker.tracking_uri,
     }

@@ -89,6 +89,9 @@ def test_a_tracker_kept_for_long_falls_back_when_its_server_goes_away(
 def test_the_command_shows_the_fallback_as_one_warning_line(dead_server: str, workdir: Path, cli):
     result = cli("quickstart", "--epochs", "1")  # its run starts in the fallback store
 
+    assert result.exit_code == 0, result.output  # registered and promoted beside its run
     warnings = [line for line in result.stderr.splitlines() if line.startswith("agentnn: warning:")]
     assert len(warnings) == 1, result.stderr
     assert "127.0.0.1" in warnings[0] and "the run is tracked in" in warnings[0]
+    local = mlflow.MlflowClient(f"sqlite:///{workdir / 'mlruns' / 'mlflow.db'}")
+    assert str(local.get_model_version_by_alias("agent-router", "champion").version) == "1"
