@@ -149,9 +149,6 @@ class MlflowReader:
             raise NotFoundError("experiment", ref, "list them with: agentnn model experiments")
         return str(experiment.experiment_id), experiment.name
 
-    def active_experiment_ids(self) -> list[str]:
-        return [info.experiment_id for info in self.list_experiments(include_deleted=False)]
-
     # --- runs ----------------------------------------------------------------------------
 
     def _run_pages(

@@ -219,9 +219,6 @@ class SqliteReader:
                 return str(rows[0][0]), rows[0][1]
         raise NotFoundError("experiment", ref, "list them with: agentnn model experiments")
 
-    def active_experiment_ids(self) -> list[str]:
-        return [info.experiment_id for info in self.list_experiments(include_deleted=False)]
-
     # --- runs ----------------------------------------------------------------------------
 
     def search_runs(

@@ -182,7 +182,7 @@ class ModelManager:
             raise InvalidArgumentError(f"limit must be at least 1 (or None for all), got {limit}")
         ids = (
             [self._read("find_experiment", experiment)[0]] if experiment is not None
-            else self._read("active_experiment_ids")
+            else [info.experiment_id for info in self._read("list_experiments", False)]
         )
         orders = [order_by] if isinstance(order_by, str) else list(order_by or [])
         runs: list[RunInfo] = self._read("search_runs", ids, filter, orders, limit,
