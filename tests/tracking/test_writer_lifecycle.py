@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import mlflow
@@ -151,3 +152,36 @@ def test_a_run_ends_and_its_process_exits_while_the_store_does_not_answer(
     client = mlflow.MlflowClient(store_uri)
     assert sorted(p.step for p in client.get_metric_history(run_id, "loss")) == list(range(300))
     assert client.get_run(run_id).info.status == "FINISHED"
+
+
+def test_a_run_that_ended_normally_leaves_no_writer_process_behind(workdir, store_uri):
+    journal_dir = workdir / "journal"  # a folder of its own: no other test's writer in it
+    script = textwrap.dedent(f"""
+        import os
+        from agentnn.mlflow_integration import ExperimentTracker
+        tracker = ExperimentTracker("lifecycle", tracking_uri={store_uri!r},
+                                    journal_dir={str(journal_dir)!r})
+        with tracker.start_run() as run:
+            for step in range(100):
+                run.log_metrics({{"loss": 1.0 / (step + 1)}}, step=step)
+        print(os.getpid(), run.run_id)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    pid, run_id = done.stdout.split()
+
+    def writers() -> set[str]:
+        lines = (journal_dir / "writer.log").read_text().splitlines()
+        return {line.split("[", 1)[1].split("]", 1)[0] for line in lines if "[" in line}
+
+    # A writer process handed the folder would import MLflow and log within seconds: give it
+    # the time it would need, then see that there was none.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and writers() == {pid}:
+        time.sleep(0.5)
+    assert writers() == {pid}  # only the run's own process wrote: nothing was handed over
+    assert not writer_running(journal_dir)
+    run = mlflow.MlflowClient(store_uri).get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert len(mlflow.MlflowClient(store_uri).get_metric_history(run_id, "loss")) == 100

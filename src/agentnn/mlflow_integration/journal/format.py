@@ -20,6 +20,7 @@ import orjson
 from agentnn.errors import DamagedJournalError, JournalError
 from agentnn.mlflow_integration.journal.process import TrainingProcess
 from agentnn.mlflow_integration.journal.records import (
+    EndRecord,
     MetricRecord,
     Record,
     as_integer,
@@ -309,6 +310,30 @@ def unsent_bytes(journal: Path) -> int:
         except JournalError:
             return size
     return max(0, size - cursor.offset) if cursor.index == 0 else max(1, size - cursor.offset)
+
+
+def only_bookkeeping_unsent(journal: Path) -> bool:
+    """Whether all the journal has left to send is an end record whose status the training
+    process already set (the store has every record and the status).
+
+    Why: a run ends by draining its journal, setting its status and then appending that end
+    record; handing a writer process the folder at exit just for it would cost the machine an
+    MLflow import (seconds of CPU). The next writer of the folder finishes such a journal.
+    """
+    left = unsent_bytes(journal)
+    if left == 0 or complete_unsent_bytes(journal) != left:
+        return False
+    try:
+        header, header_end = read_header(journal)
+        cursor = Cursor.load(cursor_path(journal))
+        offset, skip = (header_end, 0) if cursor is None else (cursor.offset, cursor.index)
+        chunks = list(scan_chunks(journal, offset, header.format))
+    except (JournalError, OSError):
+        return False
+    if any(chunk.damage is not None for chunk in chunks):
+        return False  # the writer's to set aside
+    records = [record for chunk in chunks for record in chunk.records][skip:]
+    return bool(records) and all(isinstance(r, EndRecord) and r.applied for r in records)
 
 
 def complete_unsent_bytes(journal: Path) -> int:

@@ -40,6 +40,7 @@ from agentnn.mlflow_integration.journal.format import (
     HeaderIncomplete,
     complete_unsent_bytes,
     list_journals,
+    only_bookkeeping_unsent,
     read_header,
     unsent_bytes,
 )
@@ -137,11 +138,13 @@ class WriterProcess:
             self._spawn(wait_for_lock=not stopped)
 
     def has_work(self) -> bool:
-        """Whether the folder holds work a writer must finish: an unsent journal, or a run kept
-        here during an outage whose push is pending (also long after the run ended)."""
+        """Whether the folder holds work a writer must finish: an unsent journal (beyond an end
+        record already applied), or a run kept here during an outage whose push is pending
+        (also long after the run ended)."""
         if not self.journal_dir.is_dir():
             return False
-        if any(unsent_bytes(journal) for journal in list_journals(self.journal_dir)):
+        if any(unsent_bytes(journal) and not only_bookkeeping_unsent(journal)
+               for journal in list_journals(self.journal_dir)):
             return True
         from agentnn.mlflow_integration.offline.push import PendingPush
 
