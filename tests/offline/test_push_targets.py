@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import mlflow
@@ -72,3 +73,16 @@ def test_a_pending_run_pushed_to_another_store_stays_pending(
     assert mlflow.MlflowClient(local).get_run(run.run_id).data.tags["agentnn.push"] == "pending"
     listed = cli("model", "runs", "--pending", "--output", "json")
     assert run.run_id in listed.stdout
+
+
+@pytest.mark.server
+def test_push_to_a_server_prints_only_json_on_stdout(cli, store_uri: str, mlflow_server: str):
+    run_id = _one_run(store_uri)
+
+    result = cli("model", "push", run_id, "--to", mlflow_server, "--output", "json",
+                 "--tracking-uri", store_uri)
+
+    assert result.exit_code == 0, result.output
+    (pushed,) = json.loads(result.stdout)  # MLflow's "View run … at:" lines would break this
+    assert pushed["source_run_id"] == run_id and pushed["created"] is True
+    assert "View run" not in result.output
