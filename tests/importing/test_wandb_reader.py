@@ -233,3 +233,40 @@ def test_missing_wandb_package_raises_one_line_naming_the_extra(
         list(reader.runs(tmp_path, None))
     message = str(raised.value)
     assert "pip install 'agentnn[import]'" in message and os.linesep not in message
+
+
+# --- into a real store ---------------------------------------------------------------------
+
+
+def test_import_stores_the_offline_run_once(workdir: Path, store_uri: str) -> None:
+    from mlflow import MlflowClient
+
+    from agentnn.sdk.nn_models import ModelManager
+
+    rows = [{"step": step, "loss": 1.0 / (step + 1), "acc": math.nan if step == 2 else step / 4,
+             "_timestamp": 1_700_000_000 + step} for step in range(5)]
+    run_folder = log_offline_run(workdir / "source", rows, config=CONFIG, tags=["baseline"],
+                                 notes="first try", summary={"best_acc": 0.75}, exit_code=1)
+    run_id = run_folder.name.rsplit("-", 1)[1]
+
+    (first,) = ModelManager(store_uri).import_runs([workdir / "source"])
+    (again,) = ModelManager(store_uri).import_runs([run_folder])
+
+    assert first.error is None and first.created and first.points == 11
+    assert (again.run_id, again.created, again.changed) == (first.run_id, False, False)
+    client = MlflowClient(tracking_uri=store_uri)
+    stored = client.get_run(first.run_id)
+    assert stored.info.status == "FAILED"
+    assert client.get_experiment(stored.info.experiment_id).name == "routing"
+    assert stored.data.params == EXPECTED_PARAMS
+    assert stored.data.tags["agentnn.imported_from"] == f"wandb:routing/{run_id}"
+    assert stored.data.tags["wandb.tags"] == '["baseline"]'
+    assert stored.data.tags["mlflow.note.content"] == "first try"
+    for key in ("loss", "acc"):
+        history = sorted(client.get_metric_history(first.run_id, key), key=lambda m: m.step)
+        assert [(m.step, m.timestamp) for m in history] == [
+            (row["step"], row["_timestamp"] * 1000) for row in rows]
+        assert all(same_value(m.value, row[key]) for m, row in zip(history, rows))
+    (best,) = client.get_metric_history(first.run_id, "best_acc")
+    assert (best.step, best.value) == (4, 0.75)
+    assert len(client.search_runs([stored.info.experiment_id])) == 1
