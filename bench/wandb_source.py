@@ -41,6 +41,7 @@ def make_wandb_source(n_steps: int = STEPS, n_keys: int = KEYS,
     for step in range(n_steps):
         wandb.log({f"metric_{key}": step * 0.001 + key for key in range(n_keys)}, step=step)
     wandb.finish()
+    wandb.teardown()  # finish returns before wandb-core has written the whole file; this waits
     (source / DONE_MARKER).write_text("")
     return source
 

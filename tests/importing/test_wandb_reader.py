@@ -65,6 +65,7 @@ def log_offline_run(
     for key, value in (summary or {}).items():
         run.summary[key] = value
     wandb.finish(exit_code=exit_code)
+    wandb.teardown()  # finish returns before wandb-core has written the whole file; this waits
     (run_folder,) = (folder / "wandb").glob("offline-run-*")
     return run_folder
 
