@@ -471,51 +471,6 @@ def migrate(
 
 app.command("sync")(sync)
 
-class ImportOutput(str, enum.Enum):
-    table = "table"
-    json = "json"
-
-
-@app.command("import")
-def import_runs(
-    sources: Annotated[
-        list[Path], typer.Argument(help="TensorBoard log folders, W&B offline run folders "
-                                   "(wandb/offline-run-…) or trackio projects (<project>.db, or "
-                                   "the folder holding them).", show_default=False)
-    ],
-    experiment: Annotated[
-        str | None, typer.Option("--experiment", help="Put every run in this experiment; "
-                                 "default: the source's project or folder name.",
-                                 show_default=False)
-    ] = None,
-    output: Annotated[
-        ImportOutput, typer.Option("--output", "-o", help="table or json.")
-    ] = ImportOutput.table,
-    tracking_uri: TrackingURI = None,
-) -> None:
-    """Bring runs in from W&B, TensorBoard or trackio: params, tags, every metric point, times
-    and status; importing the same source again changes nothing."""
-    manager = _manager(tracking_uri)
-    with console.progress("importing points") as update:
-        results = manager.import_runs(list(sources), experiment=experiment, progress=update)
-    imported = [r for r in results if r.error is None]
-    failed = [r for r in results if r.error is not None]
-    if output is ImportOutput.json:
-        console.print_json([r.to_dict() for r in results])
-    elif imported:
-        columns = ["source", "run id", "experiment", "status", "sent", "skipped"]
-        rows = [[r.source, r.run_id, r.experiment, r.status, r.summary() if r.changed or r.created
-                 else "nothing new (imported before)", len(r.skipped) or ""] for r in imported]
-        console.print_table(f"imported into {manager.store.masked_uri}", columns, rows,
-                            no_wrap=["run id"])
-        for result in imported:
-            for line in result.skipped:
-                console.warn_line(f"{result.source}: {line}")
-    for result in failed:
-        console.error_line(result.error or result.source)
-    if failed:
-        raise typer.Exit(1)
-
 
 @app.command()
 def push(
@@ -531,6 +486,11 @@ def push(
         bool, typer.Option("--pending", help="Push every run kept in ./mlruns during an outage "
                            "to the store it was meant for.")
     ] = False,
+    model: Annotated[
+        str | None, typer.Option("--model", help="Copy this registered model whole (with --to): "
+                                 "every version and its run, aliases, tags, descriptions.",
+                                 show_default=False)
+    ] = None,
     create: Annotated[
         bool, typer.Option("--create", help="Create the --to SQLite store when it does not "
                            "exist (otherwise a missing store is refused as a likely typo).")
@@ -538,13 +498,17 @@ def push(
     output: OutputOption = Output.table,
     tracking_uri: TrackingURI = None,
 ) -> None:
-    """Copy runs to another store, whole; an interrupted push resumes, a repeated one changes
-    nothing."""
-    if pending == bool(run_ids):
-        raise typer.BadParameter("give RUN_ID... --to URI, or --pending", param_hint="RUN_IDS")
-    if run_ids and not to:
+    """Copy runs, or a registered model, to another store, whole; an interrupted push resumes,
+    a repeated one changes nothing."""
+    if [bool(run_ids), pending, model is not None].count(True) != 1:
+        raise typer.BadParameter("give RUN_ID... --to URI, --model NAME --to URI, or --pending",
+                                 param_hint="RUN_IDS")
+    if (run_ids or model is not None) and not to:
         raise typer.BadParameter("name the store to copy to", param_hint="--to")
     manager = _manager(tracking_uri)
+    if model is not None:
+        _push_model(manager, model, to or "", create, output)
+        return
     with console.progress("pushing runs") as update:
         if pending:
             results = manager.push_pending(progress=update)
@@ -552,11 +516,28 @@ def push(
             results = manager.push_runs(run_ids or [], to or "", progress=update,
                                         create=create)
     columns = ["run id", "copy", "status", "sent", "registered"]
-    rows = [[r.source_run_id, r.target_run_id, r.status, r.summary(), ", ".join(r.registered)]
-            for r in results]
+    rows = [[r.source_run_id, r.target_run_id, r.status, r.summary(),
+             ", ".join([*r.registered, *r.aliases])] for r in results]
     if not results and output is Output.table:
         console.message("nothing to push")
         return
     stores = sorted({r.target_uri for r in results})
     console.print_table(f"pushed to {', '.join(stores)}", columns, rows, output=output.value,
                         records=[r.to_dict() for r in results], no_wrap=["run id"])
+
+
+def _push_model(manager: ModelManager, name: str, to: str, create: bool, output: Output) -> None:
+    """``push --model``: one row per version, then one line on its numbers (table only)."""
+    with console.progress(f"pushing {name}") as update:
+        result = manager.push_model(name, to, progress=update, create=create)
+    notes = any(v.note for v in result.versions)
+    columns = ["version", "copy", "run", "run copy", "aliases", *(["note"] if notes else [])]
+    rows = [[v.source_version, v.target_version or "", v.source_run_id or "",
+             (v.target_run_id or "") + (" (new)" if v.run_created else ""),
+             ", ".join(f"@{alias}" for alias in v.aliases), *([v.note] if notes else [])]
+            for v in result.versions]
+    console.print_table(f"pushed {name} to {result.target_uri}", columns, rows,
+                        output=output.value, records=result.to_dict(), no_wrap=["run"])
+    if output is Output.table:
+        console.message(result.numbers if result.changed else
+                        f"{result.numbers}; nothing new")

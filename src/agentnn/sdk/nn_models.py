@@ -51,8 +51,8 @@ if TYPE_CHECKING:
 
     from mlflow import MlflowClient
 
-    from agentnn.mlflow_integration.importing.writer import ImportResult
     from agentnn.mlflow_integration.models.loading import LoadedModel
+    from agentnn.mlflow_integration.offline.model_push import ModelPushResult
     from agentnn.mlflow_integration.offline.push import PushResult
 
 __all__ = [
@@ -448,6 +448,34 @@ class ModelManager:
         return push_runs(self._client, list(run_ids), to, self.settings, progress=progress,
                          create=create)
 
+    def push_model(
+        self, name: str, to: str, *, progress: Callable[[int, int], None] | None = None,
+        create: bool = False,
+    ) -> ModelPushResult:
+        """Copy registered model ``name`` of this store to the store ``to``, whole: every
+        version with its run (as :meth:`push_runs` copies it), tags and description, the
+        model's aliases, tags and description.
+
+        On a target with no versions of ``name`` the version numbers are kept (versions are
+        created in the source's order); where they cannot be (the target has versions of that
+        name already, or a deleted version left a gap here) ``numbers`` says so and each
+        version's ``target_version`` gives its new number. Where the target differs, this
+        store's tags, descriptions and aliases win; nothing is removed there. A repeated push
+        changes nothing. ``progress(done, total)`` is called as versions are done.
+
+        Raises:
+            NotFoundError: no registered model ``name`` here.
+            StoreNotFoundError: ``to`` is a ``sqlite:///`` path with no store and not ``create``.
+            StoreUnreachableError: ``to`` does not answer.
+        """
+        from agentnn.mlflow_integration.offline.fallback import push_model
+
+        if not name:
+            raise InvalidArgumentError("push needs the name of a registered model")
+        with self._errors("registered model", name):
+            return push_model(self._client, name, to, self.settings, progress=progress,
+                              create=create)
+
     def pending_runs(self) -> list[RunInfo]:
         """Runs kept in the embedded store (``./mlruns``) while their server did not answer,
         and not pushed there yet."""
@@ -467,33 +495,6 @@ class ModelManager:
         from agentnn.mlflow_integration.offline.fallback import push_pending
 
         return push_pending(self.settings, progress=progress)
-
-    # --- runs from other trackers --------------------------------------------------------
-
-    def import_runs(
-        self, sources: list[str | Path], experiment: str | None = None,
-        progress: Callable[[int, int], None] | None = None,
-    ) -> list[ImportResult]:
-        """Bring runs in from TensorBoard log folders, W&B offline runs and trackio projects.
-
-        Each source's params, tags, every metric point with its step and time, status, start
-        and end time go into this store (a SQLite store is created when missing, as by a run).
-        A run is found again by its ``agentnn.imported_from`` tag, so importing a source again
-        changes nothing and an interrupted import resumes. ``experiment`` puts every run there
-        instead of the source's own project or folder name. ``progress(done, total)`` counts
-        points. A source that cannot be read gives a result with ``error`` set (one line);
-        what a run held that could not be stored as it was is listed in its ``skipped``.
-
-        Raises:
-            StoreUnreachableError: the store does not answer.
-        """
-        from agentnn.mlflow_integration.importing.run import import_sources
-
-        if self._legacy_store is not None:
-            raise self._legacy_store
-        if not sources:
-            raise InvalidArgumentError("import needs at least one source path")
-        return import_sources(sources, self.store, experiment=experiment, progress=progress)
 
     def close(self) -> None:
         """Release the direct SQLite connection, if one is open."""

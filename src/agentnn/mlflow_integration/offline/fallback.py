@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from agentnn import config
 from agentnn.errors import TrackingError, TrackingWarning
+from agentnn.mlflow_integration.offline.model_push import ModelPushResult, push_registered_model
 from agentnn.mlflow_integration.offline.push import (
     INTENDED_URI_TAG,
     MARKER_SUFFIX,
@@ -33,6 +34,8 @@ from agentnn.mlflow_integration.offline.push import (
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+
+    from agentnn.mlflow_integration.store.client import Store
 
 FALLBACK, FAIL = "fallback", "fail"
 RUN_START_PROBE_TIMEOUT = 10.0  # seconds a known server gets to answer when a run starts;
@@ -161,13 +164,7 @@ def push_runs(
     (:class:`StoreNotFoundError`, with the nearest store as a suggestion) unless ``create``
     asks for a new store on purpose, so a typo never receives runs nor marks them pushed.
     """
-    from agentnn.mlflow_integration.store.client import Store
-
-    target_settings = config.resolve(to, journal_dir=settings.journal_dir.value, cwd=settings.cwd)
-    target = Store.from_settings(target_settings)
-    target.validate()
-    if not create:
-        target.require_existing()
+    target = _target_store(to, settings, create=create)
     client = target.client()
     lock_dir = Path(settings.journal_dir.value)
     results: list[PushResult] = []
@@ -180,3 +177,36 @@ def push_runs(
         if progress:
             progress(len(results), len(run_ids))
     return results
+
+
+def push_model(
+    source: MlflowClient,
+    name: str,
+    to: str,
+    settings: config.Settings,
+    progress: Callable[[int, int], None] | None = None,
+    *,
+    create: bool = False,
+) -> ModelPushResult:
+    """Copy registered model ``name`` from ``source`` to the store ``to``, whole (see
+    :func:`~agentnn.mlflow_integration.offline.model_push.push_registered_model`); the target
+    must exist as in :func:`push_runs`."""
+    target = _target_store(to, settings, create=create)
+    with target.errors(kind="registered model", name=name):
+        return push_registered_model(
+            source, target.client(), name, target_label=target.masked_uri,
+            lock_dir=Path(settings.journal_dir.value), progress=progress,
+        )
+
+
+def _target_store(to: str, settings: config.Settings, *, create: bool) -> Store:
+    """The store a push goes to, checked: it answers to its scheme, and exists unless
+    ``create``."""
+    from agentnn.mlflow_integration.store.client import Store
+
+    target_settings = config.resolve(to, journal_dir=settings.journal_dir.value, cwd=settings.cwd)
+    target = Store.from_settings(target_settings)
+    target.validate()
+    if not create:
+        target.require_existing()
+    return target

@@ -5,7 +5,9 @@ A run that started while its tracking server did not answer lives in the embedde
 ``agentnn.intended_tracking_uri`` (masked). :func:`push_run` copies such a run, or any run,
 to another store: experiment (by name), run name, params, tags, every metric point with its step
 and timestamp, status, start and end time, artifacts, logged models (with their files, so the
-copy loads with agentnn's loader) and the registrations the run made.
+copy loads with agentnn's loader) and the registrations the run made: each version with its
+tags and description, the aliases that point at it, and its registered model's tags and
+description (see :meth:`_Push._registrations` for who wins when the target differs).
 
 Why it compares instead of remembering: a push can be cut off anywhere (process killed, server
 down again). The target run is found by its ``agentnn.source_run_id`` tag, and each piece is
@@ -69,6 +71,8 @@ SOURCE_MODEL_TAG = "agentnn.source_model_id"  # on a copied LoggedModel
 RUN_MODEL_ID_TAG = "agentnn.model_id"  # set by log_torch_model; remapped to the copy's model
 RUN_MODEL_URI_TAG = "agentnn.model_uri"
 VERSION_MODEL_ID_TAG = "agentnn.model_id"  # on a version: SQL registries drop MLflow's model_id
+SOURCE_VERSION_TAG = "agentnn.source_version"  # on a copied version: its number on the source
+NOT_COPIED_VERSION_TAGS = frozenset({VERSION_MODEL_ID_TAG, SOURCE_VERSION_TAG})  # set per store
 PARENT_RUN_TAG = "mlflow.parentRunId"
 NOT_COPIED_TAGS = frozenset({PUSH_TAG, PUSHED_TO_TAG, PUSH_NOTE_TAG, PARENT_RUN_TAG})
 NOT_COPIED_MODEL_TAGS = frozenset({"mlflow.modelVersions"})  # MLflow sets it on registering
@@ -108,6 +112,12 @@ class PushResult:
     models: int = 0
     registered: list[str] = field(default_factory=list)
     """``name/version`` created on the target this time."""
+    aliases: list[str] = field(default_factory=list)
+    """``name@alias`` set on the target this time (pointing at the copied version)."""
+    registry: int = 0
+    """Tags and descriptions of versions and registered models set on the target this time."""
+    versions: dict[str, str] = field(default_factory=dict)
+    """Every version the run created: source ``name/version`` -> target ``name/version``."""
     children: int = 0
     """Nested runs (e.g. search trials) pushed with it."""
 
@@ -119,13 +129,15 @@ class PushResult:
     @property
     def changed(self) -> bool:
         return bool(self.created or self.metrics or self.params or self.tags or self.artifacts
-                    or self.models or self.registered or self.children)
+                    or self.models or self.registered or self.aliases or self.registry
+                    or self.children)
 
     def summary(self) -> str:
         """What was sent, in a few words, for a table cell."""
         parts = [f"{count} {name}" for name, count in (
             ("points", self.metrics), ("params", self.params), ("tags", self.tags),
-            ("files", self.artifacts), ("models", self.models)) if count]
+            ("files", self.artifacts), ("models", self.models), ("aliases", len(self.aliases)),
+            ("registry details", self.registry)) if count]
         return ", ".join(parts) or "nothing new"
 
     def to_dict(self) -> dict[str, Any]:
@@ -210,6 +222,9 @@ class _Push:
         self.target_label = target_label
         self.counts: dict[str, int] = {}
         self.registered: list[str] = []
+        self.aliases: list[str] = []
+        self.registry = 0  # tags and descriptions set on versions and registered models
+        self.versions: dict[tuple[str, str], str] = {}  # (name, source version) -> target's
         self.created = False
         self.model_ids: dict[str, str] = {}  # source model id -> target model id
         self.model_locations: dict[str, str] = {}  # target model id -> its artifact location
@@ -243,7 +258,9 @@ class _Push:
             status=status, created=self.created, metrics=self.counts.get("metrics", 0),
             params=self.counts.get("params", 0), tags=self.counts.get("tags", 0),
             artifacts=self.counts.get("artifacts", 0), models=self.counts.get("models", 0),
-            registered=self.registered,
+            registered=self.registered, aliases=self.aliases, registry=self.registry,
+            versions={f"{name}/{number}": f"{name}/{copied}"
+                      for (name, number), copied in self.versions.items()},
         )
 
     def _meant_for_target(self, run: Run) -> bool:
@@ -393,38 +410,119 @@ class _Push:
             self.target.log_model_artifacts(copy.model_id, local)
 
     def _registrations(self, target_id: str) -> None:
-        """Versions the run registered (``register_as``) get a version on the target too."""
+        """Versions the run registered get a version on the target too, and what surrounds them.
+
+        For each version the run created: its tags and description, and the aliases that
+        point at it (on the target they point at its copy); for each registered model those
+        versions belong to, its tags and description. Where the target differs, the source wins
+        for what it has: its tags are set, tags only the target has stay, a description the
+        source has replaces the target's and an empty one leaves it, and an alias is moved to
+        the copy even when it pointed elsewhere on the target. Nothing is removed: an alias
+        deleted on the source stays on the target. Each is set only when the target lacks it,
+        so a repeated push changes nothing.
+        """
         versions = _search_versions(self.source, f"run_id = '{self.run_id}'")
         if not versions:
             return
-        done = {v.name for v in _search_versions(self.target, f"run_id = '{target_id}'")}
+        unmatched = _search_versions(self.target, f"run_id = '{target_id}'")  # earlier copies
+        for version in sorted(versions, key=lambda v: int(v.version)):
+            copy = _copy_of(version, unmatched)
+            if copy is None:
+                copy = self._new_version(version, target_id)
+                if copy is None:
+                    continue  # a model this push could not copy; nothing to point it at
+            else:
+                unmatched.remove(copy)
+                self._version_details(version, copy)
+            self.versions[(version.name, str(version.version))] = str(copy.version)
+        for name in sorted({name for name, _ in self.versions}):
+            self._registered_model(name)
+
+    def _new_version(self, version: Any, target_id: str) -> Any:
+        """A version on the target pointing at the copied model, or None without one."""
         from mlflow.exceptions import MlflowException
 
-        for version in sorted(versions, key=lambda v: int(v.version)):
-            if version.name in done:
-                continue
-            source_model = version.model_id or (version.tags or {}).get(VERSION_MODEL_ID_TAG) \
-                or _model_id_from_source(version.source)
-            model_id = self.model_ids.get(source_model or "")
-            if model_id is None:
-                continue  # a model this push could not copy; nothing to point the version at
-            try:
-                self.target.create_registered_model(version.name)
-            except MlflowException as error:
-                if not is_already_exists(error):
-                    raise
-            tags = {k: v for k, v in (version.tags or {}).items() if k != VERSION_MODEL_ID_TAG}
-            # The storage location, not models:/<id>: MLflow's SQL registry resolves that
-            # against the process-wide tracking URI rather than this client's.
-            created = self.target.create_model_version(
-                version.name, self.model_locations[model_id], run_id=target_id,
-                model_id=model_id,
-                tags={**tags, VERSION_MODEL_ID_TAG: model_id},
-                description=version.description,
-                await_creation_for=REGISTRATION_WAIT_SECONDS,
-            )
-            done.add(version.name)
-            self.registered.append(f"{version.name}/{created.version}")
+        source_model = version.model_id or (version.tags or {}).get(VERSION_MODEL_ID_TAG) \
+            or _model_id_from_source(version.source)
+        model_id = self.model_ids.get(source_model or "")
+        if model_id is None:
+            return None
+        try:
+            self.target.create_registered_model(version.name)
+        except MlflowException as error:
+            if not is_already_exists(error):
+                raise
+        # The storage location, not models:/<id>: MLflow's SQL registry resolves that
+        # against the process-wide tracking URI rather than this client's.
+        created = self.target.create_model_version(
+            version.name, self.model_locations[model_id], run_id=target_id,
+            model_id=model_id,
+            tags={**_version_tags(version), VERSION_MODEL_ID_TAG: model_id},
+            description=version.description,
+            await_creation_for=REGISTRATION_WAIT_SECONDS,
+        )
+        self.registered.append(f"{version.name}/{created.version}")
+        return created
+
+    def _version_details(self, version: Any, copy: Any) -> None:
+        """Tags and description of a version copied before, when the source's have changed."""
+        have = copy.tags or {}
+        for key, value in sorted(_version_tags(version).items()):
+            if have.get(key) != value:
+                self.target.set_model_version_tag(copy.name, str(copy.version), key, value)
+                self.registry += 1
+        if version.description and copy.description != version.description:
+            self.target.update_model_version(copy.name, str(copy.version),
+                                             description=version.description)
+            self.registry += 1
+
+    def _registered_model(self, name: str) -> None:
+        """The registered model's tags and description, and its aliases that point at versions
+        of this run, moved to their copies."""
+        self.registry += copy_model_details(self.source, self.target, name)[1]
+        source = self.source.get_registered_model(name)
+        target = self.target.get_registered_model(name)
+        aliases = {alias: str(number) for alias, number in (target.aliases or {}).items()}
+        for alias, number in sorted((source.aliases or {}).items()):
+            copied = self.versions.get((name, str(number)))
+            if copied is not None and aliases.get(alias) != copied:
+                self.target.set_registered_model_alias(name, alias, copied)
+                self.aliases.append(f"{name}@{alias}")
+
+
+def copy_model_details(source: MlflowClient, target: MlflowClient, name: str
+                       ) -> tuple[bool, int]:
+    """Registered model ``name`` on the target, created when missing, with the source's tags and
+    description; returns (created, how many tags and descriptions were set).
+
+    The source wins for what it has: its tags are set, tags only the target has stay, and its
+    description replaces the target's unless it is empty. Nothing is set that the target has.
+    """
+    from mlflow.exceptions import MlflowException
+
+    wanted = source.get_registered_model(name)
+    created = False
+    try:
+        have = target.get_registered_model(name)
+    except MlflowException as error:
+        if not is_not_found(error):
+            raise
+        try:
+            target.create_registered_model(name)
+            created = True
+        except MlflowException as exists:
+            if not is_already_exists(exists):
+                raise
+        have = target.get_registered_model(name)
+    set_here = 0
+    for key, value in sorted((wanted.tags or {}).items()):
+        if (have.tags or {}).get(key) != value:
+            target.set_registered_model_tag(name, key, value)
+            set_here += 1
+    if wanted.description and have.description != wanted.description:
+        target.update_registered_model(name, description=wanted.description)
+        set_here += 1
+    return created, set_here
 
 
 # --- small helpers -------------------------------------------------------------------------
@@ -538,6 +636,29 @@ def _search_versions(client: MlflowClient, filter_string: str) -> list[Any]:
         token = getattr(page, "token", None)
         if not token:
             return versions
+
+
+def _version_tags(version: Any) -> dict[str, str]:
+    """The tags a version's copy carries: the source's, plus the source's version number
+    (how a later push finds the copy); the model id tag is set per store."""
+    tags = {k: v for k, v in (version.tags or {}).items() if k not in NOT_COPIED_VERSION_TAGS}
+    return {**tags, SOURCE_VERSION_TAG: str(version.version)}
+
+
+def _copy_of(version: Any, copies: list[Any]) -> Any:
+    """The target's copy of ``version`` among the versions of the copied run, or None.
+
+    A copy is known by its :data:`SOURCE_VERSION_TAG`; a copy made before that tag existed
+    (then a push made one version per name and run, of the run's first) is the oldest of the
+    same name without it.
+    """
+    same_name = sorted((copy for copy in copies if copy.name == version.name),
+                       key=lambda copy: int(copy.version))
+    for copy in same_name:
+        if (copy.tags or {}).get(SOURCE_VERSION_TAG) == str(version.version):
+            return copy
+    untagged = [copy for copy in same_name if SOURCE_VERSION_TAG not in (copy.tags or {})]
+    return untagged[0] if untagged else None
 
 
 def _model_id_from_source(source: str | None) -> str | None:
