@@ -471,6 +471,51 @@ def migrate(
 
 app.command("sync")(sync)
 
+class ImportOutput(str, enum.Enum):
+    table = "table"
+    json = "json"
+
+
+@app.command("import")
+def import_runs(
+    sources: Annotated[
+        list[Path], typer.Argument(help="TensorBoard log folders, W&B offline run folders "
+                                   "(wandb/offline-run-…) or trackio projects (<project>.db, or "
+                                   "the folder holding them).", show_default=False)
+    ],
+    experiment: Annotated[
+        str | None, typer.Option("--experiment", help="Put every run in this experiment; "
+                                 "default: the source's project or folder name.",
+                                 show_default=False)
+    ] = None,
+    output: Annotated[
+        ImportOutput, typer.Option("--output", "-o", help="table or json.")
+    ] = ImportOutput.table,
+    tracking_uri: TrackingURI = None,
+) -> None:
+    """Bring runs in from W&B, TensorBoard or trackio: params, tags, every metric point, times
+    and status; importing the same source again changes nothing."""
+    manager = _manager(tracking_uri)
+    with console.progress("importing points") as update:
+        results = manager.import_runs(list(sources), experiment=experiment, progress=update)
+    imported = [r for r in results if r.error is None]
+    failed = [r for r in results if r.error is not None]
+    if output is ImportOutput.json:
+        console.print_json([r.to_dict() for r in results])
+    elif imported:
+        columns = ["source", "run id", "experiment", "status", "sent", "skipped"]
+        rows = [[r.source, r.run_id, r.experiment, r.status, r.summary() if r.changed or r.created
+                 else "nothing new (imported before)", len(r.skipped) or ""] for r in imported]
+        console.print_table(f"imported into {manager.store.masked_uri}", columns, rows,
+                            no_wrap=["run id"])
+        for result in imported:
+            for line in result.skipped:
+                console.warn_line(f"{result.source}: {line}")
+    for result in failed:
+        console.error_line(result.error or result.source)
+    if failed:
+        raise typer.Exit(1)
+
 
 @app.command()
 def push(

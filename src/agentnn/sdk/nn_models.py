@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 
     from mlflow import MlflowClient
 
+    from agentnn.mlflow_integration.importing.writer import ImportResult
     from agentnn.mlflow_integration.models.loading import LoadedModel
     from agentnn.mlflow_integration.offline.model_push import ModelPushResult
     from agentnn.mlflow_integration.offline.push import PushResult
@@ -495,6 +496,33 @@ class ModelManager:
         from agentnn.mlflow_integration.offline.fallback import push_pending
 
         return push_pending(self.settings, progress=progress)
+
+    # --- runs from other trackers --------------------------------------------------------
+
+    def import_runs(
+        self, sources: list[str | Path], experiment: str | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[ImportResult]:
+        """Bring runs in from TensorBoard log folders, W&B offline runs and trackio projects.
+
+        Each source's params, tags, every metric point with its step and time, status, start
+        and end time go into this store (a SQLite store is created when missing, as by a run).
+        A run is found again by its ``agentnn.imported_from`` tag, so importing a source again
+        changes nothing and an interrupted import resumes. ``experiment`` puts every run there
+        instead of the source's own project or folder name. ``progress(done, total)`` counts
+        points. A source that cannot be read gives a result with ``error`` set (one line);
+        what a run held that could not be stored as it was is listed in its ``skipped``.
+
+        Raises:
+            StoreUnreachableError: the store does not answer.
+        """
+        from agentnn.mlflow_integration.importing.run import import_sources
+
+        if self._legacy_store is not None:
+            raise self._legacy_store
+        if not sources:
+            raise InvalidArgumentError("import needs at least one source path")
+        return import_sources(sources, self.store, experiment=experiment, progress=progress)
 
     def close(self) -> None:
         """Release the direct SQLite connection, if one is open."""

@@ -12,7 +12,7 @@ and points it lacks (points compared as ``(step, timestamp, value)``, as a push 
 
 Why the writer's bulk path: a run from another tracker can hold millions of points. On an SQL
 store they go through :mod:`agentnn.mlflow_integration.writer.sql_bulk` (set-based statements,
-20,000 points a transaction); on any other store, or on any doubt, the same batches go through
+50,000 points a transaction); on any other store, or on any doubt, the same batches go through
 ``log_batch`` in chunks of 1,000 metrics, as the writer sends journals.
 
 What MLflow would refuse is changed and said, never dropped in silence: a key with characters
@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from agentnn import heap
 from agentnn.errors import TrackingError
 from agentnn.mlflow_integration.importing.source import IMPORTED_FROM_TAG, MetricSeries, SourceRun
 from agentnn.mlflow_integration.run.redaction import REDACTED_KEYS_TAG, redact
@@ -58,7 +59,8 @@ IMPORT_PENDING, IMPORT_DONE = "pending", "done"
 # --- limits --------------------------------------------------------------------------------
 POINTS_PER_BATCH = 1000  # MLflow's log_batch limit for metrics in one call
 ENTRIES_PER_BATCH = 100  # ... and for params, and for tags
-BATCHES_PER_CALL = 20  # batches per native transaction: 20,000 points, as the journal writer
+BATCHES_PER_CALL = 50  # batches per native transaction: 50,000 points, a commit (an fsync)
+# each; SQLite's write lock is held for a fraction of a second per call
 FLOAT64_MAX = sql_bulk.FLOAT64_MAX  # what MLflow stores for ±inf
 TERMINAL_STATUSES = frozenset({"FINISHED", "FAILED", "KILLED"})
 BAD_KEY_CHARACTERS = re.compile(r"[^/\w.\- :]")
@@ -136,8 +138,12 @@ def write_run(
         TrackingError: the experiment, or an earlier import of this run, is deleted.
         AgentNNError: the store's own errors, translated (see ``Store.errors``).
     """
-    with store.errors():
-        return _Import(store, source, on_points or (lambda _: None)).run()
+    heap.hold()  # MLflow, SQLAlchemy and the source's columns: out of the collector's passes
+    try:
+        with store.errors():
+            return _Import(store, source, on_points or (lambda _: None)).run()
+    finally:
+        heap.release()
 
 
 class _Import:
@@ -291,19 +297,26 @@ class _Import:
         return len(missing)
 
     def _send_points(self, run_id: str, metrics: list[MetricSeries], *, resume: bool) -> int:
-        """Every point (or, resuming, every point the run lacks) in bulk transactions."""
+        """Every point (or, resuming, every point the run lacks) in bulk transactions.
+
+        Points are made a batch at a time, so only one call's worth of them is alive at once
+        (a million point objects would keep the garbage collector busy walking them).
+        """
         sent = 0
         pending: list[sql_bulk.RunBatch] = []
         pending_points = 0
         for series in metrics:
-            points = _points(series)
+            have = None
             if resume:
                 have = {_point_key(p.step, p.timestamp, p.value)
                         for p in self.client.get_metric_history(run_id, series.key)}
-                points = [p for p in points if _point_key(p.step, p.timestamp, p.value)
-                          not in have]
-            for start in range(0, len(points), POINTS_PER_BATCH):
-                batch = points[start:start + POINTS_PER_BATCH]
+            for start in range(0, len(series), POINTS_PER_BATCH):
+                batch = _points(series, start, start + POINTS_PER_BATCH)
+                if have is not None:
+                    batch = [p for p in batch if _point_key(p.step, p.timestamp, p.value)
+                             not in have]
+                if not batch:
+                    continue
                 pending.append(sql_bulk.RunBatch(run_id, metrics=batch))
                 pending_points += len(batch)
                 if len(pending) >= BATCHES_PER_CALL:
@@ -342,14 +355,18 @@ def mlflow_key(key: str) -> str | None:
     return cleaned
 
 
-def _points(series: MetricSeries) -> list[_Point]:
-    """The series as points of exact types (the bulk path's fast check wants float and int)."""
+def _points(series: MetricSeries, start: int, stop: int) -> list[_Point]:
+    """Points ``start:stop`` of the series, of exact types (the bulk path's fast check wants
+    float values and int times and steps)."""
     key = series.key
-    values = [v if type(v) is float else float(v) for v in series.values]
-    timestamps = [t if type(t) is int else int(t) for t in series.timestamps_ms]
-    steps = [s if type(s) is int else int(s) for s in series.steps]
-    return [_Point(key, value, timestamp, step)
-            for value, timestamp, step in zip(values, timestamps, steps)]
+    return [
+        _Point(key, value if type(value) is float else float(value),
+               timestamp if type(timestamp) is int else int(timestamp),
+               step if type(step) is int else int(step))
+        for value, timestamp, step in zip(series.values[start:stop],
+                                          series.timestamps_ms[start:stop],
+                                          series.steps[start:stop])
+    ]
 
 
 def _point_key(step: int, timestamp: int, value: float) -> tuple[int, int, float | str]:
