@@ -737,13 +737,19 @@ class PendingPush:
 
 
 def store_answers(uri: str, timeout: float = PROBE_TIMEOUT) -> bool:
-    """One quick probe of a server: does it answer at all (auth may guard /health)?
+    """One quick probe of a store: does it answer at all (auth may guard /health)?
 
-    SQL stores are tried directly; a failure backs off the same way.
+    A server gets one connect-and-first-byte budget of ``timeout``; a database (PostgreSQL,
+    MySQL) one connection with that connect timeout, because MLflow's own engine creation
+    retries a dead database for about 100 s and would hold the pusher that long.
     """
-    if not uri.startswith(("http://", "https://")):
-        return True
-    return ServerProbe.of(uri, timeout).answers()
+    if uri.startswith(("http://", "https://")):
+        return ServerProbe.of(uri, timeout).answers()
+    if uri.startswith(("postgresql", "mysql", "mssql")):
+        from agentnn.mlflow_integration.store.client import Store
+
+        return Store.from_settings(config.resolve(uri)).probe(timeout, full=False).reachable
+    return True
 
 
 class AutoPusher:

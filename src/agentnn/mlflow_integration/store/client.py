@@ -57,7 +57,7 @@ from agentnn.errors import (
 from agentnn.masking import mask_text, mask_uri
 from agentnn.mlflow_integration.store import classify
 from agentnn.mlflow_integration.store.classify import Outcome
-from agentnn.mlflow_integration.store.probe import ServerProbe
+from agentnn.mlflow_integration.store.probe import ANSWER_TIMEOUT, ServerProbe
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -275,7 +275,10 @@ class Store:
 
         kind = self.kind
         try:
-            get("/health", authenticated=False)
+            # Whether it answers at all gets one short connect-and-first-byte budget: a server
+            # that accepts connections and never answers is given up on in seconds, while the
+            # requests below (a basic-auth server hashes the password on each) get ``timeout``.
+            get("/health", authenticated=False, timeout=min(timeout, ANSWER_TIMEOUT))
         except Exception as error:  # every failure is reported, translated
             failure = self.translate(error)
             return StoreHealth(self.masked_uri, kind, reachable=False,

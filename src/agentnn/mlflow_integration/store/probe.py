@@ -27,8 +27,9 @@ if TYPE_CHECKING:
 __all__ = ["ANSWER_TIMEOUT", "MAX_BODY", "ServerProbe", "host_credentials", "split_userinfo"]
 
 ANSWER_TIMEOUT = 2.0
-"""Seconds to connect and get the first byte back; a refused port or unknown host fails at
-once, so this only bounds a black-holed host."""
+"""Seconds to connect and get the first byte back from ``/health`` (no password hash there): a
+refused port or unknown host fails at once, so this bounds a black-holed host or a server that
+accepts connections and never answers."""
 MAX_BODY = 1_000_000  # bytes of an answer kept: enough for a version, server info or a listing
 
 
@@ -107,8 +108,10 @@ class ServerProbe:
         return bool((creds.username and creds.password) or creds.token or creds.auth
                     or creds.aws_sigv4)
 
-    def get(self, path: str, *, authenticated: bool = True) -> tuple[int, bytes]:
-        """(HTTP status, body) of ``GET path``; any status is an answer.
+    def get(self, path: str, *, authenticated: bool = True,
+            timeout: float | None = None) -> tuple[int, bytes]:
+        """(HTTP status, body) of ``GET path``; any status is an answer. ``timeout`` overrides
+        the probe's own for this request.
 
         Raises:
             MlflowException: no answer (refused, timed out, unknown host, TLS failure), as
@@ -125,7 +128,8 @@ class ServerProbe:
                 client_cert_path=creds.client_cert_path, server_cert_path=creds.server_cert_path,
             )
         response = http_request(creds, path, "GET", max_retries=0, backoff_factor=0,
-                                timeout=self.timeout, raise_on_status=False, stream=True)
+                                timeout=self.timeout if timeout is None else timeout,
+                                raise_on_status=False, stream=True)
         try:
             body = response.raw.read(MAX_BODY, decode_content=True)
         except (OSError, HTTPError):
@@ -140,7 +144,7 @@ class ServerProbe:
         from mlflow.exceptions import MlflowException
 
         try:
-            self.get("/health", authenticated=False)
+            self.get("/health", authenticated=False, timeout=min(self.timeout, ANSWER_TIMEOUT))
         except MlflowException:
             return False
         return True

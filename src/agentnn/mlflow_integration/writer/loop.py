@@ -43,6 +43,8 @@ from agentnn.mlflow_integration.writer.forwarder import JournalForwarder, is_ret
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
+    from agentnn.mlflow_integration.writer.pushing import PushThread
+
 
 LOCK_NAME = "writer.lock"
 LOG_NAME = "writer.log"
@@ -253,11 +255,19 @@ class Writer:
     def run(self, parent_pid: int | None, once: bool = False) -> WriterResult:
         """Forward until done (``once``: until a pass finds nothing to do)."""
         backoff, idle_since, failing_since = BACKOFF_START, time.monotonic(), None
-        from agentnn.mlflow_integration.offline.push import (
-            AutoPusher,  # runs kept locally in an outage
-        )
+        from agentnn.mlflow_integration.writer.pushing import PushThread
 
-        pusher = None if once else AutoPusher(self.journal_dir, log=logger.info)
+        # Runs kept locally in an outage are pushed on a thread of their own: their stores
+        # never hold up this folder's own journals.
+        pusher = None if once else PushThread(self.journal_dir, self.stop)
+        try:
+            return self._run(parent_pid, once, pusher, backoff, idle_since, failing_since)
+        finally:
+            if pusher is not None:
+                pusher.stop()
+
+    def _run(self, parent_pid: int | None, once: bool, pusher: PushThread | None,
+             backoff: float, idle_since: float, failing_since: float | None) -> WriterResult:
         while self.stop is None or not self.stop.is_set():
             done, failure = self.forward_pass()
             if self.passed is not None:
@@ -285,7 +295,7 @@ class Writer:
                 idle_since = time.monotonic()
                 continue
             # An idle pass: nothing complete to send, nothing to set aside; never spin.
-            pushing = pusher is not None and pusher.step()  # True while a push waits
+            pushing = pusher is not None and pusher.poke()  # True while a push waits
             if once or (parent_pid is not None and not pid_alive(parent_pid)):
                 if not pushing:
                     return self.result
@@ -357,7 +367,8 @@ def log_to_file(journal_dir: Path, *, this_thread_only: bool = False) -> Iterato
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     if this_thread_only:
         thread = threading.get_ident()
-        handler.addFilter(lambda record: record.thread == thread)
+        helper = pusher_thread_name(thread)  # the pushes this writer's loop started
+        handler.addFilter(lambda record: record.thread == thread or record.threadName == helper)
     writer_log = logging.getLogger(WRITER_LOGGER)
     writer_log.addHandler(handler)
     try:
@@ -365,6 +376,11 @@ def log_to_file(journal_dir: Path, *, this_thread_only: bool = False) -> Iterato
     finally:
         writer_log.removeHandler(handler)
         handler.close()
+
+
+def pusher_thread_name(writer_thread: int) -> str:
+    """The name of the thread a writer (by thread ident) pushes pending runs on."""
+    return f"agentnn-pusher-{writer_thread}"
 
 
 def lock_holder(journal_dir: Path) -> int | None:
