@@ -38,6 +38,11 @@ def test_a_run_whose_process_works_on_after_it_ended_is_pushed_once_the_server_r
     run_id = done.stdout.split()[0]
     local = local_client(workdir)
     assert local.get_run(run_id).data.tags["agentnn.push"] == "pending"
+    # Its last word says who goes on, doing what, and how to stop it.
+    last = done.stderr.strip().splitlines()
+    said = next(line for line in last if "goes on after this one" in line)
+    pid = int(said.split("(pid ", 1)[1].split(")", 1)[0])
+    assert f"run {run_id} to push to {dead_server}" in said and f"`kill {pid}`" in said
 
     start_server(int(dead_server.rsplit(":", 1)[1]))  # after the process has exited
 

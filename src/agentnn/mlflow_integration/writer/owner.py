@@ -134,21 +134,51 @@ class WriterProcess:
         if thread is None:
             return
         stopped = thread.stop(HAND_OVER_WAIT)
-        if self.has_work():
+        work = self.pending_work()
+        if work:
             self._spawn(wait_for_lock=not stopped)
+            self._say_who_goes_on(work)
 
     def has_work(self) -> bool:
-        """Whether the folder holds work a writer must finish: an unsent journal (beyond an end
-        record already applied), or a run kept here during an outage whose push is pending
-        (also long after the run ended)."""
+        """Whether the folder holds work a writer must finish (see :meth:`pending_work`)."""
+        return bool(self.pending_work())
+
+    def pending_work(self) -> list[str]:
+        """The work a writer must still finish in the folder, one phrase each: journals with
+        unsent records (beyond an end record already applied), and runs kept here during an
+        outage whose push is pending (also long after the run ended)."""
         if not self.journal_dir.is_dir():
-            return False
-        if any(unsent_bytes(journal) and not only_bookkeeping_unsent(journal)
-               for journal in list_journals(self.journal_dir)):
-            return True
+            return []
+        from agentnn.config import mask_uri
         from agentnn.mlflow_integration.offline.push import PendingPush
 
-        return bool(PendingPush.all(self.journal_dir))
+        unsent = [journal for journal in list_journals(self.journal_dir)
+                  if unsent_bytes(journal) and not only_bookkeeping_unsent(journal)]
+        work = [f"{len(unsent)} journal(s) to send to their store"] if unsent else []
+        work += [f"run {pending.run_id} to push to {mask_uri(pending.intended_uri)}"
+                 for pending in PendingPush.all(self.journal_dir)]
+        return work
+
+    def _say_who_goes_on(self, work: list[str]) -> None:
+        """The last word of a process that leaves work behind: who does it, and how to stop it."""
+        import warnings
+
+        from agentnn import config
+        from agentnn.errors import ConfigError, TrackingWarning
+
+        process = self.process
+        if process is None:
+            return
+        try:
+            give_up = float(config.resolve().writer_give_up.value)
+        except ConfigError:
+            give_up = config.DEFAULT_WRITER_GIVE_UP
+        warnings.warn(
+            f"a writer process (pid {process.pid}) goes on after this one: {'; '.join(work)}. "
+            f"It stops when done, or after {give_up:.0f} s without an answer "
+            f"({config.AGENTNN_WRITER_GIVE_UP}); `kill {process.pid}` stops it at once, and "
+            "`agentnn model sync` / `agentnn model push --pending` finish the work later",
+            TrackingWarning, stacklevel=2)
 
     def ensure_running(self) -> bool:
         """Start a detached writer unless one holds the folder; True when one was started."""
