@@ -471,6 +471,7 @@ def migrate(
 
 app.command("sync")(sync)
 
+
 class ImportOutput(str, enum.Enum):
     table = "table"
     json = "json"
