@@ -58,6 +58,21 @@ def store_uri(workdir: Path, template_store: Path) -> str:
     return f"sqlite:///{path}"
 
 
+@pytest.fixture
+def cli(workdir: Path):
+    """Run ``agentnn`` in-process; returns the click Result (exit_code, stdout, stderr)."""
+    from typer.testing import CliRunner
+
+    from agentnn.cli.main import app
+
+    runner = CliRunner()
+
+    def run(*args: str, columns: int = 200):
+        return runner.invoke(app, list(args), env={"COLUMNS": str(columns)})
+
+    return run
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -1,4 +1,5 @@
-"""Fixtures of the command tests: the plain-MLflow store of tests/sdk, and a CLI runner."""
+"""Fixtures of the command tests: the plain-MLflow store of tests/sdk (the CLI runner, `cli`, is
+the suite's own)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 _BUILDER = Path(__file__).parent.parent / "sdk" / "populate_store.py"
 
@@ -32,15 +32,3 @@ def populated_copy(populated: dict[str, str], workdir: Path) -> dict[str, str]:
     shutil.copy(populated["db"], db)
     return {**populated, "uri": f"sqlite:///{db}", "db": str(db)}
 
-
-@pytest.fixture
-def cli(workdir: Path):
-    """Run ``agentnn`` in-process; returns the click Result (exit_code, stdout, stderr)."""
-    from agentnn.cli.main import app
-
-    runner = CliRunner()
-
-    def run(*args: str, columns: int = 200):
-        return runner.invoke(app, list(args), env={"COLUMNS": str(columns)})
-
-    return run

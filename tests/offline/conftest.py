@@ -16,20 +16,6 @@ def second_store(workdir: Path, template_store: Path) -> str:
     return f"sqlite:///{path}"
 
 
-@pytest.fixture
-def cli(workdir: Path):
-    """Run ``agentnn`` in-process; returns the click Result (exit_code, stdout, stderr)."""
-    from typer.testing import CliRunner
-
-    from agentnn.cli.main import app
-
-    runner = CliRunner()
-
-    def run(*args: str):
-        return runner.invoke(app, list(args), env={"COLUMNS": "200"})
-
-    return run
-
 
 @pytest.fixture
 def dead_server(monkeypatch: pytest.MonkeyPatch, workdir: Path, server_control) -> str:

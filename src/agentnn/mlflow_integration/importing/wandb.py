@@ -53,6 +53,7 @@ import orjson
 
 from agentnn.errors import DataError
 from agentnn.mlflow_integration.importing.source import MetricSeries, SourceRun
+from agentnn.mlflow_integration.run.validation import flatten
 
 KIND = "wandb"
 INSTALL_HINT = "pip install 'agentnn[import]'"
@@ -218,7 +219,7 @@ class _RunBuilder:
             self.last_timestamp_ms = round(timestamp * 1000)
         timestamp_ms = self.last_timestamp_ms if self.last_timestamp_ms is not None else 0
         self.last_step = max(self.last_step, step)
-        for key, value in _flatten(item).items():
+        for key, value in flatten(item).items():
             if _is_internal(key):
                 continue
             number = _as_number(value)
@@ -275,7 +276,7 @@ class _RunBuilder:
     def _add_final_summary(self, source: SourceRun, timestamp_ms: int) -> None:
         """Summary keys never logged in history: numbers as points at the last step, the rest
         as tags."""
-        for key, value in _flatten(self.summary).items():
+        for key, value in flatten(self.summary).items():
             if _is_internal(key) or key in self.history_keys:
                 continue
             number = _as_number(value)
@@ -315,7 +316,7 @@ def _run_tags(run: dict[str, Any], run_id: str) -> dict[str, str]:
 def _params(config: dict[str, Any]) -> dict[str, str]:
     """Config as flat string params; ``_wandb`` left out, ``{"value": ...}`` unwrapped."""
     unwrapped = {key: _unwrap(value) for key, value in config.items() if key != "_wandb"}
-    return {key: _text(value) for key, value in _flatten(unwrapped).items()}
+    return {key: _text(value) for key, value in flatten(unwrapped).items()}
 
 
 def _unwrap(value: Any) -> Any:
@@ -324,18 +325,6 @@ def _unwrap(value: Any) -> Any:
     if isinstance(value, dict) and "value" in value and set(value) <= {"value", "desc"}:
         return value["value"]
     return value
-
-
-def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested dicts as one level with dotted keys (``{"opt": {"lr": 1}}`` → ``opt.lr``)."""
-    flat: dict[str, Any] = {}
-    for key, value in values.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            flat.update(_flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
 
 
 def _is_internal(key: str) -> bool:
