@@ -362,11 +362,13 @@ def classifier_setup(module: Any, prepared: Any, spec: dict[str, Any], *, learni
 
 def distributed_trainer(module: Any, data: BenchData, folder: Path, epochs: int) -> Pairs:
     """The DDP trainer as a world of one (no ``torchrun``): its loop, minus the collectives."""
+    from agentnn.nn_models.training.data_prep import prepare_data
+
     config = module.DistributedConfig(
         epochs=epochs, batch_size=BATCH_SIZE, seed=SEED, early_stopping_patience=0,
         checkpoint_dir=str(folder / "checkpoints"), log_every_steps=1,
     )
-    prepared = module.prepare_data(data.dataset)
+    prepared = prepare_data(data.dataset)
     spec = {"n_features": int(prepared.train.x.shape[1]), "hidden_sizes": config.hidden_dims,
             "n_classes": prepared.n_classes, "dropout": config.dropout}
     setup = classifier_setup(
@@ -387,6 +389,9 @@ SEARCH_LEARNING_RATE = 3e-3
 def architecture_trainer(module: Any, data: BenchData, folder: Path, epochs: int) -> Pairs:
     """The search narrowed to one fixed trial without reshapes or pruning, so both sides
     train the same network; the trial's epochs (in its child run) are what is timed."""
+    from agentnn.nn_models.search.network import SEQUENTIAL_LAYOUT
+    from agentnn.nn_models.training.data_prep import prepare_data
+
     config = module.ArchitectureSearchConfig(
         n_trials=1, depths=[len(SEARCH_ARCHITECTURE["hidden_sizes"])],
         widths=sorted(set(SEARCH_ARCHITECTURE["hidden_sizes"])),
@@ -395,9 +400,9 @@ def architecture_trainer(module: Any, data: BenchData, folder: Path, epochs: int
         learning_rates=[SEARCH_LEARNING_RATE, SEARCH_LEARNING_RATE], epochs=epochs,
         batch_size=BATCH_SIZE, max_reshapes=0, seed=SEED, pruner="none", device="cpu",
     )
-    prepared = module.prepare_data(data.dataset)
+    prepared = prepare_data(data.dataset)
     spec = {"n_features": int(prepared.train.x.shape[1]), "n_classes": prepared.n_classes,
-            **SEARCH_ARCHITECTURE, "layout": module.SEQUENTIAL_LAYOUT}
+            **SEARCH_ARCHITECTURE, "layout": SEQUENTIAL_LAYOUT}
     setup = classifier_setup(module, prepared, spec, learning_rate=SEARCH_LEARNING_RATE,
                              weight_decay=config.weight_decay, grad_clip=0.0,
                              batch_size=config.batch_size)
