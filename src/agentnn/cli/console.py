@@ -13,7 +13,14 @@ import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, TextIO, TypedDict
+
+if TYPE_CHECKING:
+    from rich.console import Console, Group, RenderableType
+    from rich.live import Live
+    from rich.table import Table
+
+    from agentnn.sdk.nn_models import WatchSnapshot
 
 ERROR_PREFIX = "error:"
 WARNING_PREFIX = "warning:"
@@ -24,14 +31,14 @@ STYLE_MUTED = "dim"
 OUTPUT_FORMATS = ("table", "json", "csv")
 
 
-def stdout() -> Any:
+def stdout() -> Console:
     """A Rich console on stdout that fits the terminal."""
     from rich.console import Console
 
     return Console(highlight=False, soft_wrap=False)
 
 
-def stderr() -> Any:
+def stderr() -> Console:
     from rich.console import Console
 
     return Console(stderr=True, highlight=False)
@@ -46,12 +53,12 @@ def warn_line(message: str) -> None:
     print(f"{WARNING_PREFIX} {message}", file=sys.stderr)
 
 
-def to_json(data: Any) -> str:
+def to_json(data: object) -> str:
     """Stable JSON: sorted keys, NaN/inf as strings so any parser reads it."""
     return json.dumps(_json_safe(data), indent=2, sort_keys=True, default=str)
 
 
-def _json_safe(data: Any) -> Any:
+def _json_safe(data: object) -> object:
     if isinstance(data, float) and (data != data or data in (float("inf"), float("-inf"))):
         return str(data)
     if isinstance(data, dict):
@@ -61,7 +68,7 @@ def _json_safe(data: Any) -> Any:
     return data
 
 
-def to_csv(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+def to_csv(columns: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
@@ -72,10 +79,10 @@ def to_csv(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 def print_table(
     title: str | None,
     columns: Sequence[str],
-    rows: Iterable[Sequence[Any]],
+    rows: Iterable[Sequence[object]],
     *,
     output: str = "table",
-    records: Any = None,
+    records: object = None,
     row_styles: Sequence[str | None] | None = None,
     no_wrap: Sequence[str] = (),
 ) -> None:
@@ -85,15 +92,15 @@ def print_table(
     differ); tables only, since CSV and JSON carry that fact in their own columns.
     Columns named in ``no_wrap`` (ids people copy) are never folded; others give way.
     """
-    rows = [[_cell(value) for value in row] for row in rows]
+    cells = [[_cell(value) for value in row] for row in rows]
     if output == "json":
-        records = records if records is not None else [dict(zip(columns, r)) for r in rows]
+        records = records if records is not None else [dict(zip(columns, r)) for r in cells]
         print(to_json(records))
         return
     if output == "csv":
-        sys.stdout.write(to_csv(columns, rows))
+        sys.stdout.write(to_csv(columns, cells))
         return
-    stdout().print(table(title, columns, rows, row_styles=row_styles, no_wrap=no_wrap))
+    stdout().print(table(title, columns, cells, row_styles=row_styles, no_wrap=no_wrap))
 
 
 def table(
@@ -103,7 +110,7 @@ def table(
     *,
     row_styles: Sequence[str | None] | None = None,
     no_wrap: Sequence[str] = (),
-) -> Any:
+) -> Table:
     """A Rich table of text cells; the one place user text enters a Rich renderable.
 
     Every cell, header and title may hold user text (run names, params, tags), so all are
@@ -125,7 +132,7 @@ def table(
     return result
 
 
-def print_json(data: Any) -> None:
+def print_json(data: object) -> None:
     """Stable JSON on stdout (see :func:`to_json`)."""
     print(to_json(data))
 
@@ -136,7 +143,7 @@ def message(text: str, style: str | None = None) -> None:
     stdout().print(text, style=style, markup=False, emoji=False, soft_wrap=True)
 
 
-def print_json_line(data: Any) -> None:
+def print_json_line(data: object) -> None:
     """Compact JSON on one line (JSON Lines), for output that repeats, e.g. a live view."""
     print(json.dumps(_json_safe(data), sort_keys=True, default=str), flush=True)
 
@@ -146,7 +153,17 @@ def print_json_line(data: Any) -> None:
 LIBRARY_LOGGER = "agentnn"
 DIAGNOSTIC_FORMAT = "agentnn: %(message)s"
 DEBUG_FORMAT = "debug: %(name)s: %(message)s"
-_diagnostics: dict[str, Any] = {}  # the handler installed and the warning display it replaced
+
+
+class _Installed(TypedDict, total=False):
+    """What :func:`show_diagnostics` installed, so that a second call can replace it."""
+
+    handler: logging.Handler
+    other_warnings: Callable[[Warning | str, type[Warning], str, int, TextIO | None, str | None],
+                             None]
+
+
+_diagnostics: _Installed = {}  # the handler installed and the warning display it replaced
 
 
 def show_diagnostics(debug: bool = False) -> None:
@@ -174,7 +191,7 @@ def show_diagnostics(debug: bool = False) -> None:
 
 
 def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-                  file: Any = None, line: str | None = None) -> None:
+                  file: TextIO | None = None, line: str | None = None) -> None:
     """agentnn's tracking warnings as one line through the handler; others as Python shows them."""
     from agentnn.errors import TrackingWarning
 
@@ -226,12 +243,12 @@ def _elapsed(seconds: float | None) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}"
 
 
-def watch_view(snapshot: Any) -> Any:
+def watch_view(snapshot: WatchSnapshot) -> Group:
     """One renderable for a :class:`~agentnn.sdk.nn_models.WatchSnapshot`: a table per run."""
     from rich.console import Group
     from rich.text import Text
 
-    parts: list[Any] = []
+    parts: list[RenderableType] = []
     heading = (f"experiment {snapshot.experiment}" if snapshot.experiment
                else f"run {snapshot.target}")
     running = sum(run.running for run in snapshot.runs)
@@ -249,14 +266,15 @@ def watch_view(snapshot: Any) -> Any:
              str(metric.pending) if metric.pending else ""]
             for metric in watched.metrics
         ]
-        parts.append(table(title, ["metric", "latest", "step", "best", "curve", "in journal"],
-                           rows, no_wrap=["curve"]))
-        parts[-1].title_style = STYLE_RUNNING if watched.running else STYLE_ENDED
+        run_table = table(title, ["metric", "latest", "step", "best", "curve", "in journal"],
+                          rows, no_wrap=["curve"])
+        run_table.title_style = STYLE_RUNNING if watched.running else STYLE_ENDED
+        parts.append(run_table)
     parts.append(Text(f"taken {snapshot.to_dict()['taken']}", style=STYLE_MUTED))
     return Group(*parts)
 
 
-def print_renderable(renderable: Any) -> None:
+def print_renderable(renderable: RenderableType) -> None:
     stdout().print(renderable)
 
 
@@ -265,14 +283,14 @@ def is_terminal() -> bool:
     return bool(stdout().is_terminal)
 
 
-def live() -> Any:
+def live() -> Live:
     """A Rich Live display on stdout that the watch loop updates in place."""
     from rich.live import Live
 
     return Live(console=stdout(), auto_refresh=False, transient=False)
 
 
-def _cell(value: Any) -> str:
+def _cell(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, float):

@@ -13,14 +13,21 @@ so ``--help`` never loads torch or MLflow.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeAlias, TypedDict, cast
 
 import typer
 
 from agentnn.cli import console
+
+if TYPE_CHECKING:
+    from agentnn.data.datasets import LabelledDataset
+    from agentnn.data.records import InteractionRecord
+    from agentnn.nn_models.training.configs import JSONDict, JSONValue
+    from agentnn.nn_models.training.results import TrainResult
 
 app = typer.Typer(help="Train one of the five networks; every run is tracked.",
                   no_args_is_help=True)
@@ -81,7 +88,10 @@ TRAINERS: tuple[Trainer, ...] = (
 
 # --- options: the shared ones once, then the extras some rows add ------------------------------
 
-SHARED_OPTIONS: dict[str, tuple[Any, Any]] = {
+OptionSpec: TypeAlias = tuple[object, object]
+"""An option as Typer reads it from a signature: (its ``Annotated`` type, its default)."""
+
+SHARED_OPTIONS: dict[str, OptionSpec] = {
     "data": (Annotated[Path | None, typer.Option(
         "--data", help="Interaction log (JSON Lines) to train on.")], None),
     "dataset": (Annotated[str | None, typer.Option(
@@ -100,7 +110,7 @@ SHARED_OPTIONS: dict[str, tuple[Any, Any]] = {
         "--resume-from", help="Checkpoint file or folder of a run to continue.")], None),
 }
 
-EXTRA_OPTIONS: dict[str, tuple[Any, Any]] = {
+EXTRA_OPTIONS: dict[str, OptionSpec] = {
     "mode": (Annotated[str | None, typer.Option(
         "--mode", help="multimodal (success + performance) or classifier (routing; the "
                        "default for --dataset digits).")], None),
@@ -136,6 +146,31 @@ def _checked(value: str | None, check: str) -> str | None:
     return value
 
 
+class _CommandOptions(TypedDict):
+    """The options every train command takes (:data:`SHARED_OPTIONS` and ``--epochs``)."""
+
+    data: Path | None
+    dataset: str | None
+    config: Path | None
+    register_as: str | None
+    seed: int | None
+    device: str | None
+    amp: bool | None
+    resume_from: Path | None
+    epochs: int | None
+
+
+class TrainOptions(_CommandOptions, total=False):
+    """The options a train command was given: the shared ones, and the row's extras."""
+
+    mode: str | None
+    nproc: int
+    trials: int | None
+    workers: int
+    study: str | None
+    storage: str | None
+
+
 CONFIG_KEYS = {"epochs": "epochs", "seed": "seed", "device": "device", "amp": "amp",
                "mode": "mode", "trials": "n_trials"}
 """Options that set a config field: option name -> config key."""
@@ -144,7 +179,7 @@ CONFIG_KEYS = {"epochs": "epochs", "seed": "seed", "device": "device", "amp": "a
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def read_config_file(path: Path | None) -> dict[str, Any]:
+def read_config_file(path: Path | None) -> JSONDict:
     """The YAML config as a dict; a missing file or bad YAML is a one-line error."""
     from agentnn.errors import TrainerConfigError
 
@@ -168,7 +203,8 @@ def read_config_file(path: Path | None) -> dict[str, Any]:
     return loaded
 
 
-def merge_options(values: dict[str, Any], config_class: type, **overrides: Any) -> dict[str, Any]:
+def merge_options(values: Mapping[str, JSONValue], config_class: type,
+                  **overrides: object) -> JSONDict:
     """YAML values with the command-line options that were given laid over them."""
     import dataclasses
 
@@ -203,9 +239,10 @@ def check_data_choice(trainer: Trainer, data: Path | None, dataset: str | None) 
         )
 
 
-def load_data(data: Path | None, dataset: str | None, seed: int) -> Any:
+def load_data(data: Path | None, dataset: str | None, seed: int) -> LabelledDataset:
     """The data set for ``--data`` or ``--dataset``, split by ``seed``."""
-    from agentnn.data import build_interaction_dataset, load_dataset, synthesize_interactions
+    from agentnn.data.datasets import build_interaction_dataset, load_dataset
+    from agentnn.data.synthetic import synthesize_interactions
 
     if dataset == "synthetic":
         records = synthesize_interactions(SYNTHETIC_RECORDS, SYNTHETIC_AGENTS, seed=seed)
@@ -213,9 +250,9 @@ def load_data(data: Path | None, dataset: str | None, seed: int) -> Any:
     return load_dataset(str(data) if data is not None else "digits", seed=seed)
 
 
-def run_with_progress(call: Callable[..., Any], *, total: int | None,
-                      hook: str = "on_epoch", label: str = "epoch") -> Any:
-    """Run ``call(**{hook: callback})`` with a Rich progress bar the callback advances."""
+def run_with_progress(call: Callable[..., TrainResult], *, total: int | None,
+                      hook: str = "on_epoch", label: str = "epoch") -> TrainResult:
+    """Run a training ``call(**{hook: callback})`` with a progress bar the callback advances."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -231,7 +268,7 @@ def run_with_progress(call: Callable[..., Any], *, total: int | None,
         return call(**{hook: advance})
 
 
-def print_result(result: Any) -> None:
+def print_result(result: TrainResult) -> None:
     """The run id, the model and the headline metrics of a finished training run."""
     print(f"run id:      {result.run_id}")
     if getattr(result, "study", None):
@@ -250,8 +287,26 @@ def print_result(result: Any) -> None:
 # --- runners: one per way of running ------------------------------------------------------------
 
 
-def _run_epochs(trainer: Trainer, module: Any, values: dict[str, Any], checked: Any,
-                options: dict[str, Any]) -> Any:
+class _SeededConfig(Protocol):
+    """A checked trainer config as the runners read it: every trainer's config has a seed."""
+
+    seed: int
+
+
+class _EpochsConfig(_SeededConfig, Protocol):
+    epochs: int
+
+
+class _SearchConfig(_SeededConfig, Protocol):
+    n_trials: int
+
+
+class _StreamConfig(_SeededConfig, Protocol):
+    batch_size: int
+
+
+def _run_epochs(trainer: Trainer, module: ModuleType, values: JSONDict, checked: _EpochsConfig,
+                options: TrainOptions) -> TrainResult:
     data = load_data(options["data"], options["dataset"], checked.seed)
     resume = options["resume_from"]
     return run_with_progress(
@@ -261,8 +316,8 @@ def _run_epochs(trainer: Trainer, module: Any, values: dict[str, Any], checked: 
         total=checked.epochs)
 
 
-def _run_search(trainer: Trainer, module: Any, values: dict[str, Any], checked: Any,
-                options: dict[str, Any]) -> Any:
+def _run_search(trainer: Trainer, module: ModuleType, values: JSONDict, checked: _SearchConfig,
+                options: TrainOptions) -> TrainResult:
     import optuna
 
     from agentnn.errors import TrainerConfigError
@@ -279,14 +334,16 @@ def _run_search(trainer: Trainer, module: Any, values: dict[str, Any], checked: 
         total=checked.n_trials, hook="on_trial", label="trial")
 
 
-def _run_stream(trainer: Trainer, module: Any, values: dict[str, Any], checked: Any,
-                options: dict[str, Any]) -> Any:
+def _run_stream(trainer: Trainer, module: ModuleType, values: JSONDict, checked: _StreamConfig,
+                options: TrainOptions) -> TrainResult:
     import math
 
-    from agentnn.data import load_interactions, synthesize_interactions
+    from agentnn.data.records import load_interactions
+    from agentnn.data.synthetic import synthesize_interactions
 
+    source: Path | list[InteractionRecord]
     if options["data"] is not None:
-        source: Any = options["data"]
+        source = options["data"]
         n_records = len(load_interactions(source))
     else:
         source = synthesize_interactions(SYNTHETIC_RECORDS, SYNTHETIC_AGENTS, seed=checked.seed)
@@ -299,11 +356,12 @@ def _run_stream(trainer: Trainer, module: Any, values: dict[str, Any], checked: 
         total=math.ceil(n_records / checked.batch_size), label="update")
 
 
-def _run_torchrun(trainer: Trainer, module: Any, values: dict[str, Any], checked: Any,
-                  options: dict[str, Any]) -> Any:
+def _run_torchrun(trainer: Trainer, module: ModuleType, values: JSONDict,
+                  checked: _SeededConfig, options: TrainOptions) -> TrainResult:
     import tempfile
 
-    from agentnn.data import synthesize_interactions, write_interactions
+    from agentnn.data.records import write_interactions
+    from agentnn.data.synthetic import synthesize_interactions
 
     data, dataset = options["data"], options["dataset"]
     with tempfile.TemporaryDirectory(prefix="agentnn-synthetic-") as tmp:
@@ -313,16 +371,21 @@ def _run_torchrun(trainer: Trainer, module: Any, values: dict[str, Any], checked
                 Path(tmp) / "synthetic.jsonl")
             dataset = None
         console.stderr().print(f"launching torchrun with {options['nproc']} processes…")
-        return module.launch(options["nproc"], values, data=data, dataset=dataset,
-                             register_as=options["register_as"],
-                             resume_from=options["resume_from"])
+        result: TrainResult = module.launch(options["nproc"], values, data=data,
+                                            dataset=dataset, register_as=options["register_as"],
+                                            resume_from=options["resume_from"])
+        return result
 
 
-RUNNERS = {"epochs": _run_epochs, "search": _run_search, "stream": _run_stream,
-           "torchrun": _run_torchrun}
+Runner: TypeAlias = Callable[[Trainer, ModuleType, "JSONDict", Any, TrainOptions], "TrainResult"]
+"""A runner; its config is ``Any`` because the config class is looked up by name at run time
+(each runner states the fields it reads)."""
+
+RUNNERS: dict[str, Runner] = {"epochs": _run_epochs, "search": _run_search,
+                              "stream": _run_stream, "torchrun": _run_torchrun}
 
 
-def run_trainer(trainer: Trainer, options: dict[str, Any]) -> None:
+def run_trainer(trainer: Trainer, options: TrainOptions) -> None:
     """Parse, check (before any run exists), run, print: the body of every train command."""
     import importlib
 
@@ -357,8 +420,8 @@ def _command_for(trainer: Trainer) -> Callable[..., None]:
                   if key not in ("data", "dataset")},
                **{name: EXTRA_OPTIONS[name] for name in trainer.extra_options}}
 
-    def command(**given: Any) -> None:
-        run_trainer(trainer, given)
+    def command(**given: Any) -> None:  # Typer calls it with the signature set below
+        run_trainer(trainer, cast("TrainOptions", given))
 
     parameters = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
                                     annotation=annotation)
