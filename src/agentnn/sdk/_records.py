@@ -8,9 +8,9 @@ durations are seconds, and a value the run never recorded is ``None`` (JSON ``nu
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
 
 RUN_NAME_TAG = "mlflow.runName"
 PARENT_RUN_TAG = "mlflow.parentRunId"
@@ -44,7 +44,7 @@ class ExperimentInfo:
     """Start time of the newest run, milliseconds since the epoch; None without runs."""
     artifact_location: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "experiment_id": self.experiment_id,
             "name": self.name,
@@ -86,7 +86,7 @@ class RunInfo:
 
         return self.tags.get(PUSH_NOTE_TAG)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "run_id": self.run_id,
             "run_name": self.run_name,
@@ -115,7 +115,7 @@ class RunDetail:
     child_run_ids: list[str]
     logged_model_ids: list[str]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         data = self.run.to_dict()
         data.update(
             experiment_name=self.experiment_name,
@@ -135,7 +135,7 @@ class MetricPoint:
     value: float
     timestamp_ms: int
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {"step": self.step, "value": self.value, "timestamp": iso_time(self.timestamp_ms)}
 
 
@@ -151,7 +151,7 @@ class RunComparison:
     differing_params: list[str]
     differing_metrics: list[str]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "run_ids": [run.run_id for run in self.runs],
             "run_names": [run.run_name for run in self.runs],
@@ -162,7 +162,7 @@ class RunComparison:
         }
 
 
-def values_differ(values: list[Any]) -> bool:
+def values_differ(values: Sequence[object]) -> bool:
     """True when not all values are equal; NaN equals NaN here, missing differs from present."""
     normalised = {
         "nan" if isinstance(value, float) and math.isnan(value) else value for value in values
@@ -186,7 +186,7 @@ class ModelVersionInfo:
     stage: str | None = None
     """The deprecated registry stage, shown only when a server still uses them."""
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "name": self.name,
             "version": self.version,
@@ -214,7 +214,7 @@ class MigrationReport:
     renamed_metadata: list[str]
     """Experiment ``meta.yaml`` files renamed (kept) so the folder stops reading as a file store."""
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "source": self.source,
             "target_uri": self.target_uri,
@@ -239,7 +239,7 @@ class MetricWatch:
     pending: int = 0
     """Points still in the local journal, not yet in the store (already counted above)."""
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "key": self.key,
             "latest": self.latest,
@@ -268,7 +268,7 @@ class RunWatch:
     def running(self) -> bool:
         return self.run.status in ("RUNNING", "SCHEDULED")
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "run_id": self.run.run_id,
             "run_name": self.run.run_name,
@@ -299,7 +299,7 @@ class WatchSnapshot:
         """True while something watched still runs; the live view ends when this turns False."""
         return any(run.running for run in self.runs)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "target": self.target,
             "experiment": self.experiment,
