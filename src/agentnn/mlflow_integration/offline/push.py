@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from agentnn import config
 from agentnn.config import mask_uri
@@ -56,7 +56,8 @@ from agentnn.mlflow_integration.store.probe import ServerProbe
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
-    from mlflow.entities import LoggedModel, Run
+    from mlflow.entities import FileInfo, LoggedModel, Metric, Run
+    from mlflow.entities.model_registry import ModelVersion
 
 # --- tags ----------------------------------------------------------------------------------
 PUSH_TAG = "agentnn.push"  # "pending" until the run is whole on its intended store, then "done"
@@ -140,7 +141,7 @@ class PushResult:
             ("registry details", self.registry)) if count]
         return ", ".join(parts) or "nothing new"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {**asdict(self), "complete": self.complete}
 
 
@@ -438,7 +439,7 @@ class _Push:
         for name in sorted({name for name, _ in self.versions}):
             self._registered_model(name)
 
-    def _new_version(self, version: Any, target_id: str) -> Any:
+    def _new_version(self, version: ModelVersion, target_id: str) -> ModelVersion | None:
         """A version on the target pointing at the copied model, or None without one."""
         from mlflow.exceptions import MlflowException
 
@@ -464,7 +465,7 @@ class _Push:
         self.registered.append(f"{version.name}/{created.version}")
         return created
 
-    def _version_details(self, version: Any, copy: Any) -> None:
+    def _version_details(self, version: ModelVersion, copy: ModelVersion) -> None:
         """Tags and description of a version copied before, when the source's have changed."""
         have = copy.tags or {}
         for key, value in sorted(_version_tags(version).items()):
@@ -589,15 +590,15 @@ def _find_copy(client: MlflowClient, experiment_id: str, source_run_id: str) -> 
     return found[0].info.run_id if found else None
 
 
-def _point_key(point: Any) -> tuple[int, int, str]:
+def _point_key(point: Metric) -> tuple[int, int, str]:
     """A metric point's identity; NaN compares equal to NaN here."""
     value = point.value
     text = "nan" if isinstance(value, float) and math.isnan(value) else repr(float(value))
     return int(point.step), int(point.timestamp), text
 
 
-def _walk(lister: Callable[..., Any], run_id: str, path: str | None = None
-          ) -> Iterator[tuple[str, int | None]]:
+def _walk(lister: Callable[[str, str | None], list[FileInfo]], run_id: str,
+          path: str | None = None) -> Iterator[tuple[str, int | None]]:
     """(path, size) of every artifact file of a run, recursively."""
     for info in lister(run_id, path):
         if info.is_dir:
@@ -608,7 +609,7 @@ def _walk(lister: Callable[..., Any], run_id: str, path: str | None = None
 
 def _logged_models(client: MlflowClient, experiment_id: str, run_id: str) -> list[LoggedModel]:
     """LoggedModels whose source run is ``run_id``; none on stores older than MLflow 3."""
-    models: list[Any] = []
+    models: list[LoggedModel] = []
     token = None
     try:
         while True:
@@ -627,8 +628,8 @@ def _logged_models(client: MlflowClient, experiment_id: str, run_id: str) -> lis
     return sorted(models, key=lambda model: model.creation_timestamp or 0)
 
 
-def _search_versions(client: MlflowClient, filter_string: str) -> list[Any]:
-    versions: list[Any] = []
+def _search_versions(client: MlflowClient, filter_string: str) -> list[ModelVersion]:
+    versions: list[ModelVersion] = []
     token = None
     while True:
         page = client.search_model_versions(filter_string, page_token=token)
@@ -638,14 +639,14 @@ def _search_versions(client: MlflowClient, filter_string: str) -> list[Any]:
             return versions
 
 
-def _version_tags(version: Any) -> dict[str, str]:
+def _version_tags(version: ModelVersion) -> dict[str, str]:
     """The tags a version's copy carries: the source's, plus the source's version number
     (how a later push finds the copy); the model id tag is set per store."""
     tags = {k: v for k, v in (version.tags or {}).items() if k not in NOT_COPIED_VERSION_TAGS}
     return {**tags, SOURCE_VERSION_TAG: str(version.version)}
 
 
-def _copy_of(version: Any, copies: list[Any]) -> Any:
+def _copy_of(version: ModelVersion, copies: list[ModelVersion]) -> ModelVersion | None:
     """The target's copy of ``version`` among the versions of the copied run, or None.
 
     A copy is known by its :data:`SOURCE_VERSION_TAG`; a copy made before that tag existed
