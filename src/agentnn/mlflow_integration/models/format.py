@@ -40,7 +40,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata as package_metadata
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypedDict, cast
 
 from agentnn.errors import (
     MalformedModelError,
@@ -74,6 +74,20 @@ RUN_MODEL_URI_TAG = "agentnn.model_uri"
 # Packages a serving environment needs; pinned to what is installed, and never inferred,
 # because MLflow's inference starts a subprocess and costs about 10 s per model.
 REQUIRED_PACKAGES = ("torch", "safetensors", "numpy", "mlflow", "agentnn")
+
+
+class _RequiredSpecFields(TypedDict):
+    format_version: int
+    builder: str
+    config: dict[str, Any]  # the builder's config: JSON of whatever shape the builder takes
+    sha256: str
+
+
+class ModelSpec(_RequiredSpecFields, total=False):
+    """A model folder's spec.json as :func:`read_spec` returns it, each field checked."""
+
+    weights: str
+    metadata: dict[str, Any]  # JSON the trainer attached; agentnn passes it on unread
 
 
 @dataclass(frozen=True)
@@ -217,7 +231,7 @@ def _refuse_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def read_spec(path: Path) -> dict[str, Any]:
+def read_spec(path: Path) -> ModelSpec:
     """The spec.json of a saved model folder, checked field by field before anything uses it."""
     folder = Path(path)
     if not (folder / SPEC_FILE).exists() and not (folder / SPEC_FILE).is_symlink():
@@ -252,10 +266,10 @@ def read_spec(path: Path) -> dict[str, Any]:
     if not SHA256_PATTERN.match(spec["sha256"]):
         raise MalformedModelError(str(spec_path), f"sha256 {spec['sha256']!r:.80} is not a "
                                   "hex sha256")
-    return spec
+    return cast("ModelSpec", spec)  # the fields were checked one by one above
 
 
-def verify_weights(path: Path, spec: Mapping[str, Any]) -> Path:
+def verify_weights(path: Path, spec: ModelSpec) -> Path:
     """The weights file of a model folder, after checking it against the spec's sha256."""
     folder = Path(path)
     weights = inside_folder(folder, spec.get("weights", WEIGHTS_FILE), "the weights path")
@@ -321,8 +335,8 @@ def save_torch_model(
     path: str | Path,
     *,
     builder: str,
-    config: Mapping[str, Any],
-    metadata: Mapping[str, Any] | None = None,
+    config: Mapping[str, object],
+    metadata: Mapping[str, object] | None = None,
 ) -> Path:
     """Write ``module`` to the folder ``path`` in the safe format; returns the folder.
 
@@ -437,7 +451,7 @@ class TorchPyfuncModel:
         self.module = module
 
     def predict(self, model_input: object,
-                params: dict[str, Any] | None = None) -> np.ndarray | dict[str, np.ndarray]:
+                params: dict[str, object] | None = None) -> np.ndarray | dict[str, np.ndarray]:
         return _forward_numpy(self.module, model_input)
 
 
@@ -469,11 +483,11 @@ def log_torch_model(
     module: torch.nn.Module,
     *,
     builder: str,
-    config: Mapping[str, Any],
+    config: Mapping[str, object],
     name: str = "model",
     input_example: np.ndarray | None = None,
     register_as: str | None = None,
-    metadata: Mapping[str, Any] | None = None,
+    metadata: Mapping[str, object] | None = None,
 ) -> LoggedTorchModel:
     """Log ``module`` in the safe format into the ACTIVE MLflow run; register it when asked.
 

@@ -47,6 +47,7 @@ from agentnn.mlflow_integration.models.format import (
     LOADER_MODULE,
     SHA256_TAG,
     SPEC_FILE,
+    ModelSpec,
     inside_folder,
     load_torch_model,
     read_spec,
@@ -105,7 +106,7 @@ class LoadedModel:
     MLflow's pickle check; False for a model loaded with trust=True."""
     cache: str
     """``"memory"``, ``"disk"``, ``"download"`` or ``"local"``: where the model came from."""
-    spec: dict[str, Any] | None = None
+    spec: ModelSpec | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     sha256: str | None = None
     name: str | None = None
