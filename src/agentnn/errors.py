@@ -39,13 +39,21 @@ One warning class, for what does not stop a run but needs the caller to act (rai
     UserWarning
     └── TrackingWarning             a run went to the fallback store; records wait or were refused
 
+    KeyboardInterrupt
+    └── TrainingInterrupted         Ctrl-C (or SIGTERM) stopped a training; names its checkpoint
+
 Messages never show a secret: :class:`AgentNNError` masks URI passwords and secret query
 values in its text (``agentnn.masking``), and the store errors mask the URI they keep.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from agentnn.masking import mask_text, mask_uri
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 class AgentNNError(Exception):
@@ -359,3 +367,20 @@ class UntrustedBuilderError(ModelError):
     def __init__(self, builder: str, reason: str) -> None:
         self.builder = builder
         super().__init__(f"model builder {builder!r} refused: {reason}")
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM, in the ``agentnn`` command) stopped a training between or during
+    epochs; the last finished epoch was written as a checkpoint first.
+
+    A ``KeyboardInterrupt``, so code that stops on Ctrl-C still does (the run is ``KILLED``);
+    it keeps what a user needs to go on: the run, the checkpoint and the epoch it holds.
+    """
+
+    def __init__(self, run_id: str, checkpoint: Path | None, epoch: int) -> None:
+        self.run_id = run_id
+        self.checkpoint = checkpoint
+        self.epoch = epoch
+        where = (f"checkpoint {checkpoint} (epoch {epoch})" if checkpoint is not None
+                 else "no checkpoint (no epoch finished)")
+        super().__init__(f"run {run_id} interrupted; {where}")

@@ -8,6 +8,8 @@ Every :class:`~agentnn.errors.AgentNNError` becomes one line on stderr and exit 
 from __future__ import annotations
 
 import os
+import shlex
+import signal
 import sys
 from typing import Annotated, Any
 
@@ -55,8 +57,8 @@ class ErrorsAsOneLine(TyperGroup):
             hint = f" (see '{error.ctx.command_path} --help')" if error.ctx else ""
             console.error_line(error.format_message() + hint)
             raise typer.Exit(EXIT_USAGE_ERROR) from None
-        except KeyboardInterrupt:
-            console.error_line("interrupted")
+        except KeyboardInterrupt as interrupt:
+            console.error_line(_interrupted_line(interrupt))
             raise typer.Exit(130) from None
 
 
@@ -112,6 +114,34 @@ app.add_typer(train_app, name="train")
 app.add_typer(data_app, name="data")
 
 
+def _interrupted_line(interrupt: KeyboardInterrupt) -> str:
+    """What a user needs after Ctrl-C: for a training, its run, checkpoint and the command that
+    goes on from there (the same command, resuming from the checkpoint)."""
+    from agentnn.errors import TrainingInterrupted
+
+    if not isinstance(interrupt, TrainingInterrupted):
+        return "interrupted"
+    if interrupt.checkpoint is None:
+        return f"interrupted: run {interrupt.run_id} (KILLED) finished no epoch to resume from"
+    args, skip = [], False
+    for arg in sys.argv[1:]:  # the same command, without an earlier --resume-from
+        if skip:
+            skip = False
+        elif arg == "--resume-from":
+            skip = True
+        elif not arg.startswith("--resume-from="):
+            args.append(arg)
+    command = shlex.join(["agentnn", *args, "--resume-from", str(interrupt.checkpoint)])
+    return (f"interrupted after epoch {interrupt.epoch}: run {interrupt.run_id} (KILLED), "
+            f"checkpoint {interrupt.checkpoint}; go on with: {command}")
+
+
+def _interrupt_on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # the same path as Ctrl-C: the work is kept, then the process ends
+
+
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point. SIGTERM (a scheduler, ``kill``) ends a command as Ctrl-C
+    does, so a training keeps its last finished epoch either way."""
+    signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
     sys.exit(app())
