@@ -318,7 +318,8 @@ def only_bookkeeping_unsent(journal: Path) -> bool:
 
     Why: a run ends by draining its journal, setting its status and then appending that end
     record; handing a writer process the folder at exit just for it would cost the machine an
-    MLflow import (seconds of CPU). The next writer of the folder finishes such a journal.
+    MLflow import (seconds of CPU). The exiting process's writer thread reads it in a last pass
+    (``WriterProcess.hand_over``), or else the folder's next writer does.
     """
     left = unsent_bytes(journal)
     if left == 0 or complete_unsent_bytes(journal) != left:

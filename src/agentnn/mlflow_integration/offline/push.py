@@ -89,7 +89,11 @@ STATUS_CHECK_INTERVAL = 1.0  # seconds between looks at whether a run pushed liv
 MARKER_SUFFIX = ".push"  # <journal_dir>/<run_id>.push: a run the writer should push
 LOCK_SUFFIX = ".push.lock"
 REGISTRATION_WAIT_SECONDS = 300
-NO_PROGRESS_BAR = {config.MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR: "false"}
+# MLflow's per-download progress bars would break the command's own, and its "View run … at:"
+# lines (written on every copy's set_terminated on a server) would break `--output json`;
+# a user's own values win.
+QUIET_MLFLOW = {config.MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR: "false",
+                config.MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT: "true"}
 
 logger = logging.getLogger(__name__)
 
@@ -170,7 +174,7 @@ def push_run(
         TrackingError: the target's experiment of that name is deleted.
     """
     # MLflow's per-download progress bars would break the command's own (a user's value wins).
-    with config.mlflow_environment(NO_PROGRESS_BAR), run_lock(lock_dir, run_id):
+    with config.mlflow_environment(QUIET_MLFLOW), run_lock(lock_dir, run_id):
         result = _Push(source, target, run_id, target_label, known_points).run()
         changed_children = 0
         for child in _children(source, run_id):
@@ -254,6 +258,8 @@ class _Push:
         for key, value in done.items():
             if run.data.tags.get(key) != value:
                 self.source.set_tag(self.run_id, key, value)
+        if PUSH_TAG in done and PUSH_NOTE_TAG in run.data.tags:
+            self.source.delete_tag(self.run_id, PUSH_NOTE_TAG)  # nothing waits any more
         return PushResult(
             source_run_id=self.run_id, target_run_id=target_id, target_uri=self.target_label,
             status=status, created=self.created, metrics=self.counts.get("metrics", 0),

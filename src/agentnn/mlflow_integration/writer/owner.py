@@ -133,11 +133,24 @@ class WriterProcess:
         thread = self._writer_thread
         if thread is None:
             return
+        self._finish_bookkeeping(thread)
         stopped = thread.stop(HAND_OVER_WAIT)
         work = self.pending_work()
         if work:
             self._spawn(wait_for_lock=not stopped)
             self._say_who_goes_on(work)
+
+    def _finish_bookkeeping(self, thread: WriterThread) -> None:
+        """Let the thread read the end records appended after the last drain (a pass that
+        touches no store: the status is set already), so the folder is left tidy; at most
+        :data:`HAND_OVER_WAIT` seconds."""
+        deadline = time.monotonic() + HAND_OVER_WAIT
+        while (thread.is_alive() and thread.locked and time.monotonic() < deadline
+               and any(only_bookkeeping_unsent(journal)
+                       for journal in list_journals(self.journal_dir))):
+            thread.pass_event.clear()
+            thread.wake_event.set()
+            thread.pass_event.wait(max(0.0, deadline - time.monotonic()))
 
     def has_work(self) -> bool:
         """Whether the folder holds work a writer must finish (see :meth:`pending_work`)."""
