@@ -37,7 +37,11 @@ One warning class, for what does not stop a run but needs the caller to act (rai
 :func:`warnings.warn`, so scripts see it on stderr and can filter or catch it)::
 
     UserWarning
-    └── TrackingWarning             a run went to the fallback store; records wait or were refused
+    ├── TrackingWarning             a run went to the fallback store; records wait or were refused
+    └── SettingIgnoredWarning       a setting was taken but does not apply here (--amp on the CPU)
+
+    DeprecationWarning
+    └── AgentNNDeprecationWarning   a config key, builder or URI form agentnn will remove
 
     KeyboardInterrupt
     └── TrainingInterrupted         Ctrl-C (or SIGTERM) stopped a training; names its checkpoint
@@ -251,6 +255,17 @@ class TrackingWarning(UserWarning):
     """The run goes on, but its records need the caller's attention: the run was kept in the
     local fallback store, the store has not confirmed every record yet, or it refused some (the
     message says where they are kept and what to run)."""
+
+
+class SettingIgnoredWarning(UserWarning):
+    """A setting was accepted but does not apply where the code runs (``--amp`` on the CPU):
+    training goes on without it, and the caller should know the run is not what was asked."""
+
+
+class AgentNNDeprecationWarning(DeprecationWarning):
+    """Something agentnn will remove (a renamed config key, a stage URI), with its replacement
+    and the version that removes it. Python hides ``DeprecationWarning`` outside ``__main__``;
+    the ``agentnn`` command shows these, once each."""
 
 
 class JournalError(TrackingError):

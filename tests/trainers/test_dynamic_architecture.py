@@ -214,7 +214,7 @@ def test_old_config_names_still_work_with_a_warning(store_uri: str, search_data)
         warnings.simplefilter("always")
         result = train(old, search_data, tracker=tracker)
     assert {"n_candidates", "lr", "checkpoint_root"} <= {
-        str(w.message).split("'")[1] for w in caught if w.category is DeprecationWarning}
+        str(w.message).split("'")[1] for w in caught if issubclass(w.category, DeprecationWarning)}
     run = mlflow.MlflowClient(store_uri).get_run(result.run_id)
     assert run.data.params["n_trials"] == "1"
     assert run.data.params["learning_rates"] == "[0.003, 0.003]"

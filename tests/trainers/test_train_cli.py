@@ -130,3 +130,18 @@ def test_architecture_search_from_the_command_line(cli, client, workdir):
     assert "study:       cli-study" in result.output
     assert (workdir / "optuna.db").exists()  # beside the SQLite store
     assert client.get_model_version("searched", "1").run_id in result.output
+
+
+def test_a_deprecated_key_and_amp_on_the_cpu_are_said_once_each(cli, client, workdir):
+    (workdir / "cfg.yaml").write_text("lr: 0.01\n")
+
+    result = cli("train", "advanced", "--dataset", "synthetic", "--epochs", "1",
+                 "--mode", "classifier", "--device", "cpu", "--amp", "--config", "cfg.yaml")
+
+    assert result.exit_code == 0, result.output
+    warned = [line for line in result.stderr.splitlines() if line.startswith("agentnn: warning:")]
+    assert warned == [
+        "agentnn: warning: config key 'lr' is deprecated and removed in 0.3.0; "
+        "use 'learning_rate'",
+        "agentnn: warning: amp (float16 mixed precision) needs CUDA; training on cpu in float32",
+    ]

@@ -161,6 +161,8 @@ class _Installed(TypedDict, total=False):
     handler: logging.Handler
     other_warnings: Callable[[Warning | str, type[Warning], str, int, TextIO | None, str | None],
                              None]
+    shown: set[str]
+    """agentnn's one-time warnings already shown by this command."""
 
 
 _diagnostics: _Installed = {}  # the handler installed and the warning display it replaced
@@ -185,17 +187,31 @@ def show_diagnostics(debug: bool = False) -> None:
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if debug else logging.INFO)
     _diagnostics["handler"] = handler
+    _diagnostics["shown"] = set()
     if warnings.showwarning is not _show_warning:
         _diagnostics["other_warnings"] = warnings.showwarning
         warnings.showwarning = _show_warning
+    from agentnn.errors import AgentNNDeprecationWarning, SettingIgnoredWarning
+
+    # Python hides DeprecationWarning outside __main__; agentnn's own are for this user, once
+    # each (a config is checked by the command and again by the trainer).
+    warnings.filterwarnings("once", category=AgentNNDeprecationWarning)
+    warnings.filterwarnings("once", category=SettingIgnoredWarning)
 
 
 def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
                   file: TextIO | None = None, line: str | None = None) -> None:
-    """agentnn's tracking warnings as one line through the handler; others as Python shows them."""
-    from agentnn.errors import TrackingWarning
+    """agentnn's own warnings as one line through the handler; others as Python shows them."""
+    from agentnn.errors import AgentNNDeprecationWarning, SettingIgnoredWarning, TrackingWarning
 
-    if issubclass(category, TrackingWarning):
+    if issubclass(category, (SettingIgnoredWarning, AgentNNDeprecationWarning)):
+        # Once per command: a config is checked by the command and again by the trainer, and
+        # libraries the command imports may install filters of their own.
+        seen = _diagnostics.setdefault("shown", set())
+        if str(message) in seen:
+            return
+        seen.add(str(message))
+    if issubclass(category, (TrackingWarning, SettingIgnoredWarning, AgentNNDeprecationWarning)):
         logging.getLogger(LIBRARY_LOGGER).warning("%s %s", WARNING_PREFIX, message)
     else:
         _diagnostics["other_warnings"](message, category, filename, lineno, file, line)

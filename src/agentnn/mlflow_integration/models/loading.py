@@ -37,6 +37,7 @@ from urllib.parse import quote
 
 from agentnn import config
 from agentnn.errors import (
+    AgentNNDeprecationWarning,
     MalformedModelError,
     ModelError,
     NotFoundError,
@@ -268,7 +269,7 @@ class ModelLoader:
             f"agentnn 0.3.0), promote with "
             f"an alias instead (agentnn model alias {name} champion <version>) and load "
             f"{name}@champion",
-            DeprecationWarning,
+            AgentNNDeprecationWarning,
             stacklevel=_stacklevel_outside_agentnn(),
         )
         self._require_registered_model(name)

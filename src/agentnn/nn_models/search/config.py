@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
-from agentnn.errors import TrainerConfigError
+from agentnn.errors import AgentNNDeprecationWarning, TrainerConfigError
 from agentnn.nn_models.training.configs import (
     JSONDict,
     check_choice,
@@ -130,7 +130,7 @@ def warn_renamed(old: str, new: str, value: str = "") -> None:
 
     hint = f" = {value}" if value else ""
     warnings.warn(f"config key {old!r} is deprecated and removed in {REMOVED_IN}; "
-                  f"use {new!r}{hint}", DeprecationWarning, stacklevel=4)
+                  f"use {new!r}{hint}", AgentNNDeprecationWarning, stacklevel=4)
 
 
 def check_int_list(name: str, values: list[int]) -> None:

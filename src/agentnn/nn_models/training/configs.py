@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar
 
-from agentnn.errors import TrainerConfigError
+from agentnn.errors import AgentNNDeprecationWarning, TrainerConfigError
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -82,7 +82,7 @@ def accept_old_names(config_class: type, values: JSONDict,
                                          f"keep only {new!r}")
             warnings.warn(f"config key {old!r} is deprecated and removed in {REMOVED_IN}; "
                           f"use {new!r}",
-                          DeprecationWarning, stacklevel=4)
+                          AgentNNDeprecationWarning, stacklevel=4)
             values[new] = value
     return values
 

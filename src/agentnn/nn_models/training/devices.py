@@ -48,7 +48,18 @@ def resolve_device(name: str = DEFAULT_DEVICE) -> torch.device:
 
 
 def amp_enabled(device: torch.device, requested: bool) -> bool:
-    """Mixed precision only where it helps and is safe here: on CUDA, when asked for."""
+    """Mixed precision only where it helps and is safe here: on CUDA, when asked for.
+
+    Asked for elsewhere, training goes on in float32 and says so (once), so a run logged with
+    ``amp=True`` is not taken for a float16 one.
+    """
+    if requested and device.type != "cuda":
+        import warnings
+
+        from agentnn.errors import SettingIgnoredWarning
+
+        warnings.warn(f"amp (float16 mixed precision) needs CUDA; training on {device.type} "
+                      "in float32", SettingIgnoredWarning, stacklevel=2)
     return bool(requested) and device.type == "cuda"
 
 
