@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -280,6 +281,10 @@ def embedded_uri(settings: Settings) -> str:
     return embedded_settings(settings).tracking_uri.value
 
 
+_environment_lock = threading.Lock()
+_environment_holders: dict[str, int] = {}  # variables mlflow_environment set, and their holders
+
+
 @contextmanager
 def mlflow_environment(values: Mapping[str, str]) -> Iterator[None]:
     """Set MLflow's environment variables for the calls inside, then put them back.
@@ -291,15 +296,32 @@ def mlflow_environment(values: Mapping[str, str]) -> Iterator[None]:
     The settings a client needs for its whole life (credentials from ``.env``, bounded HTTP
     retries, no URL printed with a password in it) are set once, for good, by
     :meth:`agentnn.mlflow_integration.store.client.Store.configure_mlflow`.
+
+    Threads share the environment (the command's push and the writer's push thread may copy
+    runs at once): a variable set here is counted by every holder and removed only when the
+    last one leaves, so no thread takes the switch away from another mid-call.
     """
-    added = [name for name in values if name not in os.environ]
-    for name in added:
-        os.environ[name] = values[name]
+    held: list[str] = []
+    with _environment_lock:
+        for name, value in values.items():
+            if name in _environment_holders:
+                _environment_holders[name] += 1
+                os.environ.setdefault(name, value)  # if something cleared it meanwhile
+            elif name not in os.environ:
+                os.environ[name] = value
+                _environment_holders[name] = 1
+            else:
+                continue  # the user's own value
+            held.append(name)
     try:
         yield
     finally:
-        for name in added:
-            os.environ.pop(name, None)
+        with _environment_lock:
+            for name in held:
+                _environment_holders[name] -= 1
+                if not _environment_holders[name]:
+                    del _environment_holders[name]
+                    os.environ.pop(name, None)
 
 
 def _pick_optional(name: str, dotenv: dict[str, str]) -> Setting | None:
