@@ -56,6 +56,13 @@ MLFLOW_HTTP_REQUEST_TIMEOUT = "MLFLOW_HTTP_REQUEST_TIMEOUT"
 MLFLOW_ENABLE_WORKSPACES = "MLFLOW_ENABLE_WORKSPACES"
 MLFLOW_WORKSPACE = "MLFLOW_WORKSPACE"
 
+# The agentnn app for `mlflow server --app-name agentnn` (agentnn.server): MLflow's basic-auth
+# app is composed in when its configuration file is named (the variable MLflow itself reads),
+# unless AGENTNN_SERVER_AUTH says otherwise ("basic-auth" or "none").
+MLFLOW_AUTH_CONFIG_PATH = "MLFLOW_AUTH_CONFIG_PATH"
+AGENTNN_SERVER_AUTH = "AGENTNN_SERVER_AUTH"
+SERVER_AUTH_MODES = ("basic-auth", "none")
+
 # Credentials MLflow reads from os.environ only; a .env file may carry them too.
 CREDENTIAL_VARIABLES = (MLFLOW_TRACKING_USERNAME, MLFLOW_TRACKING_PASSWORD, MLFLOW_TRACKING_TOKEN)
 
@@ -361,6 +368,22 @@ def mlflow_workspaces_requested() -> str | None:
     if os.environ.get(MLFLOW_WORKSPACE, "").strip():
         return MLFLOW_WORKSPACE
     return None
+
+
+def server_auth() -> str:
+    """Whether the agentnn server app runs under MLflow's basic auth: ``basic-auth`` or ``none``.
+
+    ``AGENTNN_SERVER_AUTH`` decides when set; otherwise a named ``MLFLOW_AUTH_CONFIG_PATH``
+    means basic auth, as a server started with ``--app-name basic-auth`` on that file would have.
+    Read from the server's environment only (no ``.env``: a server is started by a unit file).
+    """
+    mode = os.environ.get(AGENTNN_SERVER_AUTH, "").strip().lower()
+    if mode:
+        if mode not in SERVER_AUTH_MODES:
+            raise ConfigError(f"{AGENTNN_SERVER_AUTH}={mode!r} is not one of "
+                              f"{', '.join(SERVER_AUTH_MODES)}")
+        return mode
+    return "basic-auth" if os.environ.get(MLFLOW_AUTH_CONFIG_PATH, "").strip() else "none"
 
 
 def check_tracking_uri(setting: Setting) -> None:
