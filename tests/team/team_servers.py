@@ -82,13 +82,14 @@ class Postgres:
     root: Path
     port: int
     process: subprocess.Popen | None = None
+    listen: str = "127.0.0.1"  # the host's address, where another host's clients connect
 
     @property
     def data_dir(self) -> Path:
         return self.root / "data"
 
     def url(self, database: str, password: str = PG_PASSWORD) -> str:
-        return f"postgresql://{PG_ROLE}:{password}@127.0.0.1:{self.port}/{database}"
+        return f"postgresql://{PG_ROLE}:{password}@{self.listen}:{self.port}/{database}"
 
     def url_for_pgpassword(self, database: str) -> str:
         """The README's server form: psycopg2, the password left to PGPASSWORD."""
@@ -110,7 +111,8 @@ class Postgres:
         self.process = subprocess.Popen(
             _as_server_user([
                 str(self.bin_dir / "postgres"), "-D", str(self.data_dir), "-p", str(self.port),
-                "-k", str(self.root), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
+                "-k", str(self.root), "-c", f"listen_addresses={self.listen_addresses}",
+                "-c", "fsync=off",
                 "-c", "max_connections=200",
             ]),
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
@@ -125,6 +127,10 @@ class Postgres:
                 )
             time.sleep(0.3)
         self.psql(f"create role {PG_ROLE} login password '{PG_PASSWORD}'")
+
+    @property
+    def listen_addresses(self) -> str:
+        return ",".join(dict.fromkeys(("127.0.0.1", self.listen)))
 
     def psql(self, sql: str, database: str = "postgres", check: bool = True
              ) -> subprocess.CompletedProcess:
@@ -160,11 +166,12 @@ class Postgres:
             shutil.rmtree(self.root.parent, ignore_errors=True)
 
 
-def start_postgres(bin_dir: Path) -> Postgres:
-    """initdb + postgres in a new folder under the system temp dir (which others can traverse)."""
+def start_postgres(bin_dir: Path, listen: str = "127.0.0.1") -> Postgres:
+    """initdb + postgres in a new folder under the system temp dir (which others can traverse);
+    it listens on loopback and on ``listen``."""
     root = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX))
     os.chmod(root, 0o755)
-    cluster = Postgres(bin_dir=bin_dir, root=root / "cluster", port=free_port())
+    cluster = Postgres(bin_dir=bin_dir, root=root / "cluster", port=free_port(), listen=listen)
     cluster.start()
     return cluster
 
@@ -187,13 +194,15 @@ def wait_for_health(url: str, process: subprocess.Popen, log: Path, timeout: flo
 
 def start_mlflow_server(
     root: Path, backend_uri: str, *, auth_database_uri: str | None = None,
-    pg_password: str | None = None,
+    pg_password: str | None = None, app_name: str = "basic-auth", host: str = "127.0.0.1",
 ) -> tuple[subprocess.Popen, str]:
     """`mlflow server` on PostgreSQL with proxied artifacts; basic auth when given its database.
 
     With basic auth it follows the README's "Team server" steps: the database password in
     PGPASSWORD (not in the URIs), `mlflow db upgrade` first, `deploy/basic_auth.ini` with its
     database pointed here, `--serve-artifacts` and `--allowed-hosts`.
+    ``app_name`` is the ``--app-name`` given with basic auth (``agentnn`` composes it).
+    ``host`` is the address it listens on.
     Returns the process and the server's URL (no credentials in it).
     """
     root.mkdir(parents=True, exist_ok=True)
@@ -206,7 +215,7 @@ def start_mlflow_server(
         sys.executable, "-m", "mlflow", "server",
         "--backend-store-uri", backend_uri,
         "--artifacts-destination", str(root / "artifacts"), "--serve-artifacts",
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        "--host", host, "--port", str(port), "--workers", "1",
     ]
     if auth_database_uri is not None:
         subprocess.run([sys.executable, "-m", "mlflow", "db", "upgrade", backend_uri],
@@ -221,13 +230,14 @@ def start_mlflow_server(
             MLFLOW_AUTH_ADMIN_PASSWORD=ADMIN_PASSWORD,
             MLFLOW_FLASK_SERVER_SECRET_KEY="team-tests-secret-key",
         )
-        command += ["--app-name", "basic-auth", "--allowed-hosts", "127.0.0.1:*,localhost:*"]
+        allowed = ",".join(dict.fromkeys(("127.0.0.1:*", "localhost:*", f"{host}:*")))
+        command += ["--app-name", app_name, "--allowed-hosts", allowed]
     log_path = root / "server.log"
     log = open(log_path, "wb")  # noqa: SIM115 - handed to the child
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
                                cwd=root, start_new_session=True)
     log.close()
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{host}:{port}"
     try:
         wait_for_health(url, process, log_path, SERVER_START_TIMEOUT)
     except BaseException:
