@@ -20,7 +20,8 @@ expect (``TypeError``/``ValueError``), so code written against plain MLflow keep
     │   ├── ParamChangedError       (also ValueError) a param was logged again with another value
     │   ├── DataError               (also ValueError) bad records in a data file, or unusable data
     │   ├── TrainerConfigError      (also ValueError) a trainer config value is not usable
-    │   └── InvalidQueryError       (also ValueError) a run filter or order-by the store rejects
+    │   ├── InvalidQueryError       (also ValueError) a run filter or order-by the store rejects
+    │   └── AmbiguousRunIdError     (also ValueError) a short run id matches several runs
     ├── TrackingError               the logging path failed
     │   └── JournalError            the local journal cannot be written or read
     │       └── DamagedJournalError a journal's header or a chunk of it is unreadable
@@ -242,6 +243,19 @@ class InvalidQueryError(InputError, ValueError):
         self.clause = clause
         self.reason = reason
         super().__init__(f"bad {kind} {clause!r}: {reason}")
+
+
+class AmbiguousRunIdError(InputError, ValueError):
+    """A run id prefix (as ``agentnn model runs`` shows it) matches more than one run.
+
+    Keeps the prefix and the matching ids, so the message lists them, as git does.
+    """
+
+    def __init__(self, prefix: str, candidates: list[str]) -> None:
+        self.prefix = prefix
+        self.candidates = candidates
+        super().__init__(f"run id {prefix!r} is ambiguous; it matches "
+                         f"{', '.join(candidates)}: give more characters")
 
 
 # --- tracking ------------------------------------------------------------------------------

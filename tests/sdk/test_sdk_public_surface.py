@@ -9,7 +9,7 @@ import agentnn.sdk.nn_models as nn_models
 
 PUBLIC = {"ExperimentInfo", "MetricPoint", "MetricWatch", "MigrationReport", "ModelManager",
           "ModelVersionInfo", "RunComparison", "RunDetail", "RunInfo", "RunWatch",
-          "WatchSnapshot"}
+          "WatchSnapshot", "goal_of", "key_metrics", "objective_of"}
 
 
 def test_every_exported_name_exists_and_nothing_else_is_exported():

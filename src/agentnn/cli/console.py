@@ -11,7 +11,7 @@ import json
 import logging
 import sys
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, TextIO, TypedDict
 
@@ -29,6 +29,7 @@ STYLE_OK = "green"
 STYLE_CHANGED = "bold yellow"
 STYLE_MUTED = "dim"
 OUTPUT_FORMATS = ("table", "json", "csv")
+MIN_CELL_WIDTH = 6  # a column that gives way keeps at least this many characters per line
 
 
 def stdout() -> Console:
@@ -85,12 +86,17 @@ def print_table(
     records: object = None,
     row_styles: Sequence[str | None] | None = None,
     no_wrap: Sequence[str] = (),
+    truncate: Mapping[str, int] | None = None,
+    optional: Sequence[str] = (),
 ) -> None:
     """Print rows as a Rich table, or as CSV/JSON; JSON prints ``records`` when given.
 
     ``row_styles`` gives a Rich style per row (e.g. :data:`STYLE_CHANGED` for values that
     differ); tables only, since CSV and JSON carry that fact in their own columns.
-    Columns named in ``no_wrap`` (ids people copy) are never folded; others give way.
+    The table fits the terminal (see :func:`fit_columns`): columns named in ``no_wrap`` (ids
+    people copy) are never folded; those in ``truncate`` (long names) end in an ellipsis
+    rather than wrap, keeping the width given; ``optional`` columns are left out, first
+    named first, when the rest would otherwise be cut below :data:`MIN_CELL_WIDTH`.
     """
     cells = [[_cell(value) for value in row] for row in rows]
     if output == "json":
@@ -100,7 +106,9 @@ def print_table(
     if output == "csv":
         sys.stdout.write(to_csv(columns, cells))
         return
-    stdout().print(table(title, columns, cells, row_styles=row_styles, no_wrap=no_wrap))
+    console = stdout()
+    console.print(table(title, columns, cells, row_styles=row_styles, no_wrap=no_wrap,
+                        truncate=truncate, optional=optional, width=console.width))
 
 
 def table(
@@ -110,26 +118,97 @@ def table(
     *,
     row_styles: Sequence[str | None] | None = None,
     no_wrap: Sequence[str] = (),
+    truncate: Mapping[str, int] | None = None,
+    optional: Sequence[str] = (),
+    width: int | None = None,
 ) -> Table:
     """A Rich table of text cells; the one place user text enters a Rich renderable.
 
     Every cell, header and title may hold user text (run names, params, tags), so all are
-    escaped: ``[/x]`` prints as itself instead of being read as Rich markup.
+    escaped: ``[/x]`` prints as itself instead of being read as Rich markup. With ``width``
+    the columns are fitted to it by :func:`fit_columns`; without, Rich sizes them.
     """
     from rich.markup import escape
     from rich.table import Table
 
+    cells = [list(row) for row in rows]
+    truncate = truncate or {}
+    keep = list(range(len(columns)))
+    widths: list[int | None] = [None] * len(columns)
+    if width is not None:
+        keep, fitted = fit_columns(columns, cells, width, no_wrap=no_wrap, truncate=truncate,
+                                   optional=optional)
+        widths = list(fitted)
     result = Table(title=escape(title) if title else None, header_style=STYLE_HEADER,
                    expand=False)
-    for column in columns:
+    for index, column_width in zip(keep, widths):
+        column = columns[index]
         if column in no_wrap:
-            result.add_column(escape(column), no_wrap=True, min_width=len(column))
+            result.add_column(escape(column), no_wrap=True, min_width=len(column),
+                              width=column_width)
+        elif column in truncate:
+            result.add_column(escape(column), no_wrap=True, overflow="ellipsis",
+                              width=column_width)
         else:
-            result.add_column(escape(column), overflow="fold")
-    for index, row in enumerate(rows):
-        result.add_row(*(escape(cell) for cell in row),
-                       style=row_styles[index] if row_styles else None)
+            result.add_column(escape(column), overflow="fold", width=column_width)
+    for row_index, row in enumerate(cells):
+        result.add_row(*(escape(row[index]) for index in keep),
+                       style=row_styles[row_index] if row_styles else None)
     return result
+
+
+TABLE_BORDER = 1  # the left edge of a boxed table
+COLUMN_OVERHEAD = 3  # per column: a space either side and the line on its right
+
+
+def fit_columns(
+    columns: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    width: int,
+    *,
+    no_wrap: Sequence[str] = (),
+    truncate: Mapping[str, int] | None = None,
+    optional: Sequence[str] = (),
+) -> tuple[list[int], list[int]]:
+    """Which columns to show and how wide, so a table fits ``width`` characters.
+
+    Rich, left alone, squeezes every column evenly once the fixed ones take the room, down to
+    two characters a line. Here each column has a floor: its full width for ``no_wrap`` ones,
+    the width in ``truncate`` (or less, when its cells are shorter), else
+    :data:`MIN_CELL_WIDTH`. ``optional`` columns are dropped, first named first, while the
+    floors do not fit; then the widest columns give way, one character at a time, down to
+    their floor. Returns the indexes of the columns kept and their widths.
+    """
+    from rich.cells import cell_len
+
+    truncate = truncate or {}
+    natural = [
+        max([cell_len(column), *(max(map(cell_len, str(row[index]).splitlines() or [""]))
+                                  for row in rows)])
+        for index, column in enumerate(columns)
+    ]
+    floors = [
+        value if column in no_wrap else min(value, truncate.get(column, MIN_CELL_WIDTH))
+        for column, value in zip(columns, natural)
+    ]
+    keep = list(range(len(columns)))
+    droppable = [columns.index(name) for name in optional if name in columns]
+
+    def room() -> int:
+        return width - TABLE_BORDER - COLUMN_OVERHEAD * len(keep)
+
+    while droppable and sum(floors[index] for index in keep) > room():
+        keep.remove(droppable.pop(0))
+    widths = {index: natural[index] for index in keep}
+    excess = sum(widths.values()) - room()
+    while excess > 0:
+        shrinkable = [index for index in keep if widths[index] > floors[index]]
+        if not shrinkable:
+            break  # even the floors do not fit: Rich squeezes what is left
+        widest = max(shrinkable, key=lambda index: widths[index] - floors[index])
+        widths[widest] -= 1
+        excess -= 1
+    return keep, [widths[index] for index in keep]
 
 
 def print_json(data: object) -> None:

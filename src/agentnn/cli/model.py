@@ -13,7 +13,6 @@ and NaN as the string ``"nan"``.
 from __future__ import annotations
 
 import enum
-from collections import Counter
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -30,6 +29,9 @@ app = typer.Typer(help="List experiments, inspect and compare runs, register, pr
                   no_args_is_help=True)
 
 KEY_METRICS_SHOWN = 4  # metric columns in the runs table; the rest are in --output json/csv
+SHORT_ID = 8  # run id characters a table shows; any unique prefix is accepted as the run id
+NAME_WIDTH = 16  # a run or model name keeps this many characters before other columns go
+DATASET_WIDTH = 10  # "synthetic" whole; a log file's name may end in an ellipsis
 DEFAULT_LIMIT = 100
 DEFAULT_UI_PORT = 5000
 DEFAULT_PLOT_FILE = "curves.png"
@@ -50,6 +52,11 @@ TrackingURI = Annotated[
                  "then ./mlruns.", show_default=False),
 ]
 OutputOption = Annotated[Output, typer.Option("--output", help="table, json or csv.")]
+DatasetOption = Annotated[
+    str | None,
+    typer.Option("--dataset", help="Only runs trained on this data set, e.g. digits or "
+                 "synthetic (the agentnn.dataset tag).", show_default=False),
+]
 
 
 def _manager(tracking_uri: str | None) -> ModelManager:
@@ -82,11 +89,15 @@ def _duration(seconds: float | None) -> str:
 
 
 def _key_metrics(runs: list[RunInfo], first: str | None = None) -> list[str]:
-    """The metric columns worth a place in a table: the one asked about, then the commonest."""
-    counts = Counter(key for run in runs for key in run.metrics)
-    keys = [first] if first else []
-    keys += [key for key, _ in counts.most_common() if key not in keys]
-    return keys[:KEY_METRICS_SHOWN]
+    """The metric columns worth a place in a table: the one asked about, then what the runs'
+    trainers report as their objective (see :mod:`agentnn.sdk._key_metrics`)."""
+    from agentnn.sdk.nn_models import key_metrics
+
+    return key_metrics(runs, first)[:KEY_METRICS_SHOWN]
+
+
+def _short(run_id: str | None) -> str:
+    return (run_id or "")[:SHORT_ID]
 
 
 def _metric_from_order(order_by: str | None) -> str | None:
@@ -117,13 +128,18 @@ def _print_runs(title: str, runs: list[RunInfo], output: Output, metric: str | N
         console.print_table(title, columns, rows, output="csv")
         return
     metric_keys = _key_metrics(runs, metric)
-    columns = ["run id", "name", "status", "started", "duration", *metric_keys]
+    columns = ["run id", "name", "dataset", "status", "started", "duration", *metric_keys]
     rows = [
-        [run.run_id, run.run_name, run.status, _time(run.start_time_ms, short=True),
-         _duration(run.duration_s), *[run.metrics.get(key) for key in metric_keys]]
+        [_short(run.run_id), run.run_name, run.dataset, run.status,
+         _time(run.start_time_ms, short=True), _duration(run.duration_s),
+         *[run.metrics.get(key) for key in metric_keys]]
         for run in runs
     ]
-    console.print_table(title, columns, rows, no_wrap=["run id", "status"])
+    # On a narrow terminal the later metrics go first, then duration and start time.
+    console.print_table(title, columns, rows,
+                        no_wrap=["run id", "status", "started", "duration", *metric_keys],
+                        truncate={"name": NAME_WIDTH, "dataset": DATASET_WIDTH},
+                        optional=[*metric_keys[:0:-1], "duration", "started"])
 
 
 # --- experiments and runs ------------------------------------------------------------------
@@ -142,7 +158,8 @@ def experiments(
         for e in found
     ]
     console.print_table("experiments", ["name", "id", "runs", "last run", "state"], rows,
-                        output=output.value, records=[e.to_dict() for e in found])
+                        output=output.value, records=[e.to_dict() for e in found],
+                        truncate={"name": NAME_WIDTH}, optional=["state"])
 
 
 @app.command()
@@ -166,23 +183,24 @@ def runs(
         bool, typer.Option("--pending", help="Only runs kept in ./mlruns while their server did "
                            "not answer, not pushed there yet.")
     ] = False,
+    dataset: DatasetOption = None,
     output: OutputOption = Output.table,
     tracking_uri: TrackingURI = None,
 ) -> None:
-    """Runs with status, duration and the key metrics."""
+    """Runs with their data set, status and the metrics their trainer reports first."""
     if pending:
         waiting = _manager(tracking_uri).pending_runs()
         if output is not Output.table:
             _print_runs("runs not pushed yet", waiting, output, None)
             return
-        rows = [[run.run_id, run.run_name, _time(run.start_time_ms, short=True),
+        rows = [[_short(run.run_id), run.run_name, _time(run.start_time_ms, short=True),
                  run.push_note or "waiting for its server"] for run in waiting]
         console.print_table("runs not pushed yet", ["run id", "name", "started", "why"], rows,
-                            no_wrap=["run id"])
+                            no_wrap=["run id"], truncate={"name": NAME_WIDTH})
         return
     found = _manager(tracking_uri).list_runs(
         experiment, filter=filter_, order_by=order_by, limit=limit or None,
-        include_deleted=deleted,
+        include_deleted=deleted, dataset=dataset,
     )
     _print_runs(f"runs of {experiment}" if experiment else "runs", found, output,
                 _metric_from_order(order_by))
@@ -233,13 +251,15 @@ def best(
     maximize: Annotated[
         bool, typer.Option("--max", help="Highest value wins (default: lowest).")
     ] = False,
+    dataset: DatasetOption = None,
     output: OutputOption = Output.table,
     tracking_uri: TrackingURI = None,
 ) -> None:
     """The best finished run of an experiment by one metric."""
     from agentnn.errors import NotFoundError
 
-    found = _manager(tracking_uri).best_run(experiment, metric, mode="max" if maximize else "min")
+    found = _manager(tracking_uri).best_run(experiment, metric, mode="max" if maximize else "min",
+                                            dataset=dataset)
     if found is None:
         raise NotFoundError("finished run with metric", metric,
                             f"no finished run of {experiment!r} logged it as a number")
@@ -259,8 +279,12 @@ def compare(
     if output is Output.json:
         console.print_json(comparison.to_dict())
         return
-    labels = [run.run_name or run.run_id[:8] for run in comparison.runs]
-    rows, styles = [], []
+    labels = [_short(run.run_id) for run in comparison.runs]
+    rows: list[list[Any]] = [["name", *[run.run_name for run in comparison.runs], ""],
+                             ["dataset", *[run.dataset for run in comparison.runs], ""]]
+    styles: list[str | None] = [None, None]
+    if output is Output.csv:
+        rows, styles = [], []
     for kind, values, differing in (
         ("params", comparison.params, comparison.differing_params),
         ("metrics", comparison.metrics, comparison.differing_metrics),
@@ -272,7 +296,8 @@ def compare(
     columns = ["key", *labels, "differs"]
     if output is Output.csv:
         columns = ["key", *[run.run_id for run in comparison.runs], "differs"]
-    console.print_table("compare", columns, rows, output=output.value, row_styles=styles)
+    console.print_table("compare", columns, rows, output=output.value, row_styles=styles,
+                        no_wrap=["differs"])
 
 
 @app.command()
@@ -357,15 +382,22 @@ def watch(
 
 
 def _print_versions(title: str, versions: list[Any], output: Output) -> None:
-    metric_keys = sorted({key for v in versions for key in v.run_metrics})[:KEY_METRICS_SHOWN]
+    from agentnn.sdk.nn_models import RunInfo, key_metrics
+
+    as_runs = [RunInfo(v.run_id or "", None, "", v.status, None, None, dict(v.run_metrics))
+               for v in versions]
+    metric_keys = key_metrics(as_runs)[:KEY_METRICS_SHOWN]
     rows = [
-        [v.version, ", ".join(v.aliases), v.run_id, _time(v.created_ms), v.source, v.status,
-         *[v.run_metrics.get(key) for key in metric_keys]]
+        [v.version, ", ".join(v.aliases), _short(v.run_id), _time(v.created_ms, short=True),
+         *[v.run_metrics.get(key) for key in metric_keys], v.status, v.source]
         for v in versions
     ]
     console.print_table(
-        title, ["version", "aliases", "run id", "created", "source", "status", *metric_keys],
+        title, ["version", "aliases", "run id", "created", *metric_keys, "status", "source"],
         rows, output=output.value, records=[v.to_dict() for v in versions],
+        no_wrap=["version", "aliases", "run id", "created", *metric_keys, "status"],
+        truncate={"source": NAME_WIDTH},
+        optional=["source", *metric_keys[:0:-1], "status"],
     )
 
 

@@ -11,7 +11,9 @@ from the records.
 
 ``mode="classifier"`` trains the router: from the task text alone, which agent is best
 (the agent of the successful records). It is what ``agentnn quickstart`` and ``route()`` use.
-On ``--dataset digits`` the same path classifies scikit-learn's handwritten digits.
+On ``--dataset digits`` the same path classifies scikit-learn's handwritten digits, in an
+experiment of its own (``advanced_training_digits``), so a digits classifier never wins
+``agentnn model best advanced_training``, where routers are looked for.
 
 Both use AdamW, a per-epoch LR schedule, gradient clipping and early stopping on ``val_loss``,
 log the whole config, the data params, per-step and per-epoch metrics, and the best epoch's
@@ -50,7 +52,7 @@ from agentnn.nn_models.training.configs import (
 from agentnn.nn_models.training.devices import check_device
 from agentnn.nn_models.training.epochs import SCHEDULERS, EpochCallback
 from agentnn.nn_models.training.mlp import mlp
-from agentnn.nn_models.training.results import TrainResult
+from agentnn.nn_models.training.results import TrainResult, experiment_for
 
 if TYPE_CHECKING:
     import torch
@@ -448,7 +450,7 @@ def train(
     config = check_config(config, AdvancedTrainingConfig)
     prepared = prepare_data(data, config)
     task = loop.SupervisedTask(
-        experiment=EXPERIMENT,
+        experiment=experiment_for(EXPERIMENT, data.params),
         builder=BUILDER,
         spec=model_spec(config, prepared),
         splits=prepared.splits,

@@ -69,7 +69,12 @@ from agentnn.nn_models.training.epochs import (
     EpochCallback,
     seed_everything,
 )
-from agentnn.nn_models.training.results import TrainResult, log_best_model, open_tracker
+from agentnn.nn_models.training.results import (
+    TrainResult,
+    experiment_for,
+    log_best_model,
+    open_tracker,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -125,7 +130,7 @@ def train(
         search_study.check_storage(storage)
     prepared = prepare_data(data)
     device = resolve_device(config.device)
-    tracker = open_tracker(tracker, EXPERIMENT)
+    tracker = open_tracker(tracker, experiment_for(EXPERIMENT, prepared.params))
     study_name = study or search_study.default_study_name(study_key(config), prepared.params)
     storage_url = storage or search_study.default_storage(tracker.tracking_uri,
                                                           tracker.journal_dir)

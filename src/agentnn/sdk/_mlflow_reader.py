@@ -186,6 +186,20 @@ class MlflowReader:
             runs = self._run_pages(experiment_ids, filter_string, order_by, limit, include_deleted)
         return [run_info(run) for run in runs]
 
+    def match_run_ids(self, prefix: str, limit: int) -> list[str]:
+        """Ids of runs (any lifecycle stage) starting with ``prefix``, at most ``limit``."""
+        from mlflow.entities import ViewType
+
+        if not prefix.isalnum():  # run ids are hex; anything else matches nothing
+            return []
+        with self._errors():
+            experiments = self._pages(lambda token: self.client.search_experiments(
+                view_type=ViewType.ALL, max_results=self.page_size, page_token=token))
+            ids = [str(experiment.experiment_id) for experiment in experiments]
+            runs = self._run_pages(ids, f"attributes.run_id LIKE '{prefix}%'", None, limit,
+                                   True) if ids else []
+        return sorted(run.info.run_id for run in runs)
+
     def get_run(self, run_id: str) -> RunInfo:
         with self._errors("run", run_id):
             return run_info(self.client.get_run(run_id))

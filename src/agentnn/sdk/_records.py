@@ -80,6 +80,13 @@ class RunInfo:
         return self.tags.get(PARENT_RUN_TAG)
 
     @property
+    def dataset(self) -> str | None:
+        """The data set the run trained on (``digits``, ``synthetic``, a log's file name)."""
+        from agentnn.mlflow_integration.run.datasets import dataset_of
+
+        return dataset_of(self.params, self.tags)
+
+    @property
     def push_note(self) -> str | None:
         """Why a run kept here during an outage is not on its server yet (the writer's note)."""
         from agentnn.mlflow_integration.offline.push import PUSH_NOTE_TAG
@@ -97,6 +104,7 @@ class RunInfo:
             "end_time": iso_time(self.end_time_ms),
             "duration_s": self.duration_s,
             "parent_run_id": self.parent_run_id,
+            "dataset": self.dataset,
             "metrics": dict(self.metrics),
             "params": dict(self.params),
             "tags": dict(self.tags),

@@ -298,6 +298,18 @@ class SqliteReader:
             ))
         return runs
 
+    def match_run_ids(self, prefix: str, limit: int) -> list[str]:
+        """Ids of runs (any lifecycle stage) starting with ``prefix``, at most ``limit``."""
+        if not self.exists:
+            return []
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        rows = self._rows(
+            "SELECT r.run_uuid FROM runs r JOIN experiments e ON e.experiment_id = r.experiment_id "
+            "WHERE r.run_uuid LIKE ? ESCAPE '\\'" + self._workspace_clause()
+            + f" ORDER BY r.run_uuid LIMIT {int(limit)}", (escaped + "%",),
+        )
+        return [row[0] for row in rows]
+
     def get_run(self, run_id: str) -> RunInfo:
         runs = self.runs_by_id([run_id]) if self.exists else []
         if not runs:

@@ -25,10 +25,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agentnn import config
-from agentnn.errors import InvalidArgumentError, LegacyFileStoreError, NotFoundError
+from agentnn.errors import (
+    AmbiguousRunIdError,
+    InvalidArgumentError,
+    LegacyFileStoreError,
+    NotFoundError,
+)
+from agentnn.mlflow_integration.run.datasets import DATASET_TAG
 from agentnn.mlflow_integration.run.queries import best_run_query
 from agentnn.mlflow_integration.store.client import Store
 from agentnn.sdk._downsample import check_max_points
+from agentnn.sdk._key_metrics import goal_of, key_metrics, objective_of
 from agentnn.sdk._mlflow_reader import DEFAULT_PAGE_SIZE, MlflowReader, mlflow_errors
 from agentnn.sdk._records import (
     ExperimentInfo,
@@ -68,11 +75,16 @@ __all__ = [
     "RunInfo",
     "RunWatch",
     "WatchSnapshot",
+    "goal_of",
+    "key_metrics",
+    "objective_of",
 ]
 
 logger = logging.getLogger(__name__)
 
 BEST_RUN_PAGE = 20  # runs fetched to find the best one not NaN
+RUN_ID_LENGTH = 32  # MLflow's run ids: 32 hex characters; shorter ones are prefixes
+AMBIGUOUS_SHOWN = 10  # candidates listed when a short run id matches several runs
 PLOT_MAX_POINTS = 2000  # points per curve in a plot: 4 per bucket, far more than the pixels
 RUNNING_FILTER = "attributes.status = 'RUNNING'"
 
@@ -168,11 +180,14 @@ class ModelManager:
         order_by: str | list[str] | None = None,
         limit: int | None = 100,
         include_deleted: bool = False,
+        dataset: str | None = None,
     ) -> list[RunInfo]:
         """Runs of one experiment (name or id), or of all active ones when None.
 
         Args:
             filter: MLflow search syntax, e.g. ``"params.lr = '0.001' and metrics.acc > 0.9"``.
+            dataset: only runs trained on this data set (``digits``, ``synthetic``, a log's
+                file name), as their ``agentnn.dataset`` tag says.
             order_by: e.g. ``"metrics.val_loss ASC"``; newest first by default.
             limit: at most this many runs; None lists every run, page by page.
 
@@ -187,13 +202,40 @@ class ModelManager:
             else [info.experiment_id for info in self._read("list_experiments", False)]
         )
         orders = [order_by] if isinstance(order_by, str) else list(order_by or [])
-        runs: list[RunInfo] = self._read("search_runs", ids, filter, orders, limit,
+        where = filter
+        if dataset is not None:
+            by_dataset = f"tags.`{DATASET_TAG}` = '{_quote(dataset)}'"
+            where = f"{filter} and {by_dataset}" if filter and filter.strip() else by_dataset
+        runs: list[RunInfo] = self._read("search_runs", ids, where, orders, limit,
                                          include_deleted)
         return runs
 
+    def resolve_run_id(self, run_id: str) -> str:
+        """The full id of the run ``run_id`` names: a full id as it is, or a unique prefix.
+
+        Tables show the first 8 characters of a run id; like git's short hashes, any prefix
+        that matches one run is as good as the full id, in every method that takes one.
+
+        Raises:
+            NotFoundError: no run id starts with ``run_id``.
+            AmbiguousRunIdError: several do; the error lists them.
+        """
+        ref = run_id.strip()
+        if len(ref) >= RUN_ID_LENGTH or not ref:
+            return ref
+        matches: list[str] = self._read("match_run_ids", ref, AMBIGUOUS_SHOWN + 1)
+        if not matches:
+            raise NotFoundError("run", ref)
+        if len(matches) > 1:
+            raise AmbiguousRunIdError(ref, matches[:AMBIGUOUS_SHOWN])
+        return matches[0]
+
     def get_run(self, run_id: str) -> RunDetail:
-        """Status, times, duration, params, latest metrics, tags, artifacts, parent and children."""
-        detail: RunDetail = self._read("run_detail", run_id)
+        """Status, times, duration, params, latest metrics, tags, artifacts, parent and children.
+
+        ``run_id`` may be a unique prefix (see :meth:`resolve_run_id`).
+        """
+        detail: RunDetail = self._read("run_detail", self.resolve_run_id(run_id))
         return detail
 
     def metric_history(
@@ -214,6 +256,7 @@ class ModelManager:
             InvalidArgumentError: ``max_points`` is below 4.
         """
         check_max_points(max_points)
+        run_id = self.resolve_run_id(run_id)
         points: list[MetricPoint] = self._read("metric_history", run_id, key, max_points)
         if not points:
             known = sorted(self._read("get_run", run_id).metrics)
@@ -221,17 +264,18 @@ class ModelManager:
         return points
 
     def best_run(
-        self, experiment: str, metric: str, mode: str = "min"
+        self, experiment: str, metric: str, mode: str = "min", *, dataset: str | None = None
     ) -> RunInfo | None:
         """The finished run with the lowest (``min``) or highest (``max``) final ``metric``.
 
         One sorted query (see :func:`best_run_query`); NaN values are skipped; None when no
-        finished run logged the metric as a number.
+        finished run logged the metric as a number. ``dataset`` keeps to runs trained on that
+        data set (see :meth:`list_runs`).
         """
         filter_string, order_by = best_run_query(metric, mode)
         for limit in (BEST_RUN_PAGE, None):  # a second, full look only if the page was all NaN
             runs = self.list_runs(experiment, filter=filter_string, order_by=order_by,
-                                  limit=limit)
+                                  limit=limit, dataset=dataset)
             for run in runs:
                 value = run.metrics.get(metric)
                 if value is not None and not math.isnan(value):
@@ -267,7 +311,7 @@ class ModelManager:
         importing = preload_matplotlib()
         curves = {}
         try:
-            for run_id in run_ids:
+            for run_id in map(self.resolve_run_id, run_ids):
                 run = self._read("get_run", run_id)
                 label = f"{run.run_name or ''} ({run_id[:8]})".strip()
                 curves[label] = self.metric_history(run_id, metric, max_points)
@@ -293,7 +337,7 @@ class ModelManager:
             experiment_id, experiment = self._read("find_experiment", target)
         except NotFoundError:
             try:
-                runs = [self._read("get_run", target)]
+                runs = [self._read("get_run", self.resolve_run_id(target))]
             except NotFoundError:
                 raise NotFoundError(
                     "run or experiment", target, "list them with: agentnn model experiments"
@@ -310,7 +354,7 @@ class ModelManager:
         """Params and final metrics of the runs side by side, and the keys whose values differ."""
         if len(run_ids) < 2:
             raise InvalidArgumentError("compare needs at least two run ids")
-        runs = [self._read("get_run", run_id) for run_id in run_ids]
+        runs = [self._read("get_run", self.resolve_run_id(run_id)) for run_id in run_ids]
         param_keys = sorted({key for run in runs for key in run.params})
         metric_keys = sorted({key for run in runs for key in run.metrics})
         params = {key: [run.params.get(key) for run in runs] for key in param_keys}
@@ -338,6 +382,7 @@ class ModelManager:
         """
         from agentnn.sdk import _registry
 
+        run_id = self.resolve_run_id(run_id)
         with self._errors("run", run_id):
             return _registry.register(self._client, run_id, name, alias)
 
@@ -446,7 +491,8 @@ class ModelManager:
 
         if not run_ids:
             raise InvalidArgumentError("push needs at least one run id")
-        return push_runs(self._client, list(run_ids), to, self.settings, progress=progress,
+        full_ids = [self.resolve_run_id(run_id) for run_id in run_ids]
+        return push_runs(self._client, full_ids, to, self.settings, progress=progress,
                          create=create)
 
     def push_model(
@@ -528,3 +574,8 @@ class ModelManager:
         """Release the direct SQLite connection, if one is open."""
         if self._direct is not None:
             self._direct.close()
+
+
+def _quote(value: str) -> str:
+    """A value inside single quotes of an MLflow filter."""
+    return value.replace("\\", "\\\\").replace("'", "\\'")

@@ -197,6 +197,15 @@ def log_data_params(run: ParamsLogger, data_params: Mapping[str, JSONValue]) -> 
     """Log the data set's params (size, content hash, split, featuriser settings).
 
     ``data_params`` is the data set's ``params`` (``data.*`` and ``featurizer.*`` keys, named
-    by the data layer); nested mappings are flattened to dotted keys.
+    by the data layer); nested mappings are flattened to dotted keys. The data set's short
+    name also becomes the run's ``agentnn.dataset`` tag, so runs on different data sets can be
+    told apart and filtered.
     """
-    run.log_params(flatten_config(data_params))
+    from agentnn.mlflow_integration.run.datasets import DATASET_TAG, SOURCE_PARAM, dataset_name
+
+    params = flatten_config(data_params)
+    run.log_params(params)
+    source = params.get(SOURCE_PARAM)
+    set_tags = getattr(run, "set_tags", None)  # a rank's silent stand-in has none
+    if source is not None and set_tags is not None:
+        set_tags({DATASET_TAG: dataset_name(str(source))})

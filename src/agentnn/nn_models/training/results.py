@@ -79,6 +79,23 @@ def copy_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {key: value.detach().clone() for key, value in module.state_dict().items()}
 
 
+ROUTING_DATA_PARAM = "data.agents"  # logged by interaction data sets: their labels are agents
+
+
+def experiment_for(experiment: str, data_params: Mapping[str, object]) -> str:
+    """The trainer's experiment for this data set: its own for interaction data (routers),
+    ``<experiment>_<data set>`` for any other (``advanced_training_digits``).
+
+    ``agentnn model best advanced_training`` is how a router is found for registration as
+    ``agent-router``; a digits classifier in the same experiment could win it.
+    """
+    from agentnn.mlflow_integration.run.datasets import SOURCE_PARAM, dataset_name
+
+    if ROUTING_DATA_PARAM in data_params or SOURCE_PARAM not in data_params:
+        return experiment
+    return f"{experiment}_{dataset_name(str(data_params[SOURCE_PARAM]))}"
+
+
 def open_tracker(tracker: ExperimentTracker | None, experiment: str) -> ExperimentTracker:
     """The given tracker, or a new one on the trainer's own experiment."""
     if tracker is not None:
