@@ -47,6 +47,16 @@ AGENTNN_WRITER_GIVE_UP = "AGENTNN_WRITER_GIVE_UP"
 # MLflow's own TLS settings for HTTPS stores; the store layer's probe honours them as MLflow does.
 MLFLOW_TRACKING_INSECURE_TLS = "MLFLOW_TRACKING_INSECURE_TLS"
 MLFLOW_TRACKING_SERVER_CERT_PATH = "MLFLOW_TRACKING_SERVER_CERT_PATH"
+# Ways of signing in that only MLflow's own client speaks (a client certificate, an auth plugin,
+# AWS SigV4): with one of them set, reads of a server go through MLflow's REST client, never the
+# agentnn app's fast reads (sdk/_server_reader.py).
+MLFLOW_TRACKING_CLIENT_CERT_PATH = "MLFLOW_TRACKING_CLIENT_CERT_PATH"
+MLFLOW_TRACKING_AUTH = "MLFLOW_TRACKING_AUTH"
+MLFLOW_TRACKING_AWS_SIGV4 = "MLFLOW_TRACKING_AWS_SIGV4"
+MLFLOW_CREDENTIALS_FILE = "~/.mlflow/credentials"  # MLflow's own file of a user's credentials
+# Seconds one fast read of the agentnn app may take once the server has answered its first
+# byte (the capabilities request gets the probe's short budget, ANSWER_TIMEOUT).
+FAST_READ_TIMEOUT = 60.0
 # MLflow's HTTP client retry knobs (read by mlflow.utils.rest_utils on every request).
 MLFLOW_HTTP_REQUEST_MAX_RETRIES = "MLFLOW_HTTP_REQUEST_MAX_RETRIES"
 MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR = "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"

@@ -12,3 +12,31 @@ Imports: :mod:`agentnn.mlflow_integration` (store, models, offline, run queries,
 :mod:`agentnn.config`, :mod:`agentnn.errors`; never the CLI, the trainers or the runtime
 managers. MLflow, torch and matplotlib are imported inside the functions that need them.
 """
+
+# What the agentnn app for `mlflow server` (agentnn.server) shares with the SDK's readers, so
+# its answers follow the same search subset and the same downsampling: light modules, no MLflow.
+from agentnn.sdk._downsample import downsample
+from agentnn.sdk._records import MetricPoint
+from agentnn.sdk._search import (
+    ATTRIBUTE,
+    ATTRIBUTE_COLUMNS,
+    METRIC,
+    PARAM,
+    Comparison,
+    OrderBy,
+    parse_filter,
+    parse_order_by,
+)
+
+__all__ = [
+    "ATTRIBUTE",
+    "ATTRIBUTE_COLUMNS",
+    "METRIC",
+    "PARAM",
+    "Comparison",
+    "MetricPoint",
+    "OrderBy",
+    "downsample",
+    "parse_filter",
+    "parse_order_by",
+]
