@@ -114,13 +114,20 @@ def _too_large(message: str) -> Answer:
 def _store_refusal(error: Exception) -> Answer:
     """MLflow's refusal as MLflow's REST API words it; a database error as retry-later."""
     from mlflow.exceptions import MlflowException
-    from sqlalchemy.exc import InterfaceError, OperationalError
+    from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 
     if isinstance(error, MlflowException):
         return Answer.refusal(error.get_http_status_code(), str(error.error_code),
                               error.message)
+    if isinstance(error, DataError):  # a value the database cannot hold (a NUL in a text)
+        return Answer.refusal(400, "INVALID_PARAMETER_VALUE",
+                              f"the database refused a value: {_first_line(error.orig)}")
     if isinstance(error, (OperationalError, InterfaceError, ConnectionError)):
         return Answer.refusal(503, "TEMPORARILY_UNAVAILABLE",
                               f"the database did not answer: {type(error).__name__}")
     logger.exception("ingest failed")
     return Answer.refusal(500, "INTERNAL_ERROR", f"the write failed: {type(error).__name__}")
+
+
+def _first_line(error: BaseException | None) -> str:
+    return str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
