@@ -18,6 +18,7 @@ DESCRIBED_FIELDS = ("source", "resolved_uri", "name", "version", "alias", "run_i
 def describe_model(loaded: LoadedModel) -> dict[str, Any]:
     """The signature and provenance of a loaded model as plain data."""
     data = {field: getattr(loaded, field, None) for field in DESCRIBED_FIELDS}
+    data["signature"] = signature_data(data["signature"])
     spec = getattr(loaded, "spec", None) or {}
     data["builder"] = spec.get("builder")
     data["config"] = spec.get("config")
@@ -27,6 +28,23 @@ def describe_model(loaded: LoadedModel) -> dict[str, Any]:
         data["module"] = type(module).__name__
         data["parameters"] = sum(p.numel() for p in module.parameters())
     return data
+
+
+def signature_data(signature: object) -> object:
+    """A model signature as nested data: MLflow's MLmodel file keeps ``inputs``, ``outputs`` and
+    ``params`` as JSON text inside its YAML, which printed as JSON would be a string in a string.
+    """
+    if not isinstance(signature, dict):
+        return signature
+    decoded: dict[str, object] = {}
+    for key, value in signature.items():
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                pass  # not JSON text: keep it as it is
+        decoded[key] = value
+    return decoded
 
 
 def read_inputs(path: Path) -> list[Any]:  # Any: JSON rows, checked by torch.tensor
