@@ -99,6 +99,12 @@ DEFAULT_OFFLINE = "fallback"
 MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT = "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"
 # MLflow draws a progress bar per artifact download; agentnn's commands draw their own.
 MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+# MLflow's own log level (its INFO lines: table creation, input-example checks). The command
+# sets WARNING unless `agentnn -v`, for itself and every process it starts (writer, UI server).
+MLFLOW_LOGGING_LEVEL = "MLFLOW_LOGGING_LEVEL"
+# Set by `agentnn -v/--verbose`: the processes a command starts (search workers, the UI server)
+# show what their libraries say (Optuna's trial lines, MLflow's INFO lines, access logs) too.
+AGENTNN_VERBOSE = "AGENTNN_VERBOSE"
 
 HTTP_CLIENT_DEFAULTS = {
     MLFLOW_HTTP_REQUEST_MAX_RETRIES: "2",  # 3 attempts in all
@@ -291,6 +297,12 @@ def _embedded_store(cwd: Path) -> tuple[str, str]:
     """(tracking URI, artifact folder) of the embedded store of ``cwd``: built here only."""
     store_dir = cwd / DEFAULT_STORE_DIR
     return f"sqlite:///{store_dir / DEFAULT_DB_NAME}", str(store_dir / DEFAULT_ARTIFACTS_DIR)
+
+
+def libraries_verbose() -> bool:
+    """True under ``agentnn -v``: a process the command started shows its libraries' INFO
+    lines (Optuna's trials, MLflow's notes); otherwise it keeps them quiet."""
+    return os.environ.get(AGENTNN_VERBOSE, "") not in ("", "0", "false")
 
 
 def embedded_uri(settings: Settings) -> str:

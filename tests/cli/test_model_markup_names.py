@@ -63,7 +63,7 @@ def test_every_table_prints_markup_literally(cli, markup_store, workdir):
 
 def test_plot_labels_with_markup_are_drawn(cli, markup_store, workdir):
     first, second = markup_store["runs"]
-    result = cli("model", "plot", first, second, "--metric", "loss", "-o",
+    result = cli("model", "plot", first, second, "--metric", "loss", "--out",
                  str(workdir / "p.png"), "--tracking-uri", markup_store["uri"])
     assert result.exit_code == 0, result.output
     assert (workdir / "p.png").stat().st_size > 0

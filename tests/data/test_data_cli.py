@@ -16,7 +16,7 @@ runner = CliRunner()
 def test_synth_writes_a_valid_log_of_the_asked_size(tmp_path: Path) -> None:
     out = tmp_path / "logs.jsonl"
     result = runner.invoke(app, ["data", "synth", "--records", "120", "--agents", "3",
-                                 "--seed", "7", "-o", str(out)])
+                                 "--seed", "7", str(out)])
     assert result.exit_code == 0, result.output
     assert "wrote 120 records" in result.output
     records = load_interactions(out)
@@ -26,19 +26,44 @@ def test_synth_writes_a_valid_log_of_the_asked_size(tmp_path: Path) -> None:
 def test_synth_with_the_same_seed_writes_the_same_bytes(tmp_path: Path) -> None:
     for name in ("a.jsonl", "b.jsonl"):
         runner.invoke(app, ["data", "synth", "--records", "30", "--seed", "1",
-                            "-o", str(tmp_path / name)])
+                            str(tmp_path / name)])
     assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
 
 
+def test_synth_takes_the_old_dash_o_file_spelling_with_a_deprecation_warning(
+        tmp_path: Path) -> None:
+    out = tmp_path / "old.jsonl"
+    result = runner.invoke(app, ["data", "synth", "--records", "10", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert len(load_interactions(out)) == 10
+    assert "-o/--output is the output format" in result.stderr
+    assert f"agentnn data synth {out}" in result.stderr
+
+
+def test_synth_dash_o_json_prints_what_was_written(tmp_path: Path) -> None:
+    out = tmp_path / "logs.jsonl"
+    result = runner.invoke(app, ["data", "synth", "--records", "10", str(out), "-o", "json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"file": str(out), "records": 10, "agents": 4,
+                                         "seed": 0}
+    assert result.stderr == ""
+
+
+def test_synth_without_a_file_is_a_usage_error(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["data", "synth", "--records", "10"])
+    assert result.exit_code == 2
+    assert "name the file to write" in result.stderr
+
+
 def test_synth_refuses_too_many_agents(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["data", "synth", "--agents", "9", "-o", str(tmp_path / "x")])
+    result = runner.invoke(app, ["data", "synth", "--agents", "9", str(tmp_path / "x")])
     assert result.exit_code == 2
     assert not (tmp_path / "x").exists()
 
 
 def test_check_prints_counts_of_a_good_log(tmp_path: Path) -> None:
     out = tmp_path / "logs.jsonl"
-    runner.invoke(app, ["data", "synth", "--records", "80", "--agents", "4", "-o", str(out)])
+    runner.invoke(app, ["data", "synth", "--records", "80", "--agents", "4", str(out)])
     result = runner.invoke(app, ["data", "check", str(out), "--output", "json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
@@ -52,7 +77,7 @@ def test_check_prints_counts_of_a_good_log(tmp_path: Path) -> None:
 
 def test_check_reports_a_bad_line_in_one_line_and_fails(tmp_path: Path) -> None:
     out = tmp_path / "logs.jsonl"
-    runner.invoke(app, ["data", "synth", "--records", "5", "-o", str(out)])
+    runner.invoke(app, ["data", "synth", "--records", "5", str(out)])
     with out.open("a", encoding="utf-8") as handle:
         handle.write('{"task_description": "x", "chosen_agent": "a", "success": true, '
                      '"response_time": -2, "confidence": 0.5, "user_feedback": 3}\n')

@@ -20,7 +20,10 @@ DEFAULT_AGENTS = 4
 
 @app.command()
 def synth(
-    output: Annotated[Path, typer.Option("--output", "-o", help="JSON Lines file to write.")],
+    path: Annotated[
+        Path | None, typer.Argument(metavar="FILE", help="JSON Lines file to write.",
+                                    show_default=False)
+    ] = None,
     records: Annotated[int, typer.Option(help="Number of interaction records.", min=1)] = (
         DEFAULT_RECORDS
     ),
@@ -28,20 +31,37 @@ def synth(
         DEFAULT_AGENTS
     ),
     seed: Annotated[int, typer.Option(help="Seed; the same seed writes the same file.")] = 0,
+    output: Annotated[
+        str, typer.Option("--output", "-o", metavar="table|json",
+                          help="table prints one line; json prints what was written.")
+    ] = "table",
 ) -> None:
     """Write a synthetic interaction log where each agent is good at some domains and tasks."""
+    from agentnn.cli.grammar import output_or_old_file
+
+    output, old_file = output_or_old_file(output, ("table", "json"),
+                                          "agentnn data synth {file}")
+    target = path or old_file
+    if target is None:
+        raise typer.BadParameter("name the file to write, e.g. agentnn data synth logs.jsonl",
+                                 param_hint="FILE")
     from agentnn.data.records import write_interactions
     from agentnn.data.synthetic import synthesize_interactions
 
     log = synthesize_interactions(records, agents, seed)
-    path = write_interactions(log, output)
-    console.stdout().print(f"wrote {len(log)} records ({agents} agents, seed {seed}) to {path}")
+    written = write_interactions(log, target)
+    if output == "json":
+        console.print_json({"file": str(written), "records": len(log), "agents": agents,
+                            "seed": seed})
+    else:
+        console.message(f"wrote {len(log)} records ({agents} agents, seed {seed}) to {written}")
 
 
 @app.command()
 def check(
     path: Annotated[Path, typer.Argument(help="JSON Lines interaction log to validate.")],
-    output: Annotated[str, typer.Option(help="table, json or csv.")] = "table",
+    output: Annotated[str, typer.Option("--output", "-o", metavar="table|json|csv",
+                                        help="table, json or csv.")] = "table",
 ) -> None:
     """Validate every line of a log and print its counts, or the bad lines in one error."""
     from agentnn.data.records import load_interactions, records_sha256

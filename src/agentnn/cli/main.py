@@ -2,7 +2,10 @@
 
 Heavy imports (MLflow, PyTorch) happen inside command bodies, so ``--help`` stays fast.
 Every :class:`~agentnn.errors.AgentNNError` becomes one line on stderr and exit code 1
-(``--debug`` shows the traceback); usage errors exit 2, as Click does.
+(``--debug`` shows the traceback); usage errors exit 2, as Click does; Ctrl-C exits 130.
+The global options (``--debug``, ``-v/--verbose``, ``--tracking-uri``) work before or after
+the sub-command (:mod:`agentnn.cli.grammar`); the libraries underneath stay quiet unless ``-v``
+(:mod:`agentnn.cli.verbosity`).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import os
 import shlex
 import signal
 import sys
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
@@ -24,7 +28,8 @@ except ImportError:  # pragma: no cover - older Typer uses Click itself
     from click.core import Context  # type: ignore[assignment]
     from click.exceptions import NoArgsIsHelpError, UsageError  # type: ignore[assignment]
 
-from agentnn.cli import console
+from agentnn import config
+from agentnn.cli import console, grammar, verbosity
 from agentnn.cli.config_cmd import show_config
 from agentnn.cli.data import app as data_app
 from agentnn.cli.model import app as model_app
@@ -33,6 +38,7 @@ from agentnn.cli.train import app as train_app
 DEBUG_VARIABLE = "AGENTNN_DEBUG"
 EXIT_USER_ERROR = 1
 EXIT_USAGE_ERROR = 2  # as Click's own
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 class ErrorsAsOneLine(TyperGroup):
@@ -59,12 +65,20 @@ class ErrorsAsOneLine(TyperGroup):
             raise typer.Exit(EXIT_USAGE_ERROR) from None
         except KeyboardInterrupt as interrupt:
             console.error_line(_interrupted_line(interrupt))
-            raise typer.Exit(130) from None
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+
+    def main(self, args: Sequence[str] | None = None, *rest: Any, **extra: Any) -> Any:
+        """Click's entry point, after moving the global options to the front and tidying the
+        help of every command (see :mod:`agentnn.cli.grammar`)."""
+        grammar.tidy_help(self)
+        given = list(sys.argv[1:] if args is None else args)
+        return super().main(grammar.global_options_first(self, given), *rest, **extra)
 
 
 app = typer.Typer(
     cls=ErrorsAsOneLine,
-    help="Train the networks of an agent-routing system and track everything in MLflow.",
+    help="Train the networks of an agent-routing system and track everything in MLflow.\n\n"
+         "The options below work before or after the command: agentnn train advanced -v.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -73,13 +87,36 @@ app = typer.Typer(
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     debug: Annotated[
         bool, typer.Option("--debug", help="Show full tracebacks instead of one-line errors.")
     ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", envvar=config.AGENTNN_VERBOSE,
+                           help="Also show what MLflow, Optuna and the UI server say (their "
+                           "INFO lines, download bars, access log).")
+    ] = False,
+    tracking_uri: Annotated[
+        str | None, typer.Option("--tracking-uri", help="Store for this command; default: "
+                                 "MLFLOW_TRACKING_URI, .env, then ./mlruns.",
+                                 show_default=False)
+    ] = None,
 ) -> None:
     if debug:
         os.environ[DEBUG_VARIABLE] = "1"
     console.show_diagnostics(debug=bool(os.environ.get(DEBUG_VARIABLE)))
+    verbosity.apply(verbose)
+    if tracking_uri is not None:  # for this command only: put back when it ends
+        before = os.environ.get(config.MLFLOW_TRACKING_URI)
+        os.environ[config.MLFLOW_TRACKING_URI] = tracking_uri
+        ctx.call_on_close(lambda: _restore(config.MLFLOW_TRACKING_URI, before))
+
+
+def _restore(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
 
 
 @app.command()
@@ -88,7 +125,7 @@ def quickstart(
     seed: Annotated[int, typer.Option(help="Seed for data, weights and batches.")] = 0,
 ) -> None:
     """Train a small routing model on synthetic data and track it on the resolved store."""
-    from agentnn.quickstart import HEADLINE_METRIC, run_quickstart
+    from agentnn.quickstart import CHAMPION_METRIC, HEADLINE_METRIC, run_quickstart
 
     def report(epoch: int, metrics: dict[str, float]) -> None:
         console.message(f"epoch {epoch}/{epochs}  val_loss {metrics['val_loss']:.4f}  "
@@ -102,7 +139,9 @@ def quickstart(
         f"best {HEADLINE_METRIC}:  {result['best_val_accuracy']:.3f} "
         f"(epoch {result['best_epoch']})",
         f"registered:    {result['registered_model']} version {version}, "
-        f"alias @{result['alias']} -> {version}",
+        + (f"alias @{result['alias']} -> {version}" if result["promoted"] else
+           f"@{result['alias']} stays on version {result['champion_version']} "
+           f"({CHAMPION_METRIC} as good or better)"),
         f"open the UI:   mlflow ui --backend-store-uri {result['tracking_uri']}",
     ):
         console.message(line)

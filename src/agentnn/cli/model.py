@@ -51,7 +51,7 @@ TrackingURI = Annotated[
     typer.Option("--tracking-uri", help="Store to read; default: MLFLOW_TRACKING_URI, .env, "
                  "then ./mlruns.", show_default=False),
 ]
-OutputOption = Annotated[Output, typer.Option("--output", help="table, json or csv.")]
+OutputOption = Annotated[Output, typer.Option("--output", "-o", help="table, json or csv.")]
 DatasetOption = Annotated[
     str | None,
     typer.Option("--dataset", help="Only runs trained on this data set, e.g. digits or "
@@ -304,9 +304,12 @@ def compare(
 def plot(
     run_ids: Annotated[list[str], typer.Argument(help="One or more run ids.")],
     metric: Annotated[str, typer.Option("--metric", help="The metric to draw.")],
-    out: Annotated[
-        Path, typer.Option("--out", "-o", help="PNG file to write.")
-    ] = Path(DEFAULT_PLOT_FILE),
+    out: Annotated[Path, typer.Option("--out", help="PNG file to write.")] = Path(
+        DEFAULT_PLOT_FILE),
+    output: Annotated[
+        str, typer.Option("--output", "-o", metavar="table|json", help="table prints the "
+                          "file written; json prints {\"file\": …}.")
+    ] = "table",
     max_points: Annotated[
         int, typer.Option("--max-points", min=0, help="Points per curve, read downsampled "
                           "with each bucket's first, last, min and max kept; 0 draws every "
@@ -320,10 +323,22 @@ def plot(
     tracking_uri: TrackingURI = None,
 ) -> None:
     """Metric curves of one or more runs, as a PNG."""
+    from agentnn.cli.grammar import output_or_old_file
+
+    output, old_file = output_or_old_file(output, ("table", "json"), "--out {file}")
     written = _manager(tracking_uri).plot_metric(
-        run_ids, metric, out, max_points=max_points or None, log_scale=log_scale, smooth=smooth,
+        run_ids, metric, old_file or out, max_points=max_points or None, log_scale=log_scale,
+        smooth=smooth,
     )
-    console.message(f"wrote {written}")
+    if output == "json":
+        console.print_json({"file": str(written)})
+    else:
+        console.message(f"wrote {written}")
+
+
+class WatchOutput(str, enum.Enum):
+    table = "table"
+    json = "json"
 
 
 @app.command()
@@ -336,9 +351,9 @@ def watch(
         float, typer.Option("--interval", min=0.5, help="Seconds between refreshes.")
     ] = DEFAULT_WATCH_INTERVAL,
     output: Annotated[
-        Output, typer.Option("--output", help="table, or json (one object per refresh, "
-                             "one per line).")
-    ] = Output.table,
+        WatchOutput, typer.Option("--output", "-o", help="table, or json (one object per "
+                                  "refresh, one per line).")
+    ] = WatchOutput.table,
     tracking_uri: TrackingURI = None,
 ) -> None:
     """Live view of a run or an experiment's running runs; exits when they end.
@@ -348,10 +363,8 @@ def watch(
     """
     import time
 
-    if output is Output.csv:
-        raise typer.BadParameter("watch prints a table or json", param_hint="--output")
     manager = _manager(tracking_uri)
-    if output is Output.json:
+    if output is WatchOutput.json:
         while True:
             snapshot = manager.watch(target)
             console.print_json_line(snapshot.to_dict())

@@ -13,6 +13,11 @@ def sync(
     timeout: Annotated[
         float, typer.Option(help="Seconds to keep retrying a store that does not answer.")
     ] = 60.0,
+    tracking_uri: Annotated[
+        str | None, typer.Option("--tracking-uri", help="Store to resolve the settings with, "
+                                 "as in every model command; each journal still goes to the "
+                                 "store it was written for.", show_default=False)
+    ] = None,
 ) -> None:
     """Send every unsent record in the local run journals to the store (after a crash or outage).
 
@@ -24,7 +29,7 @@ def sync(
     from agentnn import config
     from agentnn.mlflow_integration.writer.owner import sync_journals
 
-    journal_dir = Path(config.resolve().journal_dir.value)
+    journal_dir = Path(config.resolve(tracking_uri).journal_dir.value)
     report = sync_journals(journal_dir, timeout)
     for line in report.events:
         console.warn_line(line)
