@@ -5,9 +5,10 @@
 
 It synthesises an interaction log of four agents, trains the advanced trainer's routing
 classifier on it (experiment ``advanced_training``: params, per-step and per-epoch metrics,
-the best model in the safe format), registers the model as ``agent-router`` and moves the
-alias ``champion`` to the new version, so ``agent-router@champion`` always loads the latest
-quickstart model.
+the best model in the safe format) and registers the model as a new version of
+``agent-router``. The alias ``champion`` moves to the new version only when it is better than
+the champion by :data:`CHAMPION_METRIC` (or there is none yet): running the quickstart again
+never demotes a better model that ``agent-router@champion`` serves.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ CHAMPION_ALIAS = "champion"
 N_RECORDS = 2000  # synthetic interactions; enough for routing accuracy well above 0.8
 N_AGENTS = 4
 HEADLINE_METRIC = "val_acc"
+# The champion is challenged on the held-out accuracy of the registered model itself (the best
+# epoch's, on the test split); a tie keeps the champion.
+CHAMPION_METRIC = "test_acc"
 LEARNING_RATE = 1e-2  # higher than the trainer's default: the quickstart runs only a few epochs
 
 
@@ -30,8 +34,9 @@ def run_quickstart(
 
     ``on_epoch(epoch, metrics)`` hears about every epoch (``agentnn quickstart`` prints it).
     The result holds ``run_id``, ``experiment``, ``experiment_id``, ``best_val_accuracy``,
-    ``best_epoch``, ``registered_model``, ``registered_version``, ``alias`` and
-    ``tracking_uri``.
+    ``best_epoch``, ``registered_model``, ``registered_version``, ``alias``,
+    ``champion_version`` (where the alias points now), ``promoted`` (whether it moved to the
+    new version) and ``tracking_uri``.
     """
     from agentnn.data import build_interaction_dataset, synthesize_interactions
     from agentnn.mlflow_integration import ExperimentTracker
@@ -52,7 +57,12 @@ def run_quickstart(
     assert result.registered_version is not None  # train() registered it (register_as)
     manager = ModelManager(tracker.tracking_uri)
     try:
-        manager.set_alias(REGISTERED_MODEL, CHAMPION_ALIAS, result.registered_version)
+        champion = next((version for version in manager.list_versions(REGISTERED_MODEL)
+                         if CHAMPION_ALIAS in version.aliases), None)
+        promoted = champion is None or _better(result.best_metrics.get(CHAMPION_METRIC),
+                                               champion.run_metrics.get(CHAMPION_METRIC))
+        if promoted:
+            manager.set_alias(REGISTERED_MODEL, CHAMPION_ALIAS, result.registered_version)
     finally:
         manager.close()
     return {
@@ -64,5 +74,16 @@ def run_quickstart(
         "registered_model": REGISTERED_MODEL,
         "registered_version": result.registered_version,
         "alias": CHAMPION_ALIAS,
+        "champion_version": (result.registered_version if promoted or champion is None
+                             else str(champion.version)),
+        "promoted": promoted,
         "tracking_uri": tracker.tracking_uri,
     }
+
+
+def _better(new: float | None, champion: float | None) -> bool:
+    """Whether the new model beats the champion; a champion that never logged the metric
+    (made by hand, or before it was logged) gives way, a new model without it does not."""
+    if new is None or new != new:  # missing or NaN
+        return False
+    return champion is None or champion != champion or new > champion
