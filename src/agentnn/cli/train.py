@@ -64,7 +64,8 @@ class Trainer:
 
 TRAINERS: tuple[Trainer, ...] = (
     Trainer("advanced", "advanced_training", "AdvancedTrainingConfig", (LOG, DIGITS, SYNTHETIC),
-            "Train the advanced network (experiment advanced_training).", "epochs",
+            "Train the advanced network (experiment advanced_training; advanced_training_digits "
+            "on --dataset digits).", "epochs",
             extra_options=("mode",)),
     Trainer("multi-task", "multi_task_learning", "MultiTaskConfig", (LOG, SYNTHETIC),
             "Train the multi-task network (experiment multi_task_learning).", "epochs"),
