@@ -5,7 +5,9 @@ Why a module of its own: the search's training code (``dynamic_architecture``) s
 lives here:
 
 - the **storage** is an Optuna RDB storage (SQLite on one machine, PostgreSQL for several);
-  a new SQLite file is created under a file lock, and SQLite waits for its lock instead of
+  a new SQLite file is created under a file lock, a server database's tables under an
+  advisory lock of that database (two hosts opening a new storage at once would otherwise
+  both create Optuna's tables, and one of them fail), and SQLite waits for its lock instead of
   failing when two processes write at once;
 - the **parent run**: the process whose ``create_study`` succeeds (the storage refuses a
   second study of the same name, atomically) creates the MLflow parent run and stores its id
@@ -17,13 +19,14 @@ lives here:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import socket
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
@@ -55,6 +58,10 @@ DEFAULT_STORAGE_FILE = "optuna.db"  # beside the SQLite tracking store, or in ./
 DEFAULT_STUDY_PREFIX = "architecture"  # + a hash of the search space and the data
 SQLITE_BUSY_TIMEOUT_S = 60  # SQLite waits this long for another process's write lock
 PARENT_WAIT_S = 120.0  # a joining process waits this long for the parent run id
+SCHEMA_LOCK_KEY = 0x61676E6E  # the advisory lock ("agnn") a server database's tables are made
+#                               under; any number others leave alone will do
+SCHEMA_LOCK_WAIT_S = 120  # MySQL's GET_LOCK gives up after this (PostgreSQL waits as long as
+#                           the holder, who only creates a handful of tables)
 PARENT_POLL_S = 0.25
 HEARTBEAT_INTERVAL_S = 20  # trials on other machines prove they are alive this often...
 HEARTBEAT_GRACE_S = 120  # ...and count as interrupted after this long without a heartbeat
@@ -129,7 +136,37 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
         if lock_path is not None:
             with FileLock(str(lock_path)):
                 return _rdb_storage(url, engine_kwargs)
-        return _rdb_storage(url, engine_kwargs)
+        with _schema_lock(url):
+            return _rdb_storage(url, engine_kwargs)
+
+
+@contextlib.contextmanager
+def _schema_lock(url: str) -> Iterator[None]:
+    """Hold the server database's advisory lock while Optuna makes (or finds) its tables.
+
+    Why: Optuna's storage creates its tables when they are missing, and two processes that
+    both find them missing both create them; the database then refuses one of the two.
+    """
+    import sqlalchemy
+
+    try:
+        engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+        connection = engine.connect()
+    except Exception as error:  # a bad URL, a missing driver, a database that does not answer
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise TrainerConfigError(f"the study storage {url!r} cannot be opened: {first}") from None
+    postgres = engine.dialect.name == "postgresql"
+    lock, unlock = (("select pg_advisory_lock(:key)", "select pg_advisory_unlock(:key)")
+                    if postgres else ("select get_lock(:key, :wait)", "select release_lock(:key)"))
+    key = SCHEMA_LOCK_KEY if postgres else f"agentnn-optuna-{SCHEMA_LOCK_KEY}"
+    try:
+        connection.execute(sqlalchemy.text(lock), {"key": key, "wait": SCHEMA_LOCK_WAIT_S})
+        yield
+    finally:
+        with contextlib.suppress(Exception):  # closing the connection lets go of it anyway
+            connection.execute(sqlalchemy.text(unlock), {"key": key})
+        connection.close()
+        engine.dispose()
 
 
 def _rdb_storage(url: str, engine_kwargs: EngineKwargs) -> optuna.storages.RDBStorage:
