@@ -1,0 +1,102 @@
+"""Three hosts on a private network: a team server and two trainers.
+
+The server host runs PostgreSQL (as the ``postgres`` user) and `mlflow server` with basic auth,
+both listening on the host's own address; each trainer host is a namespace of its own that
+reaches them over the network, as a colleague's machine would. The network and the servers are
+made once per session and removed, with every process stopped by its own id, at its end. The
+tests skip, saying why, where namespaces cannot be made (not root, no iproute2, a kernel that
+refuses) or PostgreSQL is not installed.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import team_servers as ts
+from multihost_net import Host, Network, NetworkUnavailable, call_in
+
+HOSTS = ["server", "trainer1", "trainer2"]
+
+
+@dataclass
+class TeamSite:
+    """The network, the server host's PostgreSQL and basic-auth `mlflow server`."""
+
+    network: Network
+    postgres: ts.Postgres
+    url: str
+    """The server's URL, on the server host's address (no credentials in it)."""
+
+    @property
+    def trainers(self) -> tuple[Host, Host]:
+        return self.network.hosts["trainer1"], self.network.hosts["trainer2"]
+
+    def tracking_env(self) -> dict[str, str]:
+        """What a trainer needs to log as alice (the password in the environment)."""
+        return {"MLFLOW_TRACKING_URI": self.url, "MLFLOW_TRACKING_USERNAME": ts.ALICE,
+                "MLFLOW_TRACKING_PASSWORD": ts.ALICE_PASSWORD}
+
+    def sql(self, query: str, database: str = "mlflow_tracking") -> list[list[str]]:
+        """Rows of ``query`` on the server's database (over its Unix socket), as text."""
+        out = self.postgres.psql(query, database=database).stdout
+        return [line.split("|") for line in out.splitlines() if line]
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TeamSite]:
+    bin_dir = ts.postgres_bin_dir()
+    if bin_dir is None:
+        pytest.skip("the PostgreSQL server binaries are not installed")
+    try:
+        network = Network.create(HOSTS)
+    except NetworkUnavailable as reason:
+        pytest.skip(f"no network namespaces here: {reason}")
+    server_host = network.hosts["server"]
+    started: list[subprocess.Popen] = []
+    postgres: ts.Postgres | None = None
+    try:
+        postgres = call_in(server_host, lambda: ts.start_postgres(bin_dir, server_host.address))
+        allow_network(postgres, server_host.address)
+        postgres.create_database("mlflow_tracking")
+        postgres.create_database("mlflow_users")
+        root = tmp_path_factory.mktemp("multihost-server")
+        process, url = call_in(server_host, lambda: ts.start_mlflow_server(
+            root, postgres.url_for_pgpassword("mlflow_tracking"),
+            auth_database_uri=postgres.url_for_pgpassword("mlflow_users"),
+            pg_password=ts.PG_PASSWORD, host=server_host.address,
+        ))
+        started.append(process)
+        call_in(server_host, lambda: create_user(url, ts.ALICE, ts.ALICE_PASSWORD))
+        yield TeamSite(network, postgres, url)
+    finally:
+        for process in started:
+            ts.stop_process_group(process)
+        if postgres is not None:
+            postgres.stop()
+        network.remove()
+
+
+def create_user(url: str, user: str, password: str) -> None:
+    """The admin adds a user through MLflow's REST API (basic auth's default: READ + create)."""
+    token = base64.b64encode(f"{ts.ADMIN_USER}:{ts.ADMIN_PASSWORD}".encode()).decode()
+    request = urllib.request.Request(
+        url + "/api/2.0/mlflow/users/create", method="POST",
+        data=json.dumps({"username": user, "password": password}).encode(),
+        headers={"Authorization": f"Basic {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30):
+        pass
+
+
+def allow_network(postgres: ts.Postgres, address: str) -> None:
+    """Let the other hosts of the /24 connect with the password (initdb allows loopback only)."""
+    subnet = address.rsplit(".", 1)[0] + ".0/24"
+    with open(postgres.data_dir / "pg_hba.conf", "a", encoding="utf-8") as hba:
+        hba.write(f"host all all {subnet} scram-sha-256\n")
+    postgres.psql("select pg_reload_conf()")
