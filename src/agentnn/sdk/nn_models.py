@@ -50,6 +50,7 @@ from agentnn.sdk._records import (
     WatchSnapshot,
     values_differ,
 )
+from agentnn.sdk._server_reader import ServerReader
 from agentnn.sdk._sqlite_reader import SqliteReader, Unsupported, sqlite_path
 
 if TYPE_CHECKING:
@@ -128,6 +129,8 @@ class ModelManager:
         )
         path = sqlite_path(self.tracking_uri) if direct_reads else None
         self._direct = SqliteReader(path) if path is not None else None
+        # A team server running the agentnn app answers the same questions in one request each.
+        self._server = ServerReader(self.store) if direct_reads and self.store.is_http else None
 
     # --- plumbing ------------------------------------------------------------------------
 
@@ -158,6 +161,12 @@ class ModelManager:
                 return getattr(self._direct, method)(*args, **kwargs)
             except Unsupported as reason:
                 logger.debug("%s: asking MLflow, the direct SQLite reader declined (%s)",
+                             method, reason)
+        if self._server is not None and hasattr(self._server, method):
+            try:
+                return getattr(self._server, method)(*args, **kwargs)
+            except Unsupported as reason:
+                logger.debug("%s: asking MLflow's REST API, the agentnn app declined (%s)",
                              method, reason)
         return getattr(self._mlflow, method)(*args, **kwargs)
 
@@ -273,6 +282,13 @@ class ModelManager:
         data set (see :meth:`list_runs`).
         """
         filter_string, order_by = best_run_query(metric, mode)
+        if self._server is not None and dataset is None:  # one request, resolved on the server
+            try:
+                best: RunInfo | None = self._server.best_run(experiment, metric, mode)
+                return best
+            except Unsupported as reason:
+                logger.debug("best_run: asking MLflow's REST API, the agentnn app declined (%s)",
+                             reason)
         for limit in (BEST_RUN_PAGE, None):  # a second, full look only if the page was all NaN
             runs = self.list_runs(experiment, filter=filter_string, order_by=order_by,
                                   limit=limit, dataset=dataset)
@@ -405,6 +421,13 @@ class ModelManager:
         """Versions of ``name``, newest first: aliases, run, created, source, run metrics."""
         from agentnn.sdk import _registry
 
+        if self._server is not None:
+            try:
+                versions: list[ModelVersionInfo] = self._server.list_versions(name)
+                return versions
+            except Unsupported as reason:
+                logger.debug("list_versions: asking MLflow's REST API, the agentnn app declined "
+                             "(%s)", reason)
         with self._errors("registered model", name):
             return _registry.list_versions(self._client, name, self._mlflow.page_size)
 

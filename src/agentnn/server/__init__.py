@@ -16,13 +16,16 @@ Modules:
 - ``ingest``: one request's journal chunks checked and written in one transaction;
 - ``permissions``: the caller's permission on an experiment or run, checked with MLflow's auth
   store (:func:`~.permissions.require`, :func:`~.permissions.require_run`);
-- ``reads`` (when present): the read routes, a blueprint named ``blueprint``.
+- ``reads`` (when present): the read routes, a blueprint named ``blueprint``; ``read_queries``:
+  the SQL behind them, fenced by schema revision like the SDK's direct SQLite reader.
 
 Every route lives under :data:`agentnn.mlflow_integration.journal.transfer.API_PREFIX`
 (``/agentnn/api/v1``); docs/team-server.md describes them.
 
 Imports: Flask and MLflow's server (lazily where a module is imported by ``mlflow server``'s
 command itself), ``mlflow_integration`` (the journal's wire format, the writer's native bulk
-path), :mod:`agentnn.config` and :mod:`agentnn.errors`; never the CLI, the SDK, the trainers,
-the managers or torch. Nothing in agentnn imports this package: only ``mlflow server`` does.
+path), :mod:`agentnn.config` and :mod:`agentnn.errors`, and of the SDK only what
+:mod:`agentnn.sdk` exports for the reads (its search subset and downsampling, so both answer
+alike); never the CLI, the trainers, the managers or torch. Nothing in agentnn imports this
+package: only ``mlflow server`` does.
 """
