@@ -60,25 +60,40 @@ def test_train_multi_task_on_a_log_file(cli, client, workdir):
     assert "val_agent_acc" in result.output
 
 
-@pytest.mark.parametrize("args, message", [
-    (("train", "advanced", "--dataset", "synthetic", "--data", "x.jsonl"), "exactly one of"),
-    (("train", "advanced", "--dataset", "imagenet"), "--dataset must be one of"),
-    (("train", "advanced", "--dataset", "synthetic", "--config", "bad.yaml"), "learning_rte"),
-    (("train", "advanced", "--dataset", "synthetic", "--config", "broken.yaml"), "not valid YAML"),
-    (("train", "advanced", "--dataset", "synthetic", "--config", "none.yaml"), "does not exist"),
-    (("train", "multi-task", "--dataset", "digits"), "interaction log"),
-    (("train", "advanced", "--data", "missing.jsonl"), "no such file"),
+@pytest.mark.parametrize("args, message, code", [
+    # what the command line alone gets wrong is a usage error: exit code 2
+    (("train", "advanced", "--dataset", "synthetic", "--data", "x.jsonl"), "exactly one of", 2),
+    (("train", "advanced", "--dataset", "imagenet"), "--dataset must be one of", 2),
+    (("train", "advanced", "--dataset", "synthetic", "--device", "gpu"), "device must be", 2),
+    (("train", "advanced", "--dataset", "synthetic", "--config", "none.yaml"),
+     "--config none.yaml: no such file", 2),
+    (("train", "advanced", "--dataset", "synthetic", "--resume-from", "gone"),
+     "--resume-from gone: no such checkpoint", 2),
+    (("train", "advanced", "--dataset", "synthetic", "--register-as", "a/b"),
+     "registered model name", 2),
+    (("train", "multi-task", "--dataset", "digits"), "interaction log", 2),
+    (("train", "advanced", "--data", "missing.jsonl"), "no such file", 2),
+    # what a file holds is an input error: exit code 1
+    (("train", "advanced", "--dataset", "synthetic", "--config", "bad.yaml"), "learning_rte", 1),
+    (("train", "advanced", "--dataset", "synthetic", "--config", "broken.yaml"),
+     "not valid YAML", 1),
+    (("train", "advanced", "--dataset", "synthetic", "--config", "gpu.yaml"), "device must be",
+     1),
 ])
-def test_bad_input_is_one_line_and_creates_no_run(args, message, cli, client, workdir):
+def test_bad_input_is_one_line_with_its_exit_code_and_creates_no_run(args, message, code, cli,
+                                                                      client, workdir):
     (workdir / "bad.yaml").write_text("learning_rte: 0.1\n")
     (workdir / "broken.yaml").write_text("epochs: [1,\n")
+    (workdir / "gpu.yaml").write_text("device: gpu\n")
 
     result = cli(*args)
 
-    assert result.exit_code == 1
+    assert result.exit_code == code, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0]
+    assert ("--help" in lines[0]) == (code == 2)  # a usage error points at the help
     assert run_count(client) == 0
+    assert "epoch" not in result.stdout  # no progress bar before the error
 
 
 def test_quickstart_registers_agent_router_and_moves_champion(cli, client):
@@ -95,7 +110,7 @@ def test_quickstart_registers_agent_router_and_moves_champion(cli, client):
 def test_online_refuses_epochs_with_the_reason(cli, client):
     result = cli("train", "online", "--dataset", "synthetic", "--epochs", "3")
 
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "streams the log once" in result.stderr
     assert run_count(client) == 0
 

@@ -28,8 +28,12 @@ from agentnn.errors import AgentNNDeprecationWarning
 
 try:  # Typer 0.2x carries its own copy of Click
     from typer._click.core import Command, Context
+    from typer._click.exceptions import UsageError
+    from typer._click.globals import get_current_context
 except ImportError:  # pragma: no cover - older Typer uses Click itself
     from click.core import Command, Context  # type: ignore[assignment]
+    from click.exceptions import UsageError  # type: ignore[assignment]
+    from click.globals import get_current_context  # type: ignore[no-redef]
 
 FLAG_OPTIONS = ("--debug", "--verbose", "-v")
 """Global options without a value."""
@@ -93,6 +97,15 @@ def global_options_first(root: TyperGroup, args: Sequence[str]) -> list[str]:
 
 def _declares(command: Command, option: str) -> bool:
     return any(option in param.opts for param in command.params)
+
+
+# --- exit codes ------------------------------------------------------------------------------
+
+
+def usage_error(message: str) -> UsageError:
+    """A refusal of what was typed (a bad option value or combination): exit code 2 and a
+    pointer to the command's help, as Click's own usage errors, rather than exit code 1."""
+    return UsageError(message, ctx=get_current_context(silent=True))
 
 
 # --- -o is the output format ---------------------------------------------------------------

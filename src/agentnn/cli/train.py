@@ -21,9 +21,12 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeAlias, TypedDict
 
 import typer
 
-from agentnn.cli import console
+from agentnn.cli import console, grammar
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
+
     from agentnn.data.datasets import LabelledDataset
     from agentnn.data.records import InteractionRecord
     from agentnn.nn_models.training.configs import JSONDict, JSONValue
@@ -38,6 +41,8 @@ SYNTHETIC_RECORDS = 2000  # --dataset synthetic: records and agents of the gener
 SYNTHETIC_AGENTS = 4
 DEVICE_CHOICES = "auto|cpu|cuda|mps"
 PROGRESS_COLUMNS_METRICS = ("val_loss", "val_acc", "val_agent_acc", "val_success_acc")
+PROGRESS_BAR_WIDTH = 16  # with the label, count, time and three metrics: 80 columns
+MODEL_NAME_FORBIDDEN = ("/", ":")  # MLflow refuses registered model names holding these
 RESULT_METRIC_PREFIXES = ("best_", "val_", "test_")
 
 
@@ -253,20 +258,59 @@ def load_data(data: Path | None, dataset: str | None, seed: int) -> LabelledData
 
 def run_with_progress(call: Callable[..., TrainResult], *, total: int | None,
                       hook: str = "on_epoch", label: str = "epoch") -> TrainResult:
-    """Run a training ``call(**{hook: callback})`` with a progress bar the callback advances."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    """Run a training ``call(**{hook: callback})`` and show its progress as the callback reports.
 
-    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TextColumn("{task.fields[metrics]}")]
-    with Progress(*columns, console=console.stdout(), transient=False) as progress:
-        bar = progress.add_task(label, total=total, metrics="")
+    On a terminal, a bar that appears with the first finished epoch, so an error before it
+    (unusable data, a checkpoint that does not fit) prints no bar. Elsewhere (a pipe, a log
+    file, CI) Rich draws only the last frame, so one line per epoch instead.
+    """
+    if not console.is_terminal():
+        def line(done: int, metrics: dict[str, float]) -> None:
+            console.message(progress_line(label, done, total, metrics))
 
+        return call(**{hook: line})
+    progress = progress_display(console.stdout())
+    task: list[TaskID] = []
+    try:
         def advance(done: int, metrics: dict[str, float]) -> None:
-            shown = "  ".join(f"{key} {metrics[key]:.4f}" for key in PROGRESS_COLUMNS_METRICS
-                              if key in metrics)
-            progress.update(bar, completed=done, metrics=shown)
+            if not task:
+                progress.start()
+                task.append(progress.add_task(label, total=total, metrics=""))
+            progress.update(task[0], completed=done, metrics=progress_metrics(metrics))
 
         return call(**{hook: advance})
+    finally:
+        if task:
+            progress.stop()
+
+
+def progress_display(target: Console) -> Progress:
+    """The progress bar of a training: label, bar, count, time and the headline metrics, in
+    80 columns (the metrics in :func:`progress_metrics`'s short form)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("[bold]{task.description}"),
+                    BarColumn(bar_width=PROGRESS_BAR_WIDTH), MofNCompleteColumn(),
+                    TimeElapsedColumn(), TextColumn("{task.fields[metrics]}"),
+                    console=target, transient=False)
+
+
+def progress_metrics(metrics: Mapping[str, float]) -> str:
+    """The headline metrics, short: ``loss 0.213 agent 0.912 success 0.871``."""
+    def short(key: str) -> str:
+        name = key.removeprefix("val_")
+        return name.removesuffix("_acc") if name != "acc" else name
+
+    return " ".join(f"{short(key)} {metrics[key]:.3f}" for key in PROGRESS_COLUMNS_METRICS
+                    if key in metrics)
+
+
+def progress_line(label: str, done: int, total: int | None, metrics: Mapping[str, float]) -> str:
+    """One line per epoch where no bar can be drawn: ``epoch 3/5  val_loss 0.2130  …``."""
+    count = f"{done}/{total}" if total else str(done)
+    shown = "  ".join(f"{key} {metrics[key]:.4f}" for key in PROGRESS_COLUMNS_METRICS
+                      if key in metrics)
+    return f"{label} {count}  {shown}".rstrip()
 
 
 def print_result(result: TrainResult) -> None:
@@ -386,16 +430,43 @@ RUNNERS: dict[str, Runner] = {"epochs": _run_epochs, "search": _run_search,
                               "stream": _run_stream, "torchrun": _run_torchrun}
 
 
+def check_options(trainer: Trainer, options: TrainOptions) -> None:
+    """What can be refused from the command line alone, before anything loads: the data
+    choice, options this trainer does not take, a checkpoint that is not there, a model name
+    MLflow would refuse only after the training."""
+    from agentnn.errors import TrainerConfigError
+
+    if trainer.epochs_refusal and options.get("epochs") is not None:
+        raise TrainerConfigError(f"--epochs does not apply: {trainer.epochs_refusal}")
+    check_data_choice(trainer, options["data"], options["dataset"])
+    for option, path, what in (("--data", options["data"], "file"),
+                               ("--config", options["config"], "file"),
+                               ("--resume-from", options["resume_from"],
+                                "checkpoint file or folder")):
+        if path is not None and not path.exists():
+            raise TrainerConfigError(f"{option} {path}: no such {what}")
+    name = options["register_as"]
+    if name is not None and (not name.strip() or any(c in name for c in MODEL_NAME_FORBIDDEN)):
+        raise TrainerConfigError(f"--register-as {name!r}: a registered model name must not be "
+                                 f"empty or hold {' or '.join(MODEL_NAME_FORBIDDEN)}")
+
+
 def run_trainer(trainer: Trainer, options: TrainOptions) -> None:
-    """Parse, check (before any run exists), run, print: the body of every train command."""
+    """Parse, check, run, print: the body of every train command.
+
+    Everything is checked before any run exists or any progress is drawn. What the command line
+    alone gets wrong is a usage error (exit code 2); a bad YAML config or data file is an
+    input error (exit code 1).
+    """
     import importlib
 
     from agentnn.errors import TrainerConfigError
     from agentnn.nn_models.training.configs import check_config
 
-    if trainer.epochs_refusal and options.get("epochs") is not None:
-        raise TrainerConfigError(f"--epochs does not apply: {trainer.epochs_refusal}")
-    check_data_choice(trainer, options["data"], options["dataset"])
+    try:
+        check_options(trainer, options)
+    except TrainerConfigError as error:
+        raise grammar.usage_error(str(error)) from None
     module = importlib.import_module(f"agentnn.nn_models.{trainer.module}")
     config_class = getattr(module, trainer.config_class)
     values = read_config_file(options["config"])
@@ -403,8 +474,12 @@ def run_trainer(trainer: Trainer, options: TrainOptions) -> None:
             and options["dataset"] == "digits" and "mode" not in values):
         options = {**options, "mode": "classifier"}
     overrides = {CONFIG_KEYS[name]: options.get(name) for name in CONFIG_KEYS}
+    try:  # the options on their own: a bad --device is the command line's fault
+        check_config(merge_options({}, config_class, **overrides), config_class)
+    except TrainerConfigError as error:
+        raise grammar.usage_error(str(error)) from None
     values = merge_options(values, config_class, **overrides)
-    checked = check_config(values, config_class)  # fails before any run
+    checked = check_config(values, config_class)  # with the YAML file; fails before any run
     print_result(RUNNERS[trainer.runner](trainer, module, values, checked, options))
 
 
