@@ -8,6 +8,11 @@ A service that routes tasks loads its model here. Each load becomes a run in the
     router = manager.load("agent-router@champion")         # torch.nn.Module in eval mode
     manager.route(["Summarise the Q3 balance sheet"], model="agent-router@champion")
     # [RouteDecision(task=..., agent="finance", score=0.93, scores={...})]
+    manager.close()                                        # the call counts reach the load's run
+
+``route()`` loads a URI once per manager (one run) and serves every later call from memory: a
+call costs the forward pass, no store round trip. How often the model was used (``calls``,
+``tasks``) is logged to its load's run at :meth:`ModelManager.close` and at exit.
 
 Loading goes through the one loader (:mod:`agentnn.mlflow_integration.models.loading`), so the
 disk and memory caches, the sha256 check and the ``trust`` rule are the same as the SDK's.
@@ -15,12 +20,15 @@ disk and memory caches, the sha256 check and the ``trust`` rule are the same as 
 
 from __future__ import annotations
 
+import atexit
+import logging
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from agentnn.errors import InputError, ModelError
+from agentnn.errors import AgentNNError, InputError, ModelError
 
 if TYPE_CHECKING:
     import torch
@@ -28,9 +36,23 @@ if TYPE_CHECKING:
     from agentnn.mlflow_integration import ExperimentTracker
     from agentnn.mlflow_integration.models.loading import LoadedModel, ModelLoader
 
+logger = logging.getLogger(__name__)
+
 LOAD_EXPERIMENT = "model_management"  # the experiment every load is recorded in
 DEFAULT_ROUTER = "agent-router@champion"
 ROUTE_OUTPUT_KEYS = ("agent_logits", "logits", "agent")  # dict outputs holding per-agent logits
+CALLS_METRIC = "calls"  # route() calls a loaded model served, logged on its load's run
+TASKS_METRIC = "tasks"  # task descriptions those calls routed
+
+
+@dataclass
+class _Usage:
+    """How often one loaded model was used since its load, and what its run has been told."""
+
+    run_id: str
+    calls: int = 0
+    tasks: int = 0
+    logged_calls: int = 0
 
 
 @dataclass(frozen=True)
@@ -64,6 +86,11 @@ class ModelManager:
         self.loader: ModelLoader = shared_loader(tracking_uri)
         self.tracking_uri = self.loader.tracking_uri
         self._tracker: ExperimentTracker | None = None
+        self._served: dict[tuple[str, bool], LoadedModel] = {}  # route()'s models, by URI
+        self._usage: dict[int, _Usage] = {}  # id(LoadedModel) -> its load run's counts
+        self._kept: list[LoadedModel] = []  # keeps the ids in _usage unique
+        self._usage_lock = threading.Lock()
+        self._at_exit = False
 
     @property
     def tracker(self) -> ExperimentTracker:
@@ -99,15 +126,68 @@ class ModelManager:
             run.log_params(_load_params(loaded))
             run.log_metrics({"load_time_s": elapsed, "cache_hit": float(loaded.cache_hit)})
             run.set_tags({"agentnn.load.cache": loaded.cache})
+        with self._usage_lock:
+            self._usage[id(loaded)] = _Usage(run.run_id)
+            self._kept.append(loaded)
+            if not self._at_exit:  # registered after the writer's own hook, so it runs first
+                atexit.register(self._log_usage, False)
+                self._at_exit = True
         return loaded
+
+    def close(self) -> None:
+        """Log each loaded model's use (``calls``, ``tasks``) to its load's run and wait until
+        the store has it. Also done at exit, without waiting; safe to call more than once."""
+        self._log_usage(True)
+
+    def __enter__(self) -> ModelManager:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _log_usage(self, wait: bool) -> None:
+        """The counts that changed since last told, as metrics of the load runs (step =
+        calls), through the journal: no run is reopened."""
+        with self._usage_lock:
+            changed = [usage for usage in self._usage.values()
+                       if usage.calls != usage.logged_calls]
+            for usage in changed:
+                usage.logged_calls = usage.calls
+            counts = [(usage.run_id, usage.calls, usage.tasks) for usage in changed]
+        for run_id, calls, tasks in counts:
+            try:
+                self.tracker.log_to_ended_run(
+                    run_id, {CALLS_METRIC: calls, TASKS_METRIC: tasks}, step=calls, wait=wait)
+            except (AgentNNError, OSError) as error:
+                if wait:
+                    raise
+                # at exit nothing may raise; the journal folder or the store may be gone
+                logger.warning("the use of model run %s is not logged: %s", run_id, error)
+
+    def _serve(self, uri: str, trust: bool) -> LoadedModel:
+        """The model ``uri`` names, loaded (one tracked run) on its first use only."""
+        loaded = self._served.get((uri, trust))
+        if loaded is None:
+            loaded = self.load_model(uri, trust=trust)
+            self._served[(uri, trust)] = loaded
+        return loaded
+
+    def _count(self, loaded: LoadedModel, tasks: int) -> None:
+        usage = self._usage.get(id(loaded))
+        if usage is not None:
+            with self._usage_lock:
+                usage.calls += 1
+                usage.tasks += tasks
 
     def route(
         self, tasks: Sequence[str], model: str | LoadedModel = DEFAULT_ROUTER, trust: bool = False
     ) -> list[RouteDecision]:
         """The best agent, and every agent's probability, for each task description.
 
-        ``model`` is a URI (loaded, and so tracked, through :meth:`load_model`) or a model
-        already loaded. Its metadata must describe routing (``agents``, ``featurizer``,
+        ``model`` is a URI or a model already loaded. A URI is loaded (and so tracked, through
+        :meth:`load_model`) on its first call only; later calls use the model in memory, so an
+        alias moved since is seen by a new manager. Each call is counted on the load's run
+        (see :meth:`close`). Its metadata must describe routing (``agents``, ``featurizer``,
         ``route_input``), as the trainers store it.
         """
         import torch
@@ -116,12 +196,13 @@ class ModelManager:
 
         if isinstance(tasks, str):
             raise InputError("route() takes a list of task descriptions, not one string")
-        loaded = self.load_model(model, trust=trust) if isinstance(model, str) else model
+        loaded = self._serve(model, trust) if isinstance(model, str) else model
         agents = list(loaded.metadata.get("agents") or [])
         if not agents:
             raise ModelError(
                 f"{loaded.source} is not a routing model: its metadata names no agents"
             )
+        self._count(loaded, len(tasks))
         if not tasks:
             return []
         features = build_route_inputs(list(tasks), loaded.metadata)

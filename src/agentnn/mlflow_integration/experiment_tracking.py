@@ -471,6 +471,37 @@ class ExperimentTracker:
                 raise
         return run
 
+    def log_to_ended_run(
+        self, run_id: str, metrics: Mapping[str, object], step: int = 0, *, wait: bool = False
+    ) -> Path:
+        """Log metric points to a run that has already ended, leaving its status and end time.
+
+        For facts known only later, such as how often a loaded model was then used. The points
+        go through a journal of their own, as a run's do: no store round trip here unless
+        ``wait``, which waits (at most the drain timeout) until the store has them. Otherwise
+        this process's writer sends them, or, at exit, the writer process it hands over to.
+        Returns the journal's path.
+
+        Raises:
+            TypeError, ValueError: a value is not a number or a key breaks MLflow's rules.
+        """
+        timestamp = _now_ms()
+        points = [MetricRecord(check_key(key), metric_value(key, value), timestamp, int(step))
+                  for key, value in metrics.items()]
+        journal = BufferedJournal(
+            new_journal_path(self.journal_dir, run_id),
+            new_header(run_id, self.tracking_uri),
+            self._flush_interval,
+        )
+        journal.add_all(points)
+        journal.add(EndRecord(FINISHED, timestamp, applied=True))  # the status stays as set
+        journal.close()
+        if wait:
+            self._writer.wait_drained(journal.path, self.drain_timeout)
+        else:
+            self._writer.wake()
+        return journal.path
+
     def best_run(self, metric: str, mode: str = "min") -> RunSummary | None:
         """The finished run with the lowest (``min``) or highest (``max``) value of ``metric``.
 
