@@ -5,6 +5,8 @@ Run by hand (not in CI)::
     .venv/bin/python bench/query_speed.py            # 10,000 runs, a 1,000,000-point metric
     .venv/bin/python bench/query_speed.py --runs 2000 --history-points 50000 --repeats 1
     .venv/bin/python bench/query_speed.py --runs 0   # only the long-history rows
+    .venv/bin/python bench/query_speed.py --server   # the team server: the agentnn app
+
 
 It builds one experiment of N runs (params, a few metric points each, some failed runs) in a
 fresh SQLite store, checks through MLflow that every run is there, then times, end to end in
@@ -17,6 +19,17 @@ MLflow and plots it with matplotlib.
 It prints the medians and the ratios (MLflow time / agentnn time; higher is better for agentnn).
 Targets: ``best_run`` under 0.5 s; every command at least 3x faster than MLflow's; the plot of a
 million-point metric under 3 s for the whole command.
+
+``--server`` measures the team path instead: it starts a PostgreSQL cluster of its own (as the
+``postgres`` system user when run as root, since PostgreSQL refuses root) and ``mlflow server
+--app-name agentnn`` with basic auth on a free 127.0.0.1 port, puts the same N runs into both
+that server's database and an embedded SQLite store with bulk SQL (filling 10,000 runs through
+the REST API would take many minutes and is not what is measured), checks through MLflow's REST
+API that the server lists them all, then times ``agentnn model experiments``, ``runs``,
+``best`` and ``show`` as whole commands in fresh processes: on the embedded store, on the
+server (signed in as a user, through the app's fast reads), and MLflow's own CLI on the same
+server where it has a counterpart. Targets: each command through the app at most 1.5x its
+embedded-store time, and faster than MLflow's CLI.
 """
 
 from __future__ import annotations
@@ -31,6 +44,7 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 # --- defaults ------------------------------------------------------------------------------
@@ -44,6 +58,9 @@ HISTORY_POINTS = 1_000_000  # points of the long metric
 HISTORY_KEY = "loss"
 PLOT_POINTS = 2000  # agentnn model plot's default --max-points
 TARGET_PLOT_SECONDS = 3.0
+TARGET_APP_VS_EMBEDDED = 1.5  # --server: a command through the app vs on the embedded store
+BENCH_USER, BENCH_PASSWORD = "bench", "benchPw-8k2Lq7Zr"  # --server: who reads (12+ chars)
+TEAM_TESTS = Path(__file__).resolve().parents[1] / "tests" / "team"  # the cluster and server
 INSERT_BATCH = 100_000  # rows per executemany while building the long metric
 MLFLOW_PLOT_SCRIPT = """
 import sys, matplotlib
@@ -60,53 +77,80 @@ figure.savefig(sys.argv[4])
 BIN = Path(sys.executable).parent
 
 
-def build_store(folder: Path, runs: int) -> tuple[str, str]:
+@dataclass
+class Rows:
+    """The rows of N runs in MLflow's tables, as bulk inserts want them."""
+
+    runs: list[dict[str, object]] = field(default_factory=list)
+    params: list[dict[str, object]] = field(default_factory=list)
+    tags: list[dict[str, object]] = field(default_factory=list)
+    metrics: list[dict[str, object]] = field(default_factory=list)
+    latest: list[dict[str, object]] = field(default_factory=list)
+
+
+def make_rows(runs: int, experiment_id: str, artifact_root: str) -> Rows:
+    """N finished-or-failed runs: three params, a run-name tag, two metrics of a few points."""
+    rng = random.Random(0)
+    now = int(time.time() * 1000) - runs * 1000
+    rows = Rows()
+    for index in range(runs):
+        run_id = uuid.uuid4().hex
+        start = now + index * 1000
+        status = "FAILED" if index % 50 == 0 else "FINISHED"
+        rows.runs.append(dict(
+            run_uuid=run_id, name=f"run-{index}", source_type="LOCAL", source_name="",
+            entry_point_name="", user_id="bench", status=status, start_time=start,
+            end_time=start + 900, source_version="", lifecycle_stage="active",
+            artifact_uri=f"{artifact_root}/{run_id}/artifacts", experiment_id=int(experiment_id)))
+        for key, value in (("lr", rng.choice([1e-4, 1e-3, 1e-2])),
+                           ("batch_size", rng.choice([16, 32, 64])), ("layers", rng.randint(1, 4))):
+            rows.params.append(dict(key=key, value=str(value), run_uuid=run_id))
+        rows.tags.append(dict(key="mlflow.runName", value=f"run-{index}", run_uuid=run_id))
+        for key in ("val_loss", "train_loss"):
+            value = rng.uniform(0.1, 2.0)
+            for step in range(METRIC_POINTS):
+                value *= rng.uniform(0.8, 1.0)
+                rows.metrics.append(dict(key=key, value=value, timestamp=start + step,
+                                         run_uuid=run_id, step=step, is_nan=False))
+            rows.latest.append(dict(key=key, value=value, timestamp=start + METRIC_POINTS - 1,
+                                    step=METRIC_POINTS - 1, is_nan=False, run_uuid=run_id))
+    return rows
+
+
+def insert_rows(connection, rows: Rows) -> None:  # a SQLAlchemy connection, in a transaction
+    """Bulk inserts into MLflow's own tables (SQLAlchemy batches them per dialect)."""
+    from sqlalchemy import text
+
+    for table, items in (("runs", rows.runs), ("params", rows.params), ("tags", rows.tags),
+                         ("metrics", rows.metrics), ("latest_metrics", rows.latest)):
+        columns = list(items[0])
+        connection.execute(text(
+            f"INSERT INTO {table} ({', '.join(columns)}) "
+            f"VALUES ({', '.join(':' + column for column in columns)})"), items)
+
+
+def build_store(folder: Path, runs: int, rows: Rows | None = None) -> tuple[str, str]:
     """A store of ``runs`` finished-or-failed runs; returns (tracking URI, experiment id).
 
     MLflow creates the schema and the experiment; the runs go in with bulk inserts into
     MLflow's own tables, because building the fixture is not what is measured (logging 10,000
-    runs through the API would take many minutes here).
+    runs through the API would take many minutes here). ``rows`` puts those exact runs in.
     """
     from mlflow.tracking import MlflowClient
+    from sqlalchemy import create_engine
 
     db = folder / "mlflow.db"
     uri = f"sqlite:///{db}"
     experiment_id = MlflowClient(uri).create_experiment(
         EXPERIMENT, artifact_location=str(folder / "artifacts")
     )
-    rng = random.Random(0)
-    now = int(time.time() * 1000) - runs * 1000
-    run_rows, params, metrics, latest, tags = [], [], [], [], []
-    for index in range(runs):
-        run_id = uuid.uuid4().hex
-        start = now + index * 1000
-        status = "FAILED" if index % 50 == 0 else "FINISHED"
-        run_rows.append((run_id, f"run-{index}", "LOCAL", "", "", "bench", status, start,
-                         start + 900, "", "active", str(folder / "artifacts" / run_id),
-                         int(experiment_id)))
-        params += [("lr", str(rng.choice([1e-4, 1e-3, 1e-2])), run_id),
-                   ("batch_size", str(rng.choice([16, 32, 64])), run_id),
-                   ("layers", str(rng.randint(1, 4)), run_id)]
-        tags.append(("mlflow.runName", f"run-{index}", run_id))
-        for key in ("val_loss", "train_loss"):
-            value = rng.uniform(0.1, 2.0)
-            for step in range(METRIC_POINTS):
-                value *= rng.uniform(0.8, 1.0)
-                metrics.append((key, value, start + step, run_id, step, 0))
-            latest.append((key, value, start + METRIC_POINTS - 1, METRIC_POINTS - 1, 0, run_id))
-    with sqlite3.connect(db) as connection:
-        connection.executemany(
-            "INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, "
-            "user_id, status, start_time, end_time, source_version, lifecycle_stage, "
-            "artifact_uri, experiment_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", run_rows)
-        connection.executemany("INSERT INTO params (key, value, run_uuid) VALUES (?,?,?)", params)
-        connection.executemany("INSERT INTO tags (key, value, run_uuid) VALUES (?,?,?)", tags)
-        connection.executemany(
-            "INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) "
-            "VALUES (?,?,?,?,?,?)", metrics)
-        connection.executemany(
-            "INSERT INTO latest_metrics (key, value, timestamp, step, is_nan, run_uuid) "
-            "VALUES (?,?,?,?,?,?)", latest)
+    rows = rows or make_rows(runs, experiment_id, str(folder / "artifacts"))
+    for run in rows.runs:
+        run["experiment_id"] = int(experiment_id)
+    engine = create_engine(uri)
+    with engine.begin() as connection:
+        insert_rows(connection, rows)
+    engine.dispose()
     return uri, experiment_id
 
 
@@ -221,16 +265,121 @@ def bench_history(folder: Path, uri: str, points: int, repeats: int) -> None:
     print(f"{label:52} {ours_s:8.2f}s {theirs_s:8.2f}s {theirs_s / ours_s:6.1f}x  {verdict}")
 
 
+def start_team_server(folder: Path):
+    """PostgreSQL and ``mlflow server --app-name agentnn`` with basic auth, as the team tests
+    start them (tests/team/team_servers.py); returns (cluster, server process, URL, database
+    URL). Both are stopped by their own process ids."""
+    sys.path.insert(0, str(TEAM_TESTS))
+    import team_servers as ts
+
+    bin_dir = ts.postgres_bin_dir()
+    if bin_dir is None:
+        raise SystemExit("--server needs the PostgreSQL server binaries (initdb, pg_ctl) in one "
+                         f"of {', '.join(ts.PG_VERSION_DIRS)}")
+    cluster = ts.start_postgres(bin_dir)
+    try:
+        tracking = cluster.create_database("bench_tracking")
+        cluster.create_database("bench_users")
+        process, url = ts.start_mlflow_server(
+            folder / "server", cluster.url_for_pgpassword("bench_tracking"),
+            auth_database_uri=cluster.url_for_pgpassword("bench_users"),
+            pg_password=ts.PG_PASSWORD, app_name="agentnn")
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster, process, url, tracking, ts
+
+
+def bench_server(folder: Path, runs: int, repeats: int) -> None:
+    """The read commands on the team server through the agentnn app, against the embedded
+    store with the same runs and against MLflow's CLI on the same server."""
+    import base64
+    import json
+    import urllib.request
+
+    from sqlalchemy import create_engine
+
+    started = time.perf_counter()
+    cluster, process, url, tracking, ts = start_team_server(folder)
+    try:
+        admin = "Basic " + base64.b64encode(
+            f"{ts.ADMIN_USER}:{ts.ADMIN_PASSWORD}".encode()).decode()
+        request = urllib.request.Request(
+            url + "/api/2.0/mlflow/users/create", method="POST",
+            data=json.dumps({"username": BENCH_USER, "password": BENCH_PASSWORD}).encode(),
+            headers={"Authorization": admin, "Content-Type": "application/json"})
+        urllib.request.urlopen(request, timeout=60).close()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AGENTNN_"))}
+        server_env = {**env, "MLFLOW_TRACKING_URI": url, "MLFLOW_TRACKING_USERNAME": BENCH_USER,
+                      "MLFLOW_TRACKING_PASSWORD": BENCH_PASSWORD}
+        from mlflow.tracking import MlflowClient
+
+        os.environ.update(MLFLOW_TRACKING_USERNAME=BENCH_USER,
+                          MLFLOW_TRACKING_PASSWORD=BENCH_PASSWORD)
+        experiment_id = MlflowClient(url).create_experiment(EXPERIMENT)  # the user's MANAGE
+        rows = make_rows(runs, experiment_id, f"mlflow-artifacts:/{experiment_id}")
+        engine = create_engine(tracking)
+        with engine.begin() as connection:
+            insert_rows(connection, rows)
+        engine.dispose()
+        local_rows = Rows(runs=[{**run, "artifact_uri": str(folder / "artifacts" / run[
+            "run_uuid"])} for run in rows.runs], params=rows.params, tags=rows.tags,
+            metrics=rows.metrics, latest=rows.latest)
+        local_uri, _ = build_store(folder, runs, local_rows)
+        listed = MlflowClient(url).search_runs([experiment_id], max_results=50_000)
+        assert len(listed) == runs, f"MLflow's REST API lists {len(listed)} of {runs} runs"
+        print(f"team server: PostgreSQL, mlflow server --app-name agentnn with basic auth; "
+              f"{runs} runs there and in the embedded store, built and checked in "
+              f"{time.perf_counter() - started:.1f} s")
+
+        agentnn, mlflow_cli = str(BIN / "agentnn"), str(BIN / "mlflow")
+        some_run = rows.runs[len(rows.runs) // 2]["run_uuid"]
+        commands = [
+            ("experiments", ["model", "experiments"],
+             [mlflow_cli, "experiments", "search"]),
+            ("runs --limit 50", ["model", "runs", EXPERIMENT, "--limit", "50"],
+             [mlflow_cli, "runs", "list", "--experiment-id", experiment_id]),
+            ("best --metric val_loss", ["model", "best", EXPERIMENT, "--metric", "val_loss"],
+             None),
+            ("show RUN_ID", ["model", "show", some_run],
+             [mlflow_cli, "runs", "describe", "--run-id", some_run]),
+        ]
+        local_env = {**env, "MLFLOW_TRACKING_URI": local_uri}
+        print(f"\n{'command (whole, fresh process)':32} {'embedded':>9} {'app':>9} "
+              f"{'mlflow':>9} {'app/emb':>8} {'mlflow/app':>10}")
+        for label, args, theirs in commands:
+            embedded_s = time_command([agentnn, *args], local_env, repeats)
+            app_s = time_command([agentnn, *args], server_env, repeats)
+            theirs_s = time_command(theirs, server_env, repeats) if theirs else None
+            ratio = app_s / embedded_s
+            verdicts = ["ok" if ratio <= TARGET_APP_VS_EMBEDDED else "over 1.5x"]
+            if theirs_s is not None:
+                verdicts.append("faster" if app_s < theirs_s else "not faster than mlflow")
+            mlflow_time = f"{theirs_s:8.2f}s" if theirs_s is not None else f"{'-':>9}"
+            mlflow_ratio = f"{theirs_s / app_s:9.1f}x" if theirs_s is not None else f"{'-':>10}"
+            print(f"{label:32} {embedded_s:8.2f}s {app_s:8.2f}s {mlflow_time} {ratio:7.2f}x "
+                  f"{mlflow_ratio}  {', '.join(verdicts)}")
+    finally:
+        ts.stop_process_group(process)
+        cluster.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=RUNS, help="0 skips the run queries")
     parser.add_argument("--history-points", type=int, default=HISTORY_POINTS,
                         help="points of the long metric; 0 skips the history rows")
     parser.add_argument("--repeats", type=int, default=REPEATS)
+    parser.add_argument("--server", action="store_true",
+                        help="the team server instead: the agentnn app on PostgreSQL with auth")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="agentnn-bench-") as tmp:
         folder = Path(tmp)
+        if args.server:
+            os.chmod(folder, 0o755)  # the server's folder inside; PostgreSQL's is elsewhere
+            bench_server(folder, args.runs or RUNS, args.repeats)
+            return
         if args.runs:
             bench_runs(folder, args.runs, args.repeats)
         if args.history_points:
