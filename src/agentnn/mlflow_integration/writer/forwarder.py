@@ -319,12 +319,21 @@ class JournalForwarder:
     ) -> None:
         """Send batches in one call (one transaction on the native path).
 
+        A server with the agentnn app takes them all in one request (see ``app_ingest``).
         When the store refuses the call, the batches go again one by one, so only a refused
         batch is set aside (sending a batch again is harmless: see :meth:`forward`).
         """
-        from agentnn.mlflow_integration.writer import sql_bulk
+        from agentnn.mlflow_integration.writer import app_ingest, sql_bulk
 
-        if len(batches) > 1:
+        if app_ingest.takes(self.tracking_uri, report=self._log):
+            try:
+                app_ingest.send(self.tracking_uri, self.run_id,
+                                records[batches[0][1]:batches[-1][2]])
+                return
+            except Exception as error:
+                if is_retryable(error):
+                    raise
+        elif len(batches) > 1:
             try:
                 sql_bulk.log_batches(client, self.tracking_uri, report=self._log, batches=[
                     sql_bulk.RunBatch(self.run_id, batch.metrics, batch.params, batch.tags)

@@ -254,7 +254,9 @@ def _state_for(tracking_uri: str, report: Callable[[str], None]) -> _StoreState:
             previous = state
             state = _decide(tracking_uri)
             _stores[tracking_uri] = state
-            if previous is None or previous.choice != state.choice:
+            # A server's path (the agentnn app's ingest or log_batch) is said by app_ingest.
+            said_elsewhere = tracking_uri.lower().startswith(("http://", "https://"))
+            if (previous is None or previous.choice != state.choice) and not said_elsewhere:
                 path = NATIVE if state.choice.native else LOG_BATCH
                 report(f"{_masked(tracking_uri)}: {path} path ({state.choice.reason})")
             elif previous is not None:

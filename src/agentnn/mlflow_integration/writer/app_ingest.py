@@ -1,0 +1,128 @@
+"""The writer's client of the agentnn app's bulk ingest (``mlflow server --app-name agentnn``).
+
+Why: through MLflow's REST API a server takes 1,000 points per request (and, with basic auth,
+checks a password each time); the agentnn app takes a whole group of journal chunks per request
+and writes it in one transaction. A stock server has no such app: its answer to the
+capabilities route (404) sends the writer to MLflow's ``log_batch``, as before.
+
+Per store URI (``http(s)://`` only), the capabilities are asked once and kept for the writer's
+life; the path taken is said in one line of the writer's log. A store that did not answer the
+question is asked again at the next send. Errors are MLflow's own (``MlflowException`` from
+MLflow's REST helpers, with the server's error code), so the writer's one classification
+(:mod:`agentnn.mlflow_integration.store.classify`) decides: keep for later (no answer, 5xx,
+401, 403) or set aside (the server refused these records).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from agentnn.mlflow_integration.journal import transfer
+from agentnn.mlflow_integration.journal.records import Record
+from agentnn.mlflow_integration.store.probe import ServerProbe
+
+__all__ = ["AppPath", "path_for", "send", "takes"]
+
+CAPABILITIES_TIMEOUT = 10.0  # seconds for the one question; the basic-auth check included
+SEND_TIMEOUT = 120.0  # seconds for one request: tens of thousands of rows in one transaction
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AppPath:
+    """What a server offers the writer: the ingest route (and its limit) or not, and why."""
+
+    ingest: bool
+    reason: str
+    max_records: int = 0
+
+
+_paths: dict[str, AppPath] = {}
+_lock = threading.Lock()
+
+
+def takes(tracking_uri: str, *, report: Callable[[str], None] | None = None) -> bool:
+    """True when ``tracking_uri`` is a server whose agentnn app takes journal chunks.
+
+    Raises:
+        MlflowException: the server did not answer the question, or refused the credentials
+            (keep the records for later; the question is asked again at the next send).
+    """
+    if not tracking_uri.lower().startswith(("http://", "https://")):
+        return False
+    return path_for(tracking_uri, report=report).ingest
+
+
+def path_for(tracking_uri: str, *, report: Callable[[str], None] | None = None) -> AppPath:
+    """The server's path, asked once per URI and kept (said once in the writer's log)."""
+    with _lock:
+        path = _paths.get(tracking_uri)
+        if path is None:
+            path = _ask(tracking_uri)
+            _paths[tracking_uri] = path
+            probe = ServerProbe.of(tracking_uri)
+            way = "agentnn ingest" if path.ingest else "log_batch"
+            (report or logger.info)(f"{probe.base}: {way} path ({path.reason})")
+        return path
+
+
+def _ask(tracking_uri: str) -> AppPath:
+    """GET the capabilities: 200 names what the app offers, 404 means a stock server."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.utils.rest_utils import verify_rest_response
+
+    probe = ServerProbe.of(tracking_uri, CAPABILITIES_TIMEOUT)
+    status, body = probe.get(transfer.CAPABILITIES_PATH)
+    if status == 404:
+        return AppPath(False, "no agentnn app on the server: MLflow's REST API")
+    if status != 200:
+        verify_rest_response(_Answer(status, body), transfer.CAPABILITIES_PATH)
+    try:
+        answer = json.loads(body)
+        offered = bool(answer["ingest"]) and int(answer["api"]) == transfer.API_VERSION
+        limit = int(answer.get("limits", {}).get("max_records", 0))
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
+        raise MlflowException(f"the capabilities answer is not understood: {error}") from None
+    if not offered:
+        return AppPath(False, f"the agentnn app {answer.get('agentnn')} offers no ingest "
+                              f"(api {answer.get('api')}): MLflow's REST API")
+    return AppPath(True, f"agentnn app {answer.get('agentnn')}, api {answer['api']}", limit)
+
+
+@dataclass
+class _Answer:
+    """The two fields of a response that MLflow's ``verify_rest_response`` reads."""
+
+    status_code: int
+    content: bytes
+
+    @property
+    def text(self) -> str:
+        return self.content.decode(errors="replace")
+
+
+def send(tracking_uri: str, run_id: str, records: Sequence[Record]) -> None:
+    """Store ``records`` (no end record) of ``run_id`` through the app, in requests of at most
+    the server's record limit, each one transaction.
+
+    Raises:
+        MlflowException: the server's refusal (its error code and message), or no answer.
+    """
+    from mlflow.utils.rest_utils import http_request, verify_rest_response
+
+    path = path_for(tracking_uri)
+    size = path.max_records or len(records) or 1
+    credentials = ServerProbe.of(tracking_uri).credentials
+    for first in range(0, len(records), size):
+        body = transfer.encode(run_id, records[first:first + size])
+        response = http_request(
+            credentials, transfer.chunks_path(run_id), "POST", data=body,
+            extra_headers={"Content-Encoding": "deflate", "Content-Type": transfer.CONTENT_TYPE},
+            max_retries=0, backoff_factor=0, timeout=SEND_TIMEOUT, raise_on_status=False,
+        )
+        verify_rest_response(response, transfer.chunks_path(run_id))
