@@ -43,3 +43,17 @@ def test_listing_a_sqlite_store_does_not_import_mlflow(populated):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "HEAVY="
+
+
+def test_listing_versions_on_a_sqlite_store_does_not_import_mlflow(populated_copy):
+    from agentnn.sdk.nn_models import ModelManager
+
+    ModelManager(populated_copy["uri"]).register_model(populated_copy["with_model"], "router")
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, "model", "versions", "router", "--tracking-uri",
+         populated_copy["uri"], "--output", "json"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert '"version": 1' in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "HEAVY="

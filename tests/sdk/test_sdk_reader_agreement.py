@@ -169,3 +169,34 @@ def test_the_workspace_is_the_one_mlflow_wrote_on_its_default_experiment(store, 
     reader = _sqlite_reader.SqliteReader(copy)
     with pytest.raises(_sqlite_reader.Unsupported, match="workspaces other than 'default'"):
         reader.list_experiments(include_deleted=False)
+
+
+def test_registry_versions_and_short_run_ids_agree(store):
+    import mlflow
+
+    from agentnn.errors import AgentNNError
+
+    client = mlflow.MlflowClient(store["uri"], registry_uri=store["uri"])
+    runs = store["mlflow"].list_runs(limit=None)
+    client.create_registered_model("agreeing")
+    for index, run in enumerate(runs[:3]):
+        client.create_model_version("agreeing", f"file:///models/{index}", run_id=run.run_id,
+                                    tags={"agentnn.model_id": f"m-{index}"} if index else None)
+    client.delete_model_version("agreeing", "2")
+    client.set_registered_model_alias("agreeing", "champion", "3")
+    client.set_registered_model_alias("agreeing", "old", "1")
+    answers = [[v.to_dict() for v in store[reader].list_versions("agreeing")]
+               for reader in ("direct", "mlflow")]
+    assert answers[0] == answers[1]
+    assert [v["version"] for v in answers[0]] == [3, 1]  # newest first, the deleted one gone
+
+    def resolved(reader: str, prefix: str) -> str:
+        try:
+            return store[reader].resolve_run_id(prefix)
+        except AgentNNError as error:
+            return f"{type(error).__name__}: {error}"
+
+    for run in runs:
+        for length in (1, 2, 8):
+            prefix = run.run_id[:length]
+            assert resolved("direct", prefix) == resolved("mlflow", prefix)

@@ -22,6 +22,7 @@ from agentnn.sdk._records import (
     RUN_NAME_TAG,
     ExperimentInfo,
     MetricPoint,
+    ModelVersionInfo,
     RunDetail,
     RunInfo,
 )
@@ -199,6 +200,12 @@ class MlflowReader:
             runs = self._run_pages(ids, f"attributes.run_id LIKE '{prefix}%'", None, limit,
                                    True) if ids else []
         return sorted(run.info.run_id for run in runs)
+
+    def list_versions(self, name: str) -> list[ModelVersionInfo]:
+        from agentnn.sdk import _registry
+
+        with self._errors("registered model", name):
+            return _registry.list_versions(self.client, name, self.page_size)
 
     def get_run(self, run_id: str) -> RunInfo:
         with self._errors("run", run_id):

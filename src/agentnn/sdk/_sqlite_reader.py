@@ -35,6 +35,7 @@ from agentnn.sdk._records import (
     RUN_NAME_TAG,
     ExperimentInfo,
     MetricPoint,
+    ModelVersionInfo,
     RunDetail,
     RunInfo,
 )
@@ -43,6 +44,8 @@ CHUNK = 500  # ids per IN (...) clause, well under SQLite's variable limit
 Row = tuple[Any, ...]  # a sqlite3 row: each column's value, of whatever type SQLite stored
 ARTIFACT_LISTING_LIMIT = 10_000  # files listed for one run before stopping
 DEFAULT_EXPERIMENT_ID = 0  # MLflow creates it first, in the store's default workspace
+DELETED_VERSION_STAGE = "Deleted_Internal"  # MLflow's mark on a deleted version's row
+MODEL_ID_TAG = "agentnn.model_id"  # on a version, as agentnn registers it (see _registry)
 # Schema revisions this reader was tested against (MLflow 3.17's head); others go to MLflow.
 TESTED_SCHEMA_REVISIONS = frozenset({"dc11669786a5"})
 
@@ -351,6 +354,61 @@ class SqliteReader:
             child_run_ids=children,
             logged_model_ids=models,
         )
+
+    # --- registry ------------------------------------------------------------------------
+
+    def list_versions(self, name: str) -> list[ModelVersionInfo]:
+        """Every version of registered model ``name``, newest first, as
+        :func:`agentnn.sdk._registry.list_versions` reads them through MLflow."""
+        workspace = self._registry_workspace_clause()
+        found = self._rows("SELECT name FROM registered_models WHERE name = ?" + workspace,
+                           (name,)) if self.exists else []
+        if not found:
+            raise NotFoundError("registered model", name,
+                                "list versions of a known name or register one first")
+        versions = self._rows(
+            "SELECT version, run_id, source, status, creation_time, current_stage "
+            "FROM model_versions WHERE name = ? AND (current_stage IS NULL OR current_stage != ?)"
+            + workspace + " ORDER BY version DESC", (name, DELETED_VERSION_STAGE),
+        )
+        aliases: dict[int, list[str]] = {}
+        for alias, version in self._rows(
+            "SELECT alias, version FROM registered_model_aliases WHERE name = ?" + workspace,
+            (name,),
+        ):
+            aliases.setdefault(int(version), []).append(alias)
+        model_ids = {
+            int(version): value for version, value in self._rows(
+                "SELECT version, value FROM model_version_tags WHERE name = ? AND key = ?"
+                + workspace, (name, MODEL_ID_TAG))
+        }
+        runs = {run.run_id: run for run in self.runs_by_id(
+            sorted({row[1] for row in versions if row[1]}))}
+        infos = []
+        for version, run_id, source, status, created, stage in versions:
+            run = runs.get(run_id) if run_id else None
+            model_id = model_ids.get(int(version))
+            if not model_id and (source or "").startswith("models:/m-"):
+                model_id = source[len("models:/"):]
+            infos.append(ModelVersionInfo(
+                name=name, version=int(version), aliases=sorted(aliases.get(int(version), [])),
+                run_id=run_id or None, source=source, status=status, created_ms=created,
+                model_id=model_id or None, run_metrics=dict(run.metrics) if run else {},
+                stage=stage if stage and stage != "None" else None,
+            ))
+        return infos
+
+    def _registry_workspace_clause(self) -> str:
+        """The registry tables of MLflow's workspace (see :meth:`_store_workspace`)."""
+        self._db()
+        tables = {row[0] for row in self._rows(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not {"registered_models", "model_versions", "registered_model_aliases",
+                "model_version_tags"} <= tables:
+            raise Unsupported("the store has no model registry tables")
+        if self._workspace is None:
+            return ""
+        return f" AND workspace = '{self._workspace.replace(chr(39), chr(39) * 2)}'"
 
     def metric_history(
         self, run_id: str, key: str, max_points: int | None = None

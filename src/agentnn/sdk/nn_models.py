@@ -418,9 +418,10 @@ class ModelManager:
             _registry.delete_alias(self._client, name, alias)
 
     def list_versions(self, name: str) -> list[ModelVersionInfo]:
-        """Versions of ``name``, newest first: aliases, run, created, source, run metrics."""
-        from agentnn.sdk import _registry
+        """Versions of ``name``, newest first: aliases, run, created, source, run metrics.
 
+        On a SQLite store read from the file itself, like the other reads (no MLflow import).
+        """
         if self._server is not None:
             try:
                 versions: list[ModelVersionInfo] = self._server.list_versions(name)
@@ -428,8 +429,8 @@ class ModelManager:
             except Unsupported as reason:
                 logger.debug("list_versions: asking MLflow's REST API, the agentnn app declined "
                              "(%s)", reason)
-        with self._errors("registered model", name):
-            return _registry.list_versions(self._client, name, self._mlflow.page_size)
+        found: list[ModelVersionInfo] = self._read("list_versions", name)
+        return found
 
     def load_model(self, uri: str, *, trust: bool = False) -> LoadedModel:
         """Load a model: ``name@alias``, ``name/3``, ``runs:/<id>/model``, a model id or a path.
