@@ -21,6 +21,7 @@ test: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache --no-logo
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir .site
 	$(BIN)/python -m pytest -q
 
 # The team path alone: PostgreSQL and `mlflow server`s (plain and basic-auth) started by the tests.
@@ -36,4 +37,4 @@ bench: install
 	$(BIN)/python bench/tracking_overhead.py
 
 clean:
-	rm -rf $(VENV) mlruns .pytest_cache .mypy_cache
+	rm -rf $(VENV) mlruns .pytest_cache .mypy_cache .site
