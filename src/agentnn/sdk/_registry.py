@@ -15,6 +15,7 @@ from agentnn.sdk._records import ModelVersionInfo
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+    from mlflow.entities import Run
     from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 
 MLMODEL_FILE = "MLmodel"
@@ -40,13 +41,15 @@ def require_registered_model(client: MlflowClient, name: str) -> RegisteredModel
         raise
 
 
-def find_model_source(client: MlflowClient, run_id: str) -> tuple[str, str | None]:
-    """(source URI, model id) of the newest model a run logged.
+def find_model_source(
+    client: MlflowClient, run_id: str, run: Run | None = None
+) -> tuple[str, str | None]:
+    """(source URI, model id) of the newest model a run logged (``run``: the run, if fetched).
 
     MLflow 3 runs log LoggedModels (found by ``source_run_id``); older runs and other tools
     put an ``MLmodel`` folder among the run's artifacts, usually ``model/``.
     """
-    run = client.get_run(run_id)
+    run = run if run is not None else client.get_run(run_id)
     models = logged_models_of_run(client, run.info.experiment_id, run_id)
     if models:
         # The model's storage location rather than ``models:/<id>``: MLflow's SQL registry
@@ -76,12 +79,12 @@ def register(client: MlflowClient, run_id: str, name: str, alias: str | None) ->
     from mlflow.exceptions import MlflowException
 
     try:
-        client.get_run(run_id)
+        run = client.get_run(run_id)  # once: the source and the version's metrics come from it
     except MlflowException as error:
         if _is_missing(error) or "not found" in str(error).lower():
             raise NotFoundError("run", run_id) from None
         raise
-    source, model_id = find_model_source(client, run_id)
+    source, model_id = find_model_source(client, run_id, run)
     try:
         client.create_registered_model(name)
     except MlflowException as error:
@@ -94,7 +97,8 @@ def register(client: MlflowClient, run_id: str, name: str, alias: str | None) ->
     )
     if alias:
         client.set_registered_model_alias(name, alias, version.version)
-    return version_info(client, client.get_model_version(name, version.version))
+        version.aliases = [alias]
+    return version_info(client, version, run=run)
 
 
 def set_alias(client: MlflowClient, name: str, alias: str, version: int) -> ModelVersionInfo:
@@ -154,11 +158,15 @@ def list_versions(client: MlflowClient, name: str, page_size: int) -> list[Model
 
 
 def version_info(
-    client: MlflowClient, version: ModelVersion, aliases: list[str] | None = None
+    client: MlflowClient, version: ModelVersion, aliases: list[str] | None = None,
+    run: Run | None = None,
 ) -> ModelVersionInfo:
-    """A registry ModelVersion as plain data, with the latest metrics of the run behind it."""
+    """A registry ModelVersion as plain data, with the latest metrics of the run behind it
+    (``run``: that run, when the caller has it already)."""
     metrics: dict[str, float] = {}
-    if version.run_id:
+    if run is not None and run.info.run_id == version.run_id:
+        metrics = dict(run.data.metrics)
+    elif version.run_id:
         try:
             metrics = dict(client.get_run(version.run_id).data.metrics)
         except Exception:  # the run may be deleted or live on another store; show what is there
