@@ -13,6 +13,7 @@ and NaN as the string ``"nan"``.
 from __future__ import annotations
 
 import enum
+import signal
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -34,6 +35,7 @@ NAME_WIDTH = 16  # a run or model name keeps this many characters before other c
 DATASET_WIDTH = 10  # "synthetic" whole; a log file's name may end in an ellipsis
 DEFAULT_LIMIT = 100
 DEFAULT_UI_PORT = 5000
+UI_LOG = "ui.log"  # the UI server's output, in the journal folder (on the terminal with -v)
 DEFAULT_PLOT_FILE = "curves.png"
 DEFAULT_PLOT_POINTS = 2000  # per curve; 800 pixels wide, so the shape is all there
 DEFAULT_WATCH_INTERVAL = 3.0  # seconds between refreshes of the live view
@@ -492,10 +494,17 @@ def ui(
     tracking_uri: TrackingURI = None,
 ) -> None:
     """Start the MLflow UI on the resolved store (Ctrl-C or SIGTERM stops it and its workers)."""
+    from agentnn.cli import verbosity
+
     manager = _manager(tracking_uri)
     manager.ui_command(host=host, port=port)  # refuses a server store before printing
-    console.message(f"MLflow UI on http://{host}:{port}  (Ctrl-C stops it)")
-    raise typer.Exit(manager.serve_ui(host=host, port=port))
+    log = None if verbosity.is_verbose() else Path(manager.settings.journal_dir.value) / UI_LOG
+    console.message(f"MLflow UI on http://{host}:{port}  (Ctrl-C stops it)"
+                    + (f"; its log: {log}" if log else ""))
+    code = manager.serve_ui(host=host, port=port, log=log)
+    if code not in (0, 128 + signal.SIGINT, 128 + signal.SIGTERM) and log is not None:
+        console.error_line(f"the MLflow UI server stopped with exit code {code}; see {log}")
+    raise typer.Exit(code)
 
 
 @app.command()

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeAlias, TypedDict
 
 import typer
 
-from agentnn.cli import console, grammar
+from agentnn.cli import console, grammar, verbosity
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -370,7 +370,9 @@ def _run_search(trainer: Trainer, module: ModuleType, values: JSONDict, checked:
     if options["resume_from"] is not None:
         raise TrainerConfigError("the search resumes from its study: run the command again "
                                  "with the same --study and --storage (no --resume-from)")
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Optuna says "Trial 2 finished …" per trial at INFO; the bar says it already (-v: both)
+    optuna.logging.set_verbosity(optuna.logging.INFO if verbosity.is_verbose()
+                                 else optuna.logging.WARNING)
     data = load_data(options["data"], options["dataset"], checked.seed)
     return run_with_progress(
         lambda on_trial: module.train(values, data, register_as=options["register_as"],

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 from types import FrameType
 
 from agentnn.config import Settings, mask_uri
@@ -58,8 +59,12 @@ def stop_group(process: subprocess.Popen[bytes]) -> None:
             continue
 
 
-def serve(command: list[str]) -> int:
-    """Run the server as a child until it exits or this process is told to stop; its exit code."""
+def serve(command: list[str], log: Path | None = None) -> int:
+    """Run the server as a child until it exits or this process is told to stop; its exit code.
+
+    ``log``: a file that takes the server's output (its start-up notes, warnings and a line
+    per request), appended to; None lets it print on this process's terminal.
+    """
     received: list[int] = []
     previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
 
@@ -69,7 +74,14 @@ def serve(command: list[str]) -> int:
     for sig in STOP_SIGNALS:  # before the child exists, so no signal can orphan it
         signal.signal(sig, note)
     try:
-        process = subprocess.Popen(command, start_new_session=True)
+        if log is None:
+            process = subprocess.Popen(command, start_new_session=True)
+        else:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with log.open("ab") as output:  # the child keeps its own copy of the descriptor
+                process = subprocess.Popen(command, start_new_session=True,
+                                           stdin=subprocess.DEVNULL, stdout=output,
+                                           stderr=subprocess.STDOUT)
     except BaseException:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

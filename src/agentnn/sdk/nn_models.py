@@ -481,15 +481,17 @@ class ModelManager:
 
         return server_command(self.settings, host=host, port=port)
 
-    def serve_ui(self, host: str = "127.0.0.1", port: int = 5000) -> int:
+    def serve_ui(self, host: str = "127.0.0.1", port: int = 5000, *,
+                 log: Path | None = None) -> int:
         """Serve MLflow's UI on this store until the server exits or this process is stopped.
 
         The server runs as a child in its own process group; SIGTERM, SIGINT or SIGHUP to
-        this process stop the whole group first. Returns the exit code to leave with.
+        this process stop the whole group first. Its output (start-up notes, a line per
+        request) goes to the file ``log`` when given. Returns the exit code to leave with.
         """
         from agentnn.sdk._ui import serve
 
-        return serve(self.ui_command(host=host, port=port))
+        return serve(self.ui_command(host=host, port=port), log=log)
 
     # --- pushing runs to another store ---------------------------------------------------
 

@@ -48,6 +48,7 @@ from agentnn.errors import (
     ModelIntegrityError,
 )
 from agentnn.mlflow_integration.models.builders import canonical_name, check_config, get_builder
+from agentnn.mlflow_integration.store.classify import is_already_exists
 
 if TYPE_CHECKING:
     import numpy as np
@@ -527,13 +528,13 @@ def log_torch_model(
             pip_requirements=pip_requirements(),
             signature=_signature(module, input_example),
             input_example=input_example,
-            registered_model_name=register_as,
             metadata={"agentnn_format_version": FORMAT_VERSION, "agentnn_sha256": sha256},
             tags={FORMAT_TAG: f"safetensors-v{FORMAT_VERSION}", SHA256_TAG: sha256,
                   BUILDER_TAG: spec["builder"]},
         )
     mlflow.set_tags({RUN_MODEL_ID_TAG: info.model_id, RUN_MODEL_URI_TAG: info.model_uri})
-    version = info.registered_model_version
+    version = (_register(register_as, info.model_uri, info.model_id, run.info.run_id)
+               if register_as is not None else None)
     return LoggedTorchModel(
         model_uri=info.model_uri,
         model_id=info.model_id,
@@ -541,5 +542,25 @@ def log_torch_model(
         name=name,
         sha256=sha256,
         registered_name=register_as if version is not None else None,
-        registered_version=int(version) if version is not None else None,
+        registered_version=version,
     )
+
+
+def _register(name: str, model_uri: str, model_id: str, run_id: str) -> int:
+    """Register the logged model as a new version of ``name`` (created when new); its number.
+
+    Through the client rather than ``log_model(registered_model_name=…)``, which prints
+    "Successfully registered model …" and "Created version …" on stderr: what a program
+    prints is the program's to decide.
+    """
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient()
+    try:
+        client.create_registered_model(name)
+    except MlflowException as error:
+        if not is_already_exists(error):
+            raise
+    created = client.create_model_version(name, model_uri, run_id=run_id, model_id=model_id)
+    return int(created.version)

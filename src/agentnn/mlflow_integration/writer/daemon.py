@@ -66,9 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     signal.pthread_sigmask(signal.SIG_BLOCK, {WAKE_SIGNAL})
     if not args.once:
         os.nice(WRITER_NICENESS)
+    from agentnn import config
+
+    # Its stdout and stderr go to writer.log: no "View run … at" line per run (lines there are
+    # the writer's own, with their time), unless the user set MLflow's switch themselves.
+    os.environ.setdefault(config.MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT, "true")
     import_mlflow()
     gc.freeze()  # MLflow's modules live as long as the writer: kept out of full collections
-    from agentnn import config
     from agentnn.errors import ConfigError
 
     try:  # settings of the training process that started it (its cwd, env and .env)

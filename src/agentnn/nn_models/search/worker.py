@@ -11,7 +11,15 @@ from pathlib import Path
 
 
 def main(argv: list[str]) -> int:
+    import logging
+
+    import optuna
+
+    from agentnn import config
     from agentnn.nn_models.search.workers import run_worker
+
+    # Its output is the launching command's: Optuna's line per trial only under `agentnn -v`.
+    optuna.logging.set_verbosity(logging.INFO if config.libraries_verbose() else logging.WARNING)
 
     folder, index = Path(argv[0]), int(argv[1])
     try:
