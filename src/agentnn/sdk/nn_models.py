@@ -34,6 +34,7 @@ from agentnn.errors import (
 from agentnn.mlflow_integration.run.datasets import DATASET_TAG
 from agentnn.mlflow_integration.run.queries import best_run_query
 from agentnn.mlflow_integration.store.client import Store
+from agentnn.mlflow_integration.store.process_uri import point_mlflow
 from agentnn.sdk._downsample import check_max_points
 from agentnn.sdk._key_metrics import goal_of, key_metrics, objective_of
 from agentnn.sdk._mlflow_reader import DEFAULT_PAGE_SIZE, MlflowReader, mlflow_errors
@@ -129,6 +130,8 @@ class ModelManager:
         )
         path = sqlite_path(self.tracking_uri) if direct_reads else None
         self._direct = SqliteReader(path) if path is not None else None
+        if self._legacy_store is None:  # the user's own mlflow.* calls see the same store
+            point_mlflow(self.tracking_uri)
         # A team server running the agentnn app answers the same questions in one request each.
         self._server = ServerReader(self.store) if direct_reads and self.store.is_http else None
 

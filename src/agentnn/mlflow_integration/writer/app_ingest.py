@@ -72,7 +72,8 @@ def path_for(tracking_uri: str, *, report: Callable[[str], None] | None = None) 
 
 
 def _ask(tracking_uri: str) -> AppPath:
-    """GET the capabilities: 200 names what the app offers, 404 means a stock server."""
+    """GET the capabilities: 200 names what the app offers, 404 (or basic auth's 403 for a
+    route it does not know) means a stock server."""
     from mlflow.exceptions import MlflowException
     from mlflow.utils.rest_utils import verify_rest_response
 
@@ -80,6 +81,9 @@ def _ask(tracking_uri: str) -> AppPath:
     status, body = probe.get(transfer.CAPABILITIES_PATH)
     if status == 404:
         return AppPath(False, "no agentnn app on the server: MLflow's REST API")
+    if status == 403:  # MLflow's basic-auth app refuses every route it does not know
+        return AppPath(False, "the server guards the route (no agentnn app behind MLflow's "
+                              "basic auth): MLflow's REST API")
     if status != 200:
         verify_rest_response(_Answer(status, body), transfer.CAPABILITIES_PATH)
     try:
