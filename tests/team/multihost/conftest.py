@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import signal
 import subprocess
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import team_servers as ts
@@ -100,3 +103,16 @@ def allow_network(postgres: ts.Postgres, address: str) -> None:
     with open(postgres.data_dir / "pg_hba.conf", "a", encoding="utf-8") as hba:
         hba.write(f"host all all {subnet} scram-sha-256\n")
     postgres.psql("select pg_reload_conf()")
+
+
+@pytest.fixture(autouse=True)
+def no_writer_left_behind(tmp_path: Path) -> Iterator[None]:
+    """A writer process a trainer left behind (its records unsent) is stopped by its pid, so
+    it cannot hold a host's namespace after the network is gone."""
+    yield
+    from agentnn.mlflow_integration.writer.loop import lock_holder, writer_running
+
+    for lock in tmp_path.rglob("writer.lock"):
+        pid = lock_holder(lock.parent)
+        if writer_running(lock.parent) and pid is not None and pid != os.getpid():
+            os.kill(pid, signal.SIGTERM)
