@@ -18,7 +18,7 @@ UNKNOWN = "-"  # a fact the probe could not learn (for example behind a refused 
 
 def show_config(
     output: Annotated[
-        str, typer.Option("--output", "-o", help="table or json.")
+        str, typer.Option("--output", "-o", metavar="table|json", help="table or json.")
     ] = "table",
     check: Annotated[
         bool, typer.Option("--check", help="Connect to the store and report: reachable, "
