@@ -40,9 +40,10 @@ class TeamSite:
     def trainers(self) -> tuple[Host, Host]:
         return self.network.hosts["trainer1"], self.network.hosts["trainer2"]
 
-    def tracking_env(self) -> dict[str, str]:
-        """What a trainer needs to log as alice (the password in the environment)."""
-        return {"MLFLOW_TRACKING_URI": self.url, "MLFLOW_TRACKING_USERNAME": ts.ALICE,
+    def tracking_env(self, url: str | None = None) -> dict[str, str]:
+        """What a trainer needs to log as alice to the server (or ``url``), the password in
+        the environment."""
+        return {"MLFLOW_TRACKING_URI": url or self.url, "MLFLOW_TRACKING_USERNAME": ts.ALICE,
                 "MLFLOW_TRACKING_PASSWORD": ts.ALICE_PASSWORD}
 
     def sql(self, query: str, database: str = "mlflow_tracking") -> list[list[str]]:
@@ -83,6 +84,26 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TeamSite]:
         if postgres is not None:
             postgres.stop()
         network.remove()
+
+
+@pytest.fixture(scope="session")
+def agentnn_app(site: TeamSite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`mlflow server --app-name agentnn` (basic auth composed) beside the stock one on the
+    server host, on databases of its own; yields its URL."""
+    host = site.network.hosts["server"]
+    site.postgres.create_database("agentnn_tracking")
+    site.postgres.create_database("agentnn_users")
+    root = tmp_path_factory.mktemp("multihost-agentnn-app")
+    process, url = call_in(host, lambda: ts.start_mlflow_server(
+        root, site.postgres.url_for_pgpassword("agentnn_tracking"),
+        auth_database_uri=site.postgres.url_for_pgpassword("agentnn_users"),
+        pg_password=ts.PG_PASSWORD, app_name="agentnn", host=host.address,
+    ))
+    try:
+        call_in(host, lambda: create_user(url, ts.ALICE, ts.ALICE_PASSWORD))
+        yield url
+    finally:
+        ts.stop_process_group(process)
 
 
 def create_user(url: str, user: str, password: str) -> None:

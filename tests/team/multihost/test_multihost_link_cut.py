@@ -6,6 +6,7 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
 from multihost_helpers import PYTHON, finish, start_on, wait_for
 from team_helpers import assert_no_secret
 
@@ -39,18 +40,24 @@ print(run.run_id, step, flush=True)
 """
 
 
-def test_a_cable_pulled_mid_run_loses_no_point_and_sends_none_twice(site, tmp_path: Path):
+@pytest.mark.parametrize("app", ["basic-auth", "agentnn"])
+def test_a_cable_pulled_mid_run_loses_no_point_and_sends_none_twice(
+    site, app: str, request: pytest.FixtureRequest, tmp_path: Path
+):
+    url = site.url if app == "basic-auth" else request.getfixturevalue("agentnn_app")
+    database = "mlflow_tracking" if app == "basic-auth" else "agentnn_tracking"
     trainer = site.trainers[0]
     experiment = f"cable-{uuid.uuid4().hex[:8]}"
     workdir = tmp_path / "trainer1"
     process = start_on(trainer, [PYTHON, "-c", TRAINER, experiment, str(BEFORE), str(AFTER)],
-                       workdir, site.tracking_env())
+                       workdir, site.tracking_env(url))
     assert process.stdout is not None
     started = process.stdout.readline().strip()
     assert started, finish(process)[1]
-    wait_for(lambda: arrived(site, started) > 0, what="the first points reached the server")
+    wait_for(lambda: arrived(site, database, started) > 0,
+             what="the first points reached the server")
     site.network.cut("trainer1")
-    arrived_before_cut = arrived(site, started)
+    arrived_before_cut = arrived(site, database, started)
     (workdir / "cable-out").touch()
     try:
         time.sleep(CUT)
@@ -65,16 +72,17 @@ def test_a_cable_pulled_mid_run_loses_no_point_and_sends_none_twice(site, tmp_pa
     assert steps > BEFORE + AFTER  # some were logged while the cable was out
     assert arrived_before_cut < 2 * steps  # the cut came in the middle of the sending
     rows = site.sql(f"select key, step, count(*) from metrics where run_uuid = '{run_id}' "
-                    "group by key, step")
+                    "group by key, step", database)
     counts = {(key, int(step)): int(count) for key, step, count in rows}
     assert sorted(counts) == sorted((key, step) for key in ("acc", "loss")
                                     for step in range(steps))
     assert set(counts.values()) == {1}
-    ((status,),) = site.sql(f"select status from runs where run_uuid = '{run_id}'")
+    ((status,),) = site.sql(f"select status from runs where run_uuid = '{run_id}'", database)
     assert status == "FINISHED"
 
 
-def arrived(site, run_id: str) -> int:
+def arrived(site, database: str, run_id: str) -> int:
     """Metric rows the server holds for the run."""
-    ((count,),) = site.sql(f"select count(*) from metrics where run_uuid = '{run_id}'")
+    ((count,),) = site.sql(f"select count(*) from metrics where run_uuid = '{run_id}'",
+                           database)
     return int(count)
