@@ -251,3 +251,36 @@ def test_a_silent_server_fails_in_seconds_with_one_line(team, workdir):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "does not answer" in lines[0], result.stderr
     assert _server_reader.ANSWER_TIMEOUT < 5
+
+
+def test_the_model_commands_print_through_the_app_what_mlflows_rest_api_gives(
+    team, family, readers
+):
+    env = team.credentials("env", family["alice"].replace(f"{ts.ALICE}:{ts.ALICE_PASSWORD}@", ""),
+                           ts.ALICE, ts.ALICE_PASSWORD)
+    rest = readers["rest"]
+
+    def printed(*args: str) -> object:
+        result = team.run("model", *args, "--output", "json", env=env)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    def nan_as_text(data: object) -> object:  # the commands print NaN as "nan"
+        if isinstance(data, float) and math.isnan(data):
+            return "nan"
+        if isinstance(data, dict):
+            return {key: nan_as_text(value) for key, value in data.items()}
+        return [nan_as_text(item) for item in data] if isinstance(data, list) else data
+
+    assert printed("runs", "fr-beta", "--limit", "0") == nan_as_text(
+        [run.to_dict() for run in rest.list_runs("fr-beta", limit=None)])
+    assert printed("best", "fr-alpha", "--metric", "acc", "--max")[0]["run_id"] == rest.best_run(
+        "fr-alpha", "acc", "max").run_id
+    assert printed("show", family["parent"])["artifacts"] == ["notes.txt", "sub/weights.bin"]
+    assert [v["version"] for v in printed("versions", "fr-router")] == [3, 2, 1]
+    names = {e["name"]: e["run_count"] for e in printed("experiments")}
+    assert names["fr-beta"] == len(rest.list_runs("fr-beta", limit=None))
+    result = team.run("model", "plot", family["long"], "--metric", "curve", "--out", "c.png",
+                      env=env)
+    assert result.returncode == 0, result.stderr
+    assert (team.workdir / "c.png").read_bytes()[:4] == b"\x89PNG"

@@ -27,17 +27,14 @@ import json
 import logging
 import math
 import os
-import ssl
 import threading
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from agentnn import config
 from agentnn.errors import NotFoundError, PermissionDeniedError
-from agentnn.mlflow_integration.journal.transfer import API_PREFIX, CAPABILITIES_PATH
 from agentnn.mlflow_integration.store.classify import Outcome, classify
 from agentnn.mlflow_integration.store.client import Store
 from agentnn.mlflow_integration.store.probe import ANSWER_TIMEOUT, MAX_BODY, split_userinfo
@@ -50,7 +47,11 @@ from agentnn.sdk._records import (
 )
 from agentnn.sdk._sqlite_reader import Unsupported
 
-READS_PATH = f"{API_PREFIX}/reads"
+if TYPE_CHECKING:  # urllib.request and ssl cost ~20 ms: imported when a server is read
+    import ssl
+    import urllib.error
+
+READS_ROUTE = "reads"  # under the app's API prefix (agentnn.mlflow_integration.journal.transfer)
 USER_AGENT = "agentnn-fast-reads"
 
 logger = logging.getLogger(__name__)
@@ -97,6 +98,8 @@ def connection_for(store: Store) -> Connection | None:
         return None  # MLflow reads its own file of credentials; leave the sign-in to it
     context = None
     if base.startswith("https://"):
+        import ssl
+
         if environ.get(config.MLFLOW_TRACKING_INSECURE_TLS, "").lower() == "true":
             context = ssl._create_unverified_context()
         else:
@@ -117,6 +120,9 @@ class ServerReader:
     def _get(self, path: str, params: list[tuple[str, str]], timeout: float,
              kind: str = "", name: str = "") -> dict[str, object]:
         """The JSON of ``GET path?params``; agentnn's errors for refusals and silence."""
+        import urllib.error
+        import urllib.request
+
         connection = self._connection
         assert connection is not None
         url = connection.base + path + (f"?{urlencode(params)}" if params else "")
@@ -157,6 +163,8 @@ class ServerReader:
         """
         if self._connection is None:
             return frozenset()
+        from agentnn.mlflow_integration.journal.transfer import CAPABILITIES_PATH
+
         key = (self._connection.base, self._connection.who)
         with _capabilities_lock:
             if key in _capabilities:
@@ -180,7 +188,10 @@ class ServerReader:
               name: str = "") -> dict[str, object]:
         if route not in self.served():
             raise Unsupported(f"the server's agentnn app does not serve {route!r}")
-        return self._get(f"{READS_PATH}/{route}", params, config.FAST_READ_TIMEOUT, kind, name)
+        from agentnn.mlflow_integration.journal.transfer import API_PREFIX
+
+        return self._get(f"{API_PREFIX}/{READS_ROUTE}/{route}", params,
+                         config.FAST_READ_TIMEOUT, kind, name)
 
     # --- the readers' questions ----------------------------------------------------------
 
