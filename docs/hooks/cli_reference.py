@@ -14,7 +14,7 @@ PAGE = "cli.md"
 INTRO = """# Command reference
 
 Every command and option of `agentnn`, generated from the command's own `--help` when this
-site is built.
+site is built. [Using the command](cli-usage.md) shows them at work.
 
 """
 
