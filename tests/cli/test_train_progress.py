@@ -65,3 +65,13 @@ def test_an_error_before_the_first_epoch_draws_no_bar(workdir):
     assert result.stdout == ""  # no bar, no empty frame
     assert result.stderr.strip().splitlines() == [
         "error: the training split has 6 samples; this trainer needs at least 8"]
+
+
+def test_distributed_training_shows_its_epochs_too(workdir):
+    result = run_agentnn("train", "distributed", "--dataset", "synthetic", "--epochs", "2",
+                         "--nproc", "2", cwd=workdir)
+
+    assert result.returncode == 0, result.stderr
+    epoch_lines = [line for line in result.stdout.splitlines() if line.startswith("epoch ")]
+    assert [line.split()[1] for line in epoch_lines] == ["1/2", "2/2"]
+    assert all("val_loss" in line for line in epoch_lines)

@@ -404,7 +404,7 @@ def _run_stream(trainer: Trainer, module: ModuleType, values: JSONDict, checked:
 
 
 def _run_torchrun(trainer: Trainer, module: ModuleType, values: JSONDict,
-                  checked: _SeededConfig, options: TrainOptions) -> TrainResult:
+                  checked: _EpochsConfig, options: TrainOptions) -> TrainResult:
     import tempfile
 
     from agentnn.data.records import write_interactions
@@ -418,10 +418,13 @@ def _run_torchrun(trainer: Trainer, module: ModuleType, values: JSONDict,
                 Path(tmp) / "synthetic.jsonl")
             dataset = None
         console.stderr().print(f"launching torchrun with {options['nproc']} processes…")
-        result: TrainResult = module.launch(options["nproc"], values, data=data,
-                                            dataset=dataset, register_as=options["register_as"],
-                                            resume_from=options["resume_from"])
-        return result
+        source = data
+        return run_with_progress(
+            lambda on_epoch: module.launch(options["nproc"], values, data=source,
+                                           dataset=dataset, register_as=options["register_as"],
+                                           resume_from=options["resume_from"],
+                                           on_epoch=on_epoch),
+            total=checked.epochs)
 
 
 Runner: TypeAlias = Callable[[Trainer, ModuleType, "JSONDict", Any, TrainOptions], "TrainResult"]

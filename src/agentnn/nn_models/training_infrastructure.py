@@ -115,6 +115,7 @@ BUILDER = "agentnn.nn_models.training_infrastructure:build_model"
 BACKENDS = ("auto", "gloo", "nccl")
 LAUNCH_TIMEOUT_S = 1800.0  # a hung rank must not hang the caller for ever
 JOB_STOP_GRACE_S = 15.0  # after SIGTERM, seconds before the job's processes are killed
+PROGRESS_POLL_S = 0.5  # seconds between reads of rank 0's progress file while the job runs
 EVAL_BATCH = 4096  # rows per no-grad evaluation batch: fewer, larger batches cost less
 PROCESS_GROUP_TIMEOUT_S = 300  # a rank waiting this long in a collective gives up
 
@@ -570,6 +571,7 @@ def launch(
     register_as: str | None = None,
     resume_from: str | os.PathLike[str] | None = None,
     timeout: float = LAUNCH_TIMEOUT_S,
+    on_epoch: EpochCallback | None = None,
 ) -> TrainResult:
     """Run the job under ``torchrun`` with ``nproc`` processes on this machine; its result.
 
@@ -577,6 +579,8 @@ def launch(
     :class:`TrainerConfigError` before any process starts or any run exists. Rank 0 writes the
     result (run id, metrics, model URI) to a JSON file that is read back once every process has
     exited; a failing or hung job raises :class:`TrainingJobError` with the rank's error line.
+    ``on_epoch(epoch, metrics)`` is called here as rank 0 finishes each epoch (it appends a
+    line per epoch to a progress file this process reads while the job runs).
     """
     check_positive("nproc", nproc)
     config = check_config(config, DistributedConfig)
@@ -587,6 +591,7 @@ def launch(
     with tempfile.TemporaryDirectory(prefix="agentnn-ddp-") as tmp:
         config_file = Path(tmp) / "config.json"
         result_file = Path(tmp) / "result.json"
+        progress_file = Path(tmp) / "progress.jsonl"
         config_file.write_text(json.dumps(config_dict(config)), encoding="utf-8")
         command = [
             sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={int(nproc)}",
@@ -595,27 +600,69 @@ def launch(
         ]
         # load_source above refused neither or both
         command += ["--data", data_path] if data_path is not None else ["--dataset", str(dataset)]
+        if on_epoch is not None:
+            command += ["--progress-file", str(progress_file)]
         for flag, value in (("--tracking-uri", tracking_uri), ("--register-as", register_as),
                             ("--resume-from", resume_from)):
             if value is not None:
                 command += [flag, str(value)]
-        exit_code, output = _run_job(command, timeout)
+        exit_code, output = _run_job(command, timeout,
+                                     _ProgressReader(progress_file, on_epoch) if on_epoch
+                                     else None)
         if exit_code != 0 or not result_file.is_file():
             raise TrainingJobError(exit_code, _first_error_line(output))
         return TrainResult(**json.loads(result_file.read_text(encoding="utf-8")))
 
 
-def _run_job(command: list[str], timeout: float) -> tuple[int | None, str]:
+@dataclass
+class _ProgressReader:
+    """Rank 0's progress file, read from where the last read stopped: one JSON line per epoch
+    (``{"epoch": 3, "metrics": {…}}``) handed to ``on_epoch``."""
+
+    path: Path
+    on_epoch: EpochCallback
+    offset: int = 0
+
+    def report(self) -> None:
+        try:
+            with self.path.open("rb") as handle:
+                handle.seek(self.offset)
+                chunk = handle.read()
+        except FileNotFoundError:
+            return
+        end = chunk.rfind(b"\n") + 1  # whole lines only: rank 0 may be writing the next
+        self.offset += end
+        for line in chunk[:end].splitlines():
+            entry = json.loads(line)
+            self.on_epoch(int(entry["epoch"]), dict(entry["metrics"]))
+
+
+def _run_job(command: list[str], timeout: float, progress: _ProgressReader | None = None
+             ) -> tuple[int | None, str]:
     """Run ``torchrun`` in its own process group; (exit code or None on timeout, its output).
 
     On a timeout the whole group (``torchrun`` and every rank) is stopped by the group's id,
-    so no rank outlives the call.
+    so no rank outlives the call. ``progress`` is reported every :data:`PROGRESS_POLL_S`.
     """
+    import time
+
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True, start_new_session=True)
+    deadline = time.monotonic() + timeout
     try:
-        output, _ = process.communicate(timeout=timeout)
-        return process.returncode, output
+        while True:
+            try:
+                output, _ = process.communicate(
+                    timeout=min(PROGRESS_POLL_S, max(0.0, deadline - time.monotonic()))
+                    if progress else timeout)
+                if progress:
+                    progress.report()
+                return process.returncode, output
+            except subprocess.TimeoutExpired:
+                if progress:
+                    progress.report()
+                if not progress or time.monotonic() >= deadline:
+                    raise
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGTERM)
         try:
@@ -648,6 +695,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--register-as", help="register the best model under this name")
     parser.add_argument("--resume-from", help="a checkpoint file or folder to continue from")
     parser.add_argument("--result-file", help="rank 0 writes the TrainResult here as JSON")
+    parser.add_argument("--progress-file",
+                        help="rank 0 appends one JSON line per finished epoch here")
     return parser.parse_args(argv)
 
 
@@ -658,6 +707,18 @@ def _read_config_file(path: str | None) -> DistributedConfig:
 
     values = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     return config_from_mapping(DistributedConfig, values)
+
+
+def _progress_writer(path: str | None) -> EpochCallback | None:
+    """An ``on_epoch`` for rank 0 that appends the epoch as one JSON line to ``path``."""
+    if path is None:
+        return None
+
+    def write(epoch: int, metrics: Mapping[str, float]) -> None:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"epoch": epoch, "metrics": dict(metrics)}) + "\n")
+
+    return write
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -678,7 +739,8 @@ def main(argv: list[str] | None = None) -> int:
 
             tracker = ExperimentTracker(EXPERIMENT, tracking_uri=args.tracking_uri)
         result = train(config, load_source(args.data, args.dataset, config.seed), tracker=tracker,
-                       register_as=args.register_as, resume_from=args.resume_from)
+                       register_as=args.register_as, resume_from=args.resume_from,
+                       on_epoch=_progress_writer(args.progress_file))
     except AgentNNError as error:
         logger.error("error: %s", error)
         return 1
