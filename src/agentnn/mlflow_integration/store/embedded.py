@@ -13,15 +13,19 @@ changed: MLflow's own message asks for the upgrade.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote
 
 LOCK_TIMEOUT = 600.0  # seconds to wait for another process creating or upgrading the store
 UPGRADE_TIMEOUT = 600.0  # seconds `mlflow db upgrade` may take on a large store
 LOCK_SUFFIX = ".lock"
+MLFLOW_SCHEMA_LOGGER = "mlflow.store.db.utils"  # says at INFO that it creates the tables
 
 _ready: set[str] = set()
 _ready_lock = threading.Lock()
@@ -53,7 +57,7 @@ def ensure_sqlite_store(uri: str, *, upgrade: bool = False) -> None:
         from mlflow.exceptions import MlflowException
 
         path.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(path) + LOCK_SUFFIX, timeout=LOCK_TIMEOUT):
+        with FileLock(str(path) + LOCK_SUFFIX, timeout=LOCK_TIMEOUT), _quiet_schema_lines():
             try:
                 MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
             except MlflowException as error:
@@ -61,6 +65,19 @@ def ensure_sqlite_store(uri: str, *, upgrade: bool = False) -> None:
                     raise
                 _upgrade(uri)
         _ready.add(uri)
+
+
+@contextlib.contextmanager
+def _quiet_schema_lines() -> Iterator[None]:
+    """Keep MLflow's "Creating initial MLflow database tables..." lines off the terminal: the
+    store is made by agentnn on the way to a run (after a fallback, too), not asked for."""
+    schema_logger = logging.getLogger(MLFLOW_SCHEMA_LOGGER)
+    level = schema_logger.level
+    schema_logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        schema_logger.setLevel(level)
 
 
 def _upgrade(uri: str) -> None:
