@@ -115,7 +115,7 @@ def summary(runs: list) -> list[tuple]:
 
 def test_the_app_announces_its_reads_and_the_client_takes_them(readers):
     served = readers["app"]._server.served()
-    assert {"experiments", "runs", "best", "run", "history", "versions"} <= served
+    assert {"experiments", "runs", "best", "run", "history", "versions", "match"} <= served
 
 
 clauses = st.one_of(
@@ -175,6 +175,23 @@ def test_experiments_best_runs_show_and_versions_equal_mlflows_rest_answers(read
     assert ([v.to_dict() for v in app.list_versions("fr-router")]
             == [v.to_dict() for v in rest.list_versions("fr-router")])
     assert [v.aliases for v in app.list_versions("fr-router")] == [["canary"], ["champion"], []]
+
+
+def test_short_run_ids_resolve_through_the_app_as_through_mlflow(readers):
+    from agentnn.errors import AmbiguousRunIdError
+
+    app, rest = readers["app"], readers["rest"]
+    for run in rest.list_runs(limit=6, include_deleted=True):
+        assert app.resolve_run_id(run.run_id[:8]) == rest.resolve_run_id(run.run_id[:8])
+        assert app.get_run(run.run_id[:8]).run.run_id == run.run_id
+    for prefix in "0123456789abcdef":
+        outcomes = []
+        for reader in (app, rest):
+            try:
+                outcomes.append(reader.resolve_run_id(prefix))
+            except (AmbiguousRunIdError, NotFoundError) as error:
+                outcomes.append(str(error))
+        assert outcomes[0] == outcomes[1]
 
 
 def test_a_downsampled_history_is_the_one_the_sdk_makes_from_mlflows_points(readers, family):

@@ -229,6 +229,11 @@ class ServerReader:
         run = answer.get("run")
         return run_from_wire(run) if isinstance(run, dict) else None
 
+    def match_run_ids(self, prefix: str, limit: int) -> list[str]:
+        """Ids of runs (any lifecycle stage) starting with ``prefix``, at most ``limit``."""
+        answer = self._read("match", [("prefix", prefix), ("limit", str(limit))])
+        return [str(run_id) for run_id in _list(answer.get("run_ids"))]
+
     def get_run(self, run_id: str) -> RunInfo:
         return self.run_detail(run_id).run
 

@@ -423,15 +423,9 @@ class ModelManager:
     def list_versions(self, name: str) -> list[ModelVersionInfo]:
         """Versions of ``name``, newest first: aliases, run, created, source, run metrics.
 
-        On a SQLite store read from the file itself, like the other reads (no MLflow import).
+        On a SQLite store read from the file itself, on a server through the agentnn app when it
+        has one, like the other reads (no MLflow import).
         """
-        if self._server is not None:
-            try:
-                versions: list[ModelVersionInfo] = self._server.list_versions(name)
-                return versions
-            except Unsupported as reason:
-                logger.debug("list_versions: asking MLflow's REST API, the agentnn app declined "
-                             "(%s)", reason)
         found: list[ModelVersionInfo] = self._read("list_versions", name)
         return found
 

@@ -233,6 +233,16 @@ def metric_history(
     return downsample(points, max_points)
 
 
+def match_run_ids(connection: Connection, prefix: str) -> list[tuple[str, str]]:
+    """(run id, experiment id) of every run, deleted or not, whose id starts with ``prefix``;
+    nothing for a prefix that is not alphanumeric (run ids are hex)."""
+    if not prefix.isalnum():
+        return []
+    return [(str(run_id), str(experiment_id)) for run_id, experiment_id in connection.execute(
+        text("SELECT run_uuid, experiment_id FROM runs WHERE run_uuid LIKE :p "
+             "ORDER BY run_uuid"), {"p": prefix + "%"})]
+
+
 # --- registry ----------------------------------------------------------------------------
 
 

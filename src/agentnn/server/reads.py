@@ -19,6 +19,8 @@ metric as the JSON literal ``NaN``):
                                              "artifacts", "child_run_ids", "logged_model_ids"}
     reads/history?run_id=&key=&max_points=  {"points": [[step, value, timestamp], ...]}
     reads/versions?name=                    {"versions": [...]}
+    reads/match?prefix=&limit=              {"run_ids": [...]}: ids starting with a short one,
+                                            in experiments the caller reads
 
 A question outside what the SQL knows (a filter beyond the common subset, an untested schema
 revision, another workspace, a store that is not SQL) is answered 501 with error code
@@ -47,7 +49,7 @@ __all__ = ["READS", "blueprint"]
 
 PREFIX = f"{API_PREFIX}/reads"
 # The routes, as the capabilities answer names them; a changed shape gets a new name.
-READS = ("experiments", "experiment", "runs", "best", "run", "history", "versions")
+READS = ("experiments", "experiment", "runs", "best", "run", "history", "versions", "match")
 ARTIFACT_LISTING_LIMIT = 10_000  # files listed for one run before stopping, as the SDK does
 BEST_RUN_PAGE = 20  # runs looked at for the best one not NaN, as the SDK does
 
@@ -232,6 +234,18 @@ def versions() -> Response:
             _fail(404, "RESOURCE_DOES_NOT_EXIST", f"Registered Model with name={name} not found")
         found = queries.list_versions(connection, name)
     return _answer({"versions": found})
+
+
+@blueprint.get("/match")
+def match() -> Response:
+    """The runs a short id names (tables show 8 characters), as MLflow's REST API finds them:
+    in the experiments the caller may read, deleted runs included."""
+    prefix, limit = _text("prefix"), _count("limit", 1)
+    with _connection() as connection:
+        found = queries.match_run_ids(connection, prefix)
+        readable = set(_readable(sorted({experiment_id for _, experiment_id in found})))
+    run_ids = [run_id for run_id, experiment_id in found if experiment_id in readable]
+    return _answer({"run_ids": run_ids[:limit] if limit is not None else run_ids})
 
 
 # --- helpers -----------------------------------------------------------------------------
