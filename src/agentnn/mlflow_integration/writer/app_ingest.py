@@ -19,14 +19,25 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from agentnn.mlflow_integration.journal import transfer
 from agentnn.mlflow_integration.journal.records import Record
 from agentnn.mlflow_integration.store.probe import ServerProbe
 
+if TYPE_CHECKING:
+    from mlflow.utils.rest_utils import MlflowHostCreds
+
 __all__ = ["AppPath", "path_for", "send", "takes"]
 
+# Requests sent at once: while the server writes one request's rows, the next is encoded, sent
+# and decoded. Measured on 2 busy cores (10 x 20,000 points into the app with basic auth):
+# 9,326 and 7,910 points/s with one request at a time, 10,490 and 9,895 with two, 10,213
+# with three.
+IN_FLIGHT = 2
+MIN_PART = 5_000  # records: smaller sends go in one request
 CAPABILITIES_TIMEOUT = 10.0  # seconds for the one question; the basic-auth check included
 SEND_TIMEOUT = 120.0  # seconds for one request: tens of thousands of rows in one transaction
 
@@ -111,22 +122,56 @@ class _Answer:
 
 
 def send(tracking_uri: str, run_id: str, records: Sequence[Record]) -> None:
-    """Store ``records`` (no end record) of ``run_id`` through the app, in requests of at most
-    the server's record limit, each one transaction.
+    """Store ``records`` (no end record) of ``run_id`` through the app: in up to
+    :data:`IN_FLIGHT` requests at once, each within the server's record limit and each one
+    transaction. Returns when every request is stored.
+
+    A part stored while another failed is stored again with the rest on the next try, which
+    stores nothing twice (see the ingest route).
 
     Raises:
         MlflowException: the server's refusal (its error code and message), or no answer.
     """
+    path = path_for(tracking_uri)
+    parts = _parts(len(records), path.max_records)
+    credentials = ServerProbe.of(tracking_uri).credentials
+    if len(parts) == 1:
+        _post(credentials, run_id, records)
+        return
+    futures = [_pool().submit(_post, credentials, run_id, records[first:stop])
+               for first, stop in parts]
+    wait(futures)  # every request ended before the cursor moves, or the first error raises
+    for future in futures:
+        future.result()
+
+
+def _parts(count: int, max_records: int) -> list[tuple[int, int]]:
+    """Cut ``count`` records into requests: as many as are in flight at once (none smaller than
+    :data:`MIN_PART` records), and within the server's limit."""
+    in_flight = max(1, min(IN_FLIGHT, count // MIN_PART))
+    size = -(-count // in_flight) if count else 1
+    if max_records:
+        size = min(size, max_records)
+    return [(first, min(first + size, count)) for first in range(0, count, size)] or [(0, 0)]
+
+
+_executor: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _executor
+    with _lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(IN_FLIGHT, thread_name_prefix="agentnn-ingest")
+        return _executor
+
+
+def _post(credentials: MlflowHostCreds, run_id: str, records: Sequence[Record]) -> None:
     from mlflow.utils.rest_utils import http_request, verify_rest_response
 
-    path = path_for(tracking_uri)
-    size = path.max_records or len(records) or 1
-    credentials = ServerProbe.of(tracking_uri).credentials
-    for first in range(0, len(records), size):
-        body = transfer.encode(run_id, records[first:first + size])
-        response = http_request(
-            credentials, transfer.chunks_path(run_id), "POST", data=body,
-            extra_headers={"Content-Encoding": "deflate", "Content-Type": transfer.CONTENT_TYPE},
-            max_retries=0, backoff_factor=0, timeout=SEND_TIMEOUT, raise_on_status=False,
-        )
-        verify_rest_response(response, transfer.chunks_path(run_id))
+    response = http_request(
+        credentials, transfer.chunks_path(run_id), "POST", data=transfer.encode(run_id, records),
+        extra_headers={"Content-Encoding": "deflate", "Content-Type": transfer.CONTENT_TYPE},
+        max_retries=0, backoff_factor=0, timeout=SEND_TIMEOUT, raise_on_status=False,
+    )
+    verify_rest_response(response, transfer.chunks_path(run_id))

@@ -182,6 +182,7 @@ class JournalForwarder:
         if size == self.cursor.offset and not gone:
             return self._finish_if_done(size)
         client = self._client_for(self.tracking_uri)
+        per_call = RECORDS_PER_CALL * self._requests_in_flight()
         done = 0
         group: list[Chunk] = []  # whole chunks without an end record, sent in one call
         for chunk in scan_chunks(self.journal, self.cursor.offset, self.header.format,
@@ -190,7 +191,7 @@ class JournalForwarder:
                 type(r) is EndRecord for r in chunk.records)
             if grouped:
                 group.append(chunk)
-                if sum(len(member.records) for member in group) < RECORDS_PER_CALL:
+                if sum(len(member.records) for member in group) < per_call:
                     continue
             done += self._forward_group(client, group)
             group = []
@@ -209,6 +210,17 @@ class JournalForwarder:
         if gone and not self.ended and self.cursor.offset == size:
             done += self._mark_killed(client)
         return done + self._finish_if_done(size)
+
+    def _requests_in_flight(self) -> int:
+        """How many requests of :data:`RECORDS_PER_CALL` records one call may carry: several
+        to a server's agentnn app (sent at once, see ``app_ingest``), else one."""
+        from agentnn.mlflow_integration.writer import app_ingest
+
+        try:
+            return app_ingest.IN_FLIGHT if app_ingest.takes(self.tracking_uri,
+                                                           report=self._log) else 1
+        except Exception:  # the store did not answer the question: the send says so
+            return 1
 
     def _forward_group(self, client: MlflowClient, group: list[Chunk]) -> int:
         """Send consecutive chunks (none with an end record) in one call: one transaction and
