@@ -11,6 +11,8 @@ from team_helpers import Team, run_id_of
 LIBRARY_LINES = re.compile(r"View run |View experiment at|Downloading artifacts|\bINFO\b.*mlflow"
                            r"|Successfully registered model|Created version '")
 
+TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
+
 
 def library_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if LIBRARY_LINES.search(line)]
@@ -30,6 +32,9 @@ def test_training_and_push_on_a_server_print_no_mlflow_line_unless_verbose(team:
     assert pushed.returncode == 0, pushed.stderr
     assert library_lines(pushed.stdout + pushed.stderr) == []
     assert library_lines(team.writer_logs()) == []
+    untimed = [line for line in team.writer_logs().splitlines()
+               if line.strip() and not TIMESTAMP.match(line)]
+    assert untimed == []  # every writer.log line says when it was written
 
     loud = team.run("train", "advanced", "--dataset", "synthetic", "--epochs", "1",
                     "--mode", "classifier", "-v", env=on_server)

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import argparse
 import gc
+import logging
 import os
 import signal
 import sys
 from pathlib import Path
 
 from agentnn.mlflow_integration.writer.loop import (
+    LOG_FORMAT,
     WAKE_SIGNAL,
     WRITER_NICENESS,
     forward_all,
@@ -71,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     # Its stdout and stderr go to writer.log: no "View run … at" line per run (lines there are
     # the writer's own, with their time), unless the user set MLflow's switch themselves.
     os.environ.setdefault(config.MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT, "true")
+    # What other libraries log, and Python's warnings, get the writer's timestamped format too
+    logging.basicConfig(format=LOG_FORMAT)
+    logging.captureWarnings(True)
     import_mlflow()
     gc.freeze()  # MLflow's modules live as long as the writer: kept out of full collections
     from agentnn.errors import ConfigError
