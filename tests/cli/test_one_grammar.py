@@ -24,11 +24,8 @@ SENTENCE_END = (".", ":", ";", ")", "!", "?")
 
 
 def commands() -> list[tuple[list[str], typer.core.TyperCommand]]:
-    """Every leaf command, as (its path, its Click command) after the app's own tidying."""
+    """Every leaf command, as (its path, its Click command), as the app builds them."""
     root = typer.main.get_command(app)
-    from agentnn.cli import grammar
-
-    grammar.tidy_help(root)
     found = []
 
     def walk(command, path):

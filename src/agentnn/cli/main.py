@@ -67,10 +67,14 @@ class ErrorsAsOneLine(TyperGroup):
             console.error_line(_interrupted_line(interrupt))
             raise typer.Exit(EXIT_INTERRUPTED) from None
 
-    def main(self, args: Sequence[str] | None = None, *rest: Any, **extra: Any) -> Any:
-        """Click's entry point, after moving the global options to the front and tidying the
-        help of every command (see :mod:`agentnn.cli.grammar`)."""
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Every command's help, wherever the app is built (the docs' command reference too)
         grammar.tidy_help(self)
+
+    def main(self, args: Sequence[str] | None = None, *rest: Any, **extra: Any) -> Any:
+        """Click's entry point, after moving the global options to the front (see
+        :mod:`agentnn.cli.grammar`)."""
         given = list(sys.argv[1:] if args is None else args)
         return super().main(grammar.global_options_first(self, given), *rest, **extra)
 
