@@ -40,10 +40,13 @@ def test_config_file_sets_keys_and_options_override_it(cli, client, workdir):
                  "--epochs", "1")
 
     assert result.exit_code == 0, result.output
-    (run,) = client.search_runs([client.get_experiment_by_name("advanced_training").experiment_id])
+    # digits classifiers have an experiment of their own, apart from the routers
+    digits = client.get_experiment_by_name("advanced_training_digits")
+    (run,) = client.search_runs([digits.experiment_id])
     params = run.data.params
     assert (params["hidden_dim"], params["epochs"], params["mode"]) == ("16", "1", "classifier")
     assert params["data.source"] == "sklearn.digits"
+    assert run.data.tags["agentnn.dataset"] == "digits"
 
 
 def test_train_multi_task_on_a_log_file(cli, client, workdir):
