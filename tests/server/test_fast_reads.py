@@ -234,6 +234,15 @@ def test_a_user_without_read_gets_403_and_does_not_see_the_experiment(family):
                                                                              limit=None))
 
 
+def test_a_wrong_password_is_refused_in_one_masked_line(agentnn_server, family):
+    from agentnn.errors import AuthenticationError
+
+    manager = ModelManager(agentnn_server.as_user(ts.ALICE, ts.WRONG_PASSWORD))
+    with pytest.raises(AuthenticationError) as refused:
+        manager.list_runs("fr-alpha")
+    assert ts.WRONG_PASSWORD not in str(refused.value) and "\n" not in str(refused.value)
+
+
 def test_reads_through_the_app_import_no_mlflow(family, workdir):
     probe = (
         "import sys\n"

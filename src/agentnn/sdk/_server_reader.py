@@ -72,8 +72,13 @@ class Connection:
 
     @property
     def who(self) -> str | None:
-        """A key for the capabilities cache: the same server may answer users differently."""
-        return self.authorization[:12] if self.authorization else None
+        """A key for the capabilities cache (the same server may answer users differently):
+        a digest of the credentials, never the credentials themselves."""
+        if not self.authorization:
+            return None
+        import hashlib
+
+        return hashlib.sha256(self.authorization.encode()).hexdigest()[:16]
 
 
 def connection_for(store: Store) -> Connection | None:
