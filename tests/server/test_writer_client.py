@@ -45,3 +45,20 @@ def test_a_run_reaches_the_app_whole_through_the_ingest(team, agentnn_server, po
     assert "log_batch path" not in log, log
     for secret in ts.SECRETS:
         assert secret not in log + out + err
+
+
+def test_a_stock_server_gets_the_run_through_log_batch_and_the_log_says_so(team, auth_server):
+    experiment = f"writer-stock-{uuid.uuid4().hex[:8]}"
+    env = team.credentials("env", auth_server.url, ts.ALICE, ts.ALICE_PASSWORD)
+
+    worker = team.python(WORKER, experiment, "300", env=env)
+    out, err = worker.communicate(timeout=600)
+
+    assert worker.returncode == 0, err
+    run_id = out.strip().splitlines()[-1]
+    history = auth_server.admin_client().get_metric_history(run_id, "m0")
+    assert len(history) == 300
+    log = team.writer_logs()
+    assert log.count("log_batch path") == 1, log
+    assert "MLflow's REST API" in log, log
+    assert "agentnn ingest path" not in log, log

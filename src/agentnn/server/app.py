@@ -9,10 +9,10 @@ Composition, as MLflow's basic-auth app does it: the agentnn blueprints are regi
 MLflow's Flask app first; then, with auth, MLflow's ``create_app`` adds its users, permissions
 and admin routes and the authentication of every request (and wraps the Flask app in FastAPI
 when the server runs under uvicorn); without auth, the Flask app is wrapped the same way. With
-``MLFLOW_BASIC_AUTH_FAIL_CLOSED`` on, basic auth denies every route it has no validator for;
-the agentnn routes are listed as routes that authorize themselves (they ask
-:mod:`agentnn.server.permissions`), so they are authenticated by basic auth and authorized by
-their own check.
+``MLFLOW_BASIC_AUTH_FAIL_CLOSED`` on (MLflow 3.17's default), basic auth denies a non-admin
+every route it has no validator for; the agentnn routes are listed as routes that authorize
+themselves (they ask :mod:`agentnn.server.permissions`), so they are authenticated by basic auth
+and authorized by their own check (tests/server checks a READ-only user reaches them).
 """
 
 from __future__ import annotations
