@@ -260,3 +260,19 @@ def test_float_values_round_trip_exactly(agentnn_server, postgres):
     assert post(agentnn_server, run_id, transfer.encode(run_id, records))[0] == 200
 
     assert {value for _, value, _, _ in stored_points(postgres, run_id)} == set(values)
+
+
+def test_an_oversized_body_gets_413_and_nothing_is_written(agentnn_server, postgres):
+    from agentnn.server.ingest import MAX_BODY_BYTES, MAX_RECORDS
+
+    run_id = new_run(agentnn_server)
+    too_many = transfer.encode(run_id, points(MAX_RECORDS + 1))
+    too_big = too_many + b"\0" * (MAX_BODY_BYTES + 1 - len(too_many))
+
+    for body in (too_many, too_big):
+        status, answer = post(agentnn_server, run_id, body)
+
+        assert status == 413
+        assert answer["error_code"] == "BAD_REQUEST"
+        assert "limits" in answer["message"]
+    assert rows(postgres, run_id)["metrics"] == 0
