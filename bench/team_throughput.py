@@ -1,6 +1,6 @@
 """Points per second from a training run into a team store, by server and by client.
 
-    .venv/bin/python bench/team_throughput.py [--steps 100000] [--slow-steps 10000]
+    .venv/bin/python bench/team_throughput.py [--steps 100000] [--slow-steps 5000]
 
 One run of 10 metrics a step, logged in a process of its own, into four stores in one session:
 the agentnn app with basic auth (``mlflow server --app-name agentnn``), MLflow's stock basic-auth
@@ -44,7 +44,7 @@ import team_servers as ts
 
 # --- defaults ------------------------------------------------------------------------------
 STEPS = 100_000  # x 10 metrics: the 1,000,000-point run of the target
-SLOW_STEPS = 10_000  # rows through MLflow's REST API: 100,000 points, tens of seconds each
+SLOW_STEPS = 5_000  # rows through MLflow's REST API: 50,000 points, tens of seconds each
 METRICS = 10
 BATCH = 1000  # points per log_batch call (MLflow's limit)
 TARGET = 50_000  # points/s, the agentnn app with basic auth
