@@ -71,7 +71,7 @@ def test_unknown_experiment_and_bad_filter_are_one_line_errors(cli, populated):
     )
     bad = cli("model", "runs", "routing", "--filter", "metrics.a >>> 1",
               "--tracking-uri", populated["uri"])
-    assert bad.exit_code == 1
+    assert bad.exit_code == 2  # what was typed: a usage error
     assert bad.stderr.startswith("error: bad filter 'metrics.a >>> 1'")
     assert len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.output
 

@@ -112,3 +112,27 @@ def test_watch_refuses_csv_as_a_usage_error_its_help_does_not_offer(cli):
     result = cli("model", "watch", "some-run", "-o", "csv")
     assert result.exit_code == 2
     assert "csv" not in cli("model", "watch", "--help").stdout
+
+
+@pytest.mark.parametrize("args", [
+    ["model", "runs", "--filter", "metrics.a >>> 1"],
+    ["model", "runs", "--order-by", "nonsense!!"],
+    ["model", "load", "router/1", "--predict", "missing.json"],
+    ["model", "import", "missing_dir"],
+    ["model", "migrate", "missing_dir"],
+    ["data", "check", "missing.jsonl"],
+    ["model", "watch", "some-run", "--interval", "0"],
+    ["train", "advanced", "--dataset", "synthetic", "--data", "x.jsonl"],
+])
+def test_what_was_typed_wrong_exits_2_as_one_line(args, cli, populated):
+    result = cli(*args, "--tracking-uri", populated["uri"])
+    assert result.exit_code == 2, result.output
+    errors = result.stderr.strip().splitlines()
+    assert len(errors) == 1 and errors[0].startswith("error:"), result.stderr
+
+
+def test_a_run_that_is_not_there_exits_1(cli, populated):
+    result = cli("model", "show", "0123456789abcdef0123456789abcdef", "--tracking-uri",
+                 populated["uri"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error:")

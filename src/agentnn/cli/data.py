@@ -59,7 +59,8 @@ def synth(
 
 @app.command()
 def check(
-    path: Annotated[Path, typer.Argument(help="JSON Lines interaction log to validate.")],
+    path: Annotated[Path, typer.Argument(
+        exists=True, help="JSON Lines interaction log to validate.")],
     output: Annotated[str, typer.Option("--output", "-o", metavar="table|json|csv",
                                         help="table, json or csv.")] = "table",
 ) -> None:

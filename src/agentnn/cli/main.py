@@ -43,13 +43,19 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 class ErrorsAsOneLine(TyperGroup):
     """Turns agentnn's own errors into one line and exit code 1, and a usage error (a bad option
-    value, an unknown command) into one line and exit code 2: the one place that does so."""
+    value, an unknown command, a run filter the store cannot parse) into one line and exit code
+    2: the one place that does so."""
 
     def invoke(self, ctx: Context) -> Any:  # Any: whatever the command returns, as in Click
-        from agentnn.errors import AgentNNError
+        from agentnn.errors import AgentNNError, InvalidQueryError
 
         try:
             return super().invoke(ctx)
+        except InvalidQueryError as error:  # a --filter or --order-by: what was typed
+            if os.environ.get(DEBUG_VARIABLE):
+                raise
+            console.error_line(str(error))
+            raise typer.Exit(EXIT_USAGE_ERROR) from None
         except AgentNNError as error:
             if os.environ.get(DEBUG_VARIABLE):
                 raise
@@ -106,7 +112,9 @@ def _root(
                                  show_default=False)
     ] = None,
 ) -> None:
-    if debug:
+    if debug:  # for this command only (a test runs many in one process)
+        ctx.call_on_close(lambda before=os.environ.get(DEBUG_VARIABLE):
+                          _restore(DEBUG_VARIABLE, before))
         os.environ[DEBUG_VARIABLE] = "1"
     console.show_diagnostics(debug=bool(os.environ.get(DEBUG_VARIABLE)))
     verbosity.apply(verbose)

@@ -468,8 +468,8 @@ def load(
     uri: Annotated[str, typer.Argument(help="name@alias, name/3, runs:/<id>/model, a model id "
                                        "or a folder.")],
     predict: Annotated[
-        Path | None, typer.Option("--predict", help="JSON file with inputs: a list of rows, "
-                                  "or {\"inputs\": rows}.")
+        Path | None, typer.Option("--predict", exists=True, help="JSON file with inputs: a list "
+                                  "of rows, or {\"inputs\": rows}.")
     ] = None,
     trust: Annotated[
         bool, typer.Option("--trust", help="Allow a pickled (non-agentnn) model; unpickling "
@@ -510,7 +510,8 @@ def ui(
 @app.command()
 def migrate(
     path: Annotated[
-        Path | None, typer.Argument(help="Legacy file store folder; default ./mlruns.")
+        Path | None, typer.Argument(exists=True,
+                                    help="Legacy file store folder; default ./mlruns.")
     ] = None,
     output: OutputOption = Output.table,
     tracking_uri: TrackingURI = None,
@@ -534,9 +535,10 @@ class ImportOutput(str, enum.Enum):
 @app.command("import")
 def import_runs(
     sources: Annotated[
-        list[Path], typer.Argument(help="TensorBoard log folders, W&B offline run folders "
-                                   "(wandb/offline-run-…) or trackio projects (<project>.db, or "
-                                   "the folder holding them).", show_default=False)
+        list[Path], typer.Argument(exists=True, help="TensorBoard log folders, W&B offline run "
+                                   "folders (wandb/offline-run-…) or trackio projects "
+                                   "(<project>.db, or the folder holding them).",
+                                   show_default=False)
     ],
     experiment: Annotated[
         str | None, typer.Option("--experiment", help="Put every run in this experiment; "
