@@ -398,6 +398,16 @@ class SqliteReader:
             ))
         return infos
 
+    def store_workspace(self) -> str | None:
+        """MLflow's workspace in this store (None: no workspaces), once the store, its schema
+        revision and its registry tables are checked; raises :class:`Unsupported` otherwise."""
+        self._registry_workspace_clause()
+        return self._workspace
+
+    def rows(self, sql: str, args: Sequence[object] = ()) -> list[Row]:
+        """Rows of a read-only query; :class:`Unsupported` on any SQLite error."""
+        return self._rows(sql, args)
+
     def _registry_workspace_clause(self) -> str:
         """The registry tables of MLflow's workspace (see :meth:`_store_workspace`)."""
         self._db()

@@ -399,9 +399,16 @@ class ModelManager:
             NotFoundError: the run does not exist.
             RunHasNoModelError: the run logged no model.
         """
-        from agentnn.sdk import _registry
+        from agentnn.sdk import _native_registry, _registry
 
         run_id = self.resolve_run_id(run_id)
+        if self._direct is not None and self._legacy_store is None:
+            self.store.require_existing()
+            try:  # on a SQLite store, as fast as the reads: no MLflow import
+                return _native_registry.register(self._direct, run_id, name, alias)
+            except Unsupported as reason:
+                logger.debug("register_model: through MLflow, the native path declined (%s)",
+                             reason)
         with self._errors("run", run_id):
             return _registry.register(self._client, run_id, name, alias)
 
