@@ -563,6 +563,8 @@ class ModelManager:
         if path is None or not Path(path).is_file():
             return []
         manager = self if local == self.tracking_uri else ModelManager(local)
+        if manager is not self:
+            point_mlflow(self.tracking_uri)  # MLflow stays on this manager's store
         return manager.list_runs(filter=f"tags.`{PUSH_TAG}` = '{PUSH_PENDING}'", limit=None)
 
     def push_pending(
