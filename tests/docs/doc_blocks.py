@@ -191,6 +191,7 @@ class PageRun:
                 exec(code, self.namespace)
             except BaseException as error:  # noqa: B036 - a block's Ctrl-C example too
                 lines = traceback.format_exception(type(error), error, error.__traceback__)
+                _end_open_runs()
                 raise BlockFailed(f"{block.where} (python) raised:\n" + "".join(lines)) from None
 
     def _bash(self, block: Block) -> None:
@@ -203,6 +204,14 @@ class PageRun:
                 f"{block.where} (bash) exited {result.returncode}:\n{block.code}\n"
                 f"--- stdout ---\n{result.stdout[-3000:]}\n--- stderr ---\n{result.stderr[-3000:]}"
             )
+
+
+def _end_open_runs() -> None:
+    """A block that failed inside a run leaves it MLflow's active run: end it, so that the next
+    page's runs are not taken for its children."""
+    mlflow = sys.modules.get("mlflow")
+    while mlflow is not None and mlflow.active_run() is not None:
+        mlflow.end_run("FAILED")
 
 
 def count(found: list[Block]) -> None:
