@@ -54,6 +54,9 @@ ARTIFACT_LISTING_LIMIT = 10_000  # files listed for one run before stopping, as 
 BEST_RUN_PAGE = 20  # runs looked at for the best one not NaN, as the SDK does
 
 blueprint = Blueprint("agentnn_reads", __name__, url_prefix=PREFIX)
+# Engines whose schema passed the fence. The revision changes only by `mlflow db upgrade`, which
+# a running server does not survive unchanged either (MLflow checks its schema at start).
+_checked: dict[int, Engine] = {}
 
 
 # --- plumbing ----------------------------------------------------------------------------
@@ -76,9 +79,12 @@ def _connection() -> Iterator[Connection]:
 
     if config.mlflow_workspaces_requested() is not None:
         _fail(501, "NOT_IMPLEMENTED", "workspaces are enabled: MLflow resolves them")
-    with _engine().connect() as connection:
+    engine = _engine()
+    with engine.connect() as connection:
         try:
-            queries.check_schema(connection)
+            if _checked.get(id(engine)) is not engine:  # once per engine: two queries a request
+                queries.check_schema(connection)
+                _checked[id(engine)] = engine
             yield connection
         except queries.Unsupported as reason:
             _fail(501, "NOT_IMPLEMENTED", str(reason))
