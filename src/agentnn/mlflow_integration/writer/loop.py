@@ -264,7 +264,10 @@ class Writer:
             return self._run(parent_pid, once, pusher, backoff, idle_since, failing_since)
         finally:
             if pusher is not None:
-                pusher.stop()
+                # Not joined: a push waits on its own store (a silent server holds it for
+                # ANSWER_TIMEOUT), and the exit of the training process must not wait with it.
+                # The push is resumable, and its run's lock goes with this process.
+                pusher.stop(timeout=0.0)
 
     def _run(self, parent_pid: int | None, once: bool, pusher: PushThread | None,
              backoff: float, idle_since: float, failing_since: float | None) -> WriterResult:
