@@ -159,6 +159,17 @@ def test_run_searches_through_the_app_equal_mlflows_rest_answers(
     assert answers[0] == answers[1]
 
 
+def test_a_search_beyond_the_apps_subset_is_answered_through_mlflows_rest_api(readers, caplog):
+    import logging
+
+    clause = "params.lr LIKE '0.0%'"  # LIKE is not in the common subset
+    with caplog.at_level(logging.DEBUG, logger="agentnn"):
+        ours = readers["app"].list_runs("fr-alpha", filter=clause, limit=None)
+    assert summary(ours) == summary(readers["rest"].list_runs("fr-alpha", filter=clause,
+                                                               limit=None))
+    assert ours and "the agentnn app declined" in caplog.text
+
+
 def test_experiments_best_runs_show_and_versions_equal_mlflows_rest_answers(readers, family):
     app, rest = readers["app"], readers["rest"]
     assert ([e.to_dict() for e in app.list_experiments(include_deleted=True)]

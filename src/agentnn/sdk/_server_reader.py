@@ -189,14 +189,45 @@ class ServerReader:
             _capabilities[key] = routes
         return routes
 
+    def _known(self) -> bool:
+        """True once this process has the server's capabilities answer."""
+        if self._connection is None:
+            return True
+        with _capabilities_lock:
+            return (self._connection.base, self._connection.who) in _capabilities
+
     def _read(self, route: str, params: list[tuple[str, str]], kind: str = "",
               name: str = "") -> dict[str, object]:
-        if route not in self.served():
-            raise Unsupported(f"the server's agentnn app does not serve {route!r}")
+        """The answer of one read route, or :class:`Unsupported` when the app lacks it.
+
+        A command's first read does not wait for the capabilities answer: it is sent at the
+        same time (on a thread), and used only if the capabilities then name its route. That
+        saves a command one round trip; a stock server just answers the read 403 or 404.
+        """
         from agentnn.mlflow_integration.journal.transfer import API_PREFIX
 
-        return self._get(f"{API_PREFIX}/{READS_ROUTE}/{route}", params,
-                         config.FAST_READ_TIMEOUT, kind, name)
+        path = f"{API_PREFIX}/{READS_ROUTE}/{route}"
+        if self._known():
+            if route not in self.served():
+                raise Unsupported(f"the server's agentnn app does not serve {route!r}")
+            return self._get(path, params, config.FAST_READ_TIMEOUT, kind, name)
+        outcome: list[dict[str, object] | Exception] = []
+
+        def read() -> None:
+            try:
+                outcome.append(self._get(path, params, config.FAST_READ_TIMEOUT, kind, name))
+            except Exception as error:  # handed to the caller below, if the route is served
+                outcome.append(error)
+
+        early = threading.Thread(target=read, name="agentnn-fast-read", daemon=True)
+        early.start()
+        if route not in self.served():  # silent or refusing servers raise here, in seconds
+            raise Unsupported(f"the server's agentnn app does not serve {route!r}")
+        early.join()
+        answer = outcome[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
 
     # --- the readers' questions ----------------------------------------------------------
 

@@ -64,8 +64,13 @@ class Schema:
 
 def check_schema(connection: Connection) -> Schema:
     """The store's schema, if these queries serve it; else :class:`Unsupported`."""
-    revisions = {row[0] for row in connection.execute(
-        text("SELECT version_num FROM alembic_version"))}
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        revisions = {row[0] for row in connection.execute(
+            text("SELECT version_num FROM alembic_version"))}
+    except DBAPIError as error:  # no alembic_version: not a schema MLflow made
+        raise Unsupported(f"no MLflow schema revision: {error.orig}") from None
     if len(revisions) != 1 or not revisions <= TESTED_SCHEMA_REVISIONS:
         raise Unsupported(f"schema revision {', '.join(sorted(revisions)) or 'none'} is not one "
                           f"the fast reads were tested against")
