@@ -15,7 +15,7 @@ from agentnn.mlflow_integration.store.classify import (
     Outcome,
     classify,
     is_not_found,
-    is_unsupported,
+    lacks_logged_models,
 )
 from agentnn.sdk._downsample import downsample
 from agentnn.sdk._records import (
@@ -265,9 +265,7 @@ def logged_models_of_run(client: MlflowClient, experiment_id: str,
             experiment_ids=[experiment_id], filter_string=f"source_run_id = '{run_id}'",
         )
     except Exception as error:  # stores and servers older than MLflow 3 do not know them
-        if "not" in str(error).lower() and "support" in str(error).lower():
-            return []
-        if is_unsupported(error):
+        if lacks_logged_models(error):
             return []
         raise
     return sorted(models, key=lambda model: model.creation_timestamp or 0)

@@ -81,7 +81,7 @@ def register(client: MlflowClient, run_id: str, name: str, alias: str | None) ->
     try:
         run = client.get_run(run_id)  # once: the source and the version's metrics come from it
     except MlflowException as error:
-        if _is_missing(error) or "not found" in str(error).lower():
+        if _is_missing(error):
             raise NotFoundError("run", run_id) from None
         raise
     source, model_id = find_model_source(client, run_id, run)
@@ -127,7 +127,7 @@ def delete_alias(client: MlflowClient, name: str, alias: str) -> None:
     try:
         client.get_model_version_by_alias(name, alias)
     except MlflowException as error:
-        if _is_missing(error) or "alias" in str(error).lower():
+        if _is_missing(error):
             raise NotFoundError("alias", f"{name}@{alias}") from None
         raise
     client.delete_registered_model_alias(name, alias)

@@ -48,8 +48,10 @@ __all__ = [
     "is_already_exists",
     "is_connection_error",
     "is_not_found",
+    "is_outdated_schema",
     "is_unsupported",
     "keep_for_later",
+    "lacks_logged_models",
     "missing_driver",
     "root_cause",
 ]
@@ -172,6 +174,22 @@ def is_unsupported(error: BaseException) -> bool:
     """True when the store lacks the endpoint: a server older than MLflow 3 has no logged
     models, so their searches are answered with ENDPOINT_NOT_FOUND."""
     return classify(error, follow_causes=False) is Outcome.UNSUPPORTED
+
+
+def lacks_logged_models(error: BaseException) -> bool:
+    """True when a search for logged models failed because the store has none to search: no
+    such endpoint (:func:`is_unsupported`), or a store class that says it does not support
+    the search (stores older than MLflow 3)."""
+    if is_unsupported(error) or isinstance(error, NotImplementedError):
+        return True
+    text = str(error).lower()
+    return "not" in text and "support" in text
+
+
+def is_outdated_schema(error: BaseException) -> bool:
+    """True when MLflow refuses a SQL store whose schema is older than this MLflow (``mlflow db
+    upgrade`` fixes it)."""
+    return "out-of-date" in str(error)
 
 
 def error_code(error: BaseException) -> str:

@@ -56,12 +56,14 @@ def ensure_sqlite_store(uri: str, *, upgrade: bool = False) -> None:
         from mlflow import MlflowClient
         from mlflow.exceptions import MlflowException
 
+        from agentnn.mlflow_integration.store.classify import is_outdated_schema
+
         path.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(path) + LOCK_SUFFIX, timeout=LOCK_TIMEOUT), _quiet_schema_lines():
             try:
                 MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
             except MlflowException as error:
-                if not (upgrade and "out-of-date" in str(error)):
+                if not (upgrade and is_outdated_schema(error)):
                     raise
                 _upgrade(uri)
         _ready.add(uri)
