@@ -83,7 +83,7 @@ def test_sigterm_prints_the_command_that_goes_on_and_that_command_finishes_the_r
     workdir, store_uri
 ):
     (workdir / "cfg.yaml").write_text("".join(f"{key}: {value}\n" for key, value in
-                                              {**CONFIG, "epochs": 40}.items()))
+                                              {**CONFIG, "epochs": 8}.items()))
     env = {**os.environ, "MLFLOW_TRACKING_URI": store_uri}
     command = ["train", "advanced", "--dataset", "synthetic", "--config", "cfg.yaml"]
     process = subprocess.Popen([sys.executable, "-m", "agentnn", *command], cwd=workdir,
@@ -94,7 +94,7 @@ def test_sigterm_prints_the_command_that_goes_on_and_that_command_finishes_the_r
         while not list(workdir.glob("checkpoints/advanced_training/*/*")):
             assert time.monotonic() < deadline and process.poll() is None, "no first epoch"
             time.sleep(0.2)
-        time.sleep(2)  # a few epochs more
+        time.sleep(0.5)  # into the next epoch
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=120)
     finally:
@@ -118,6 +118,6 @@ def test_sigterm_prints_the_command_that_goes_on_and_that_command_finishes_the_r
     client = mlflow.MlflowClient(store_uri)
     (run,) = client.search_runs([client.get_experiment_by_name("advanced_training")
                                  .experiment_id])
-    assert _steps(client, run.info.run_id, "val_loss") == list(range(1, 41))
+    assert _steps(client, run.info.run_id, "val_loss") == list(range(1, 9))
     step_loss = _steps(client, run.info.run_id, "step_loss")
     assert len(step_loss) == len(set(step_loss)) == step_loss[-1]
