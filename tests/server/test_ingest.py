@@ -176,6 +176,11 @@ def _flipped(run_id: str, records: list, position: int) -> bytes:
     return zlib.compress(bytes(payload))
 
 
+def _crc_line(payload: bytes) -> bytes:
+    """A chunk line whose checksum is right, whatever the payload."""
+    return b"%08x " % zlib.crc32(payload) + payload + b"\n"
+
+
 def _bodies(run_id: str, foreign: str):
     """(body, encoding) pairs: valid ones and the ways a body can be wrong."""
     metric = st.builds(
@@ -202,6 +207,8 @@ def _bodies(run_id: str, foreign: str):
             [*r, EndRecord("FINISHED", T0)])), "deflate")),
         records.map(lambda r: (zlib.compress(_header(run_id) + encode_chunk(r)), "br")),
         records.map(lambda r: (_header(run_id) + encode_chunk(r), "deflate")),
+        st.integers(1, 50_000).map(lambda depth: (zlib.compress(_header(run_id) + _crc_line(
+            b"[" * depth + b"]" * depth)), "deflate")),
         st.binary(max_size=300).map(lambda b: (b, "deflate")),
         st.binary(max_size=300).map(lambda b: (zlib.compress(b), "deflate")),
     )

@@ -29,7 +29,8 @@ __all__ = ["LIMITS", "Answer", "ingest", "native_engine"]
 
 # What one request may carry; sent in the capabilities so clients cut their chunks to fit.
 MAX_BODY_BYTES = 16 * 1024 * 1024  # compressed
-MAX_PAYLOAD_BYTES = 128 * 1024 * 1024  # uncompressed: bounds what a small body may inflate to
+MAX_PAYLOAD_BYTES = 32 * 1024 * 1024  # uncompressed: bounds what a small body may inflate to
+# (the writer's 20,000 records a request take 1-6 MB)
 MAX_RECORDS = 100_000
 LIMITS = {"max_body_bytes": MAX_BODY_BYTES, "max_payload_bytes": MAX_PAYLOAD_BYTES,
           "max_records": MAX_RECORDS}
@@ -101,6 +102,11 @@ def ingest(engine: Engine, run_id: str, body: bytes, encoding: str) -> Answer:
     if len(records) > MAX_RECORDS:
         return _too_large(f"{len(records):,} records, more than {MAX_RECORDS:,}")
     batches = _batches(run_id, records)
+    if any("\x00" in entry.value for batch in batches for entry in (*batch.params, *batch.tags)):
+        # PostgreSQL's text holds no NUL (psycopg2 refuses it before the database sees it)
+        return Answer.refusal(400, "INVALID_PARAMETER_VALUE",
+                              "a param or tag value holds a NUL character, which the store "
+                              "cannot keep")
     try:
         sql_bulk.write_batches(engine, batches)
     except Exception as error:

@@ -101,7 +101,9 @@ RECORD_TYPES: dict[str, type[Record]] = {
 
 def decode_record(item: object) -> Record:
     """The typed record of one JSON item; ValueError when it is not one."""
-    if not isinstance(item, list) or not item or item[0] not in RECORD_TYPES:
+    if not isinstance(item, list) or not item or not isinstance(item[0], str) or (
+        item[0] not in RECORD_TYPES
+    ):  # a list or an object in the kind's place is not hashable: checked first
         raise ValueError(f"not a journal record: {str(item)[:80]}")
     try:
         return RECORD_TYPES[item[0]].from_json(item)

@@ -116,6 +116,8 @@ def decode(payload: bytes, run_id: str) -> list[Record]:
             chunk = decode_chunk(line, FORMAT_VERSION)
         except ValueError as error:
             raise ValueError(f"chunk {number}: {error}") from None
+        except RecursionError:  # json's reader on arrays nested thousands deep
+            raise ValueError(f"chunk {number}: JSON nested too deep") from None
         if any(type(record) is EndRecord for record in chunk):
             raise ValueError(f"chunk {number}: an end record (a run's status is set with "
                              "MLflow's update_run, not sent here)")
