@@ -3,9 +3,9 @@
 Why: a page whose example does not run teaches the wrong thing, and nobody notices until a user
 pastes it. So every block in ``docs/`` and ``README.md`` is either run or says why not:
 
-* ``python`` blocks run in order within a page, sharing one namespace, in a fresh temporary
-  working directory per page (the embedded store ``./mlruns`` there, no ``MLFLOW_*`` or
-  ``AGENTNN_*`` variable inherited);
+* ``python`` blocks run in order within a page, sharing one namespace (one process per page,
+  ``page_python.py``), in a fresh temporary working directory per page (the embedded store
+  ``./mlruns`` there, no ``MLFLOW_*`` or ``AGENTNN_*`` variable inherited);
 * ``bash`` blocks run with ``bash -euo pipefail`` in that same directory, ``agentnn`` on PATH;
 * shown output and data (``text``, ``console``, ``json``, ...) is not run;
 * ``<!-- docs: skip (reason) -->`` on the line before a block leaves it out, with its reason;
@@ -18,15 +18,22 @@ other on purpose.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
+import select
+import signal
 import subprocess
 import sys
-import traceback
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+import tempfile
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
+
+import page_python
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs"
@@ -36,7 +43,8 @@ RUN = ("python", "bash")
 SHOWN = ("text", "console", "json", "jsonl", "toml", "yaml", "ini", "mermaid", "csv", "sql")
 SKIP = "skip"
 TEAM_SERVER = "team-server"
-BASH_TIMEOUT = 600.0  # seconds for one bash block; the blocks are meant to take a few
+BLOCK_TIMEOUT = 600.0  # seconds for one block; the blocks are meant to take a few
+CLOSE_TIMEOUT = 120.0  # seconds a page's python process may take to end its runs and exit
 
 FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})\s*(?P<info>[^`]*?)\s*$")
 MARKER = re.compile(r"^\s*<!--\s*docs:\s*(?P<kind>[\w-]+)\s*(?:\((?P<reason>[^)]*)\))?\s*-->\s*$")
@@ -153,28 +161,24 @@ def clean_environment(extra: Mapping[str, str] = {}) -> dict[str, str]:
     return env
 
 
-@contextmanager
-def _process_state(workdir: Path, env: Mapping[str, str]) -> Iterator[None]:
-    """Run in-process code with the page's cwd and environment; restore both afterwards."""
-    saved_env, saved_cwd = dict(os.environ), Path.cwd()
-    os.environ.clear()
-    os.environ.update(env)
-    os.chdir(workdir)
-    try:
-        yield
-    finally:
-        os.chdir(saved_cwd)
-        os.environ.clear()
-        os.environ.update(saved_env)
-
-
 @dataclass
 class PageRun:
-    """The blocks of one page, run in one working directory with one Python namespace."""
+    """The blocks of one page, run in one working directory; python blocks in one process.
+
+    Use it as a context manager: leaving it ends the page's python process as a script ends
+    (its runs end, its writer drains), and stops it by its own process group if it hangs.
+    """
 
     workdir: Path
     env: dict[str, str]
-    namespace: dict[str, object] = field(default_factory=lambda: {"__name__": "__main__"})
+    _python_process: subprocess.Popen[str] | None = None
+    _python_output: IO[str] | None = None
+
+    def __enter__(self) -> PageRun:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def run(self, block: Block) -> None:
         if block.language == "python":
@@ -185,33 +189,73 @@ class PageRun:
         TALLY.pages.add(str(block.page.relative_to(REPO)))
 
     def _python(self, block: Block) -> None:
-        code = compile(block.code, block.where, "exec")
-        with _process_state(self.workdir, self.env):
+        process = self._start_python()
+        assert process.stdin is not None and process.stdout is not None
+        process.stdin.write(json.dumps({"code": block.code, "where": block.where}) + "\n")
+        process.stdin.flush()
+        deadline = time.monotonic() + BLOCK_TIMEOUT
+        while True:
+            ready, _, _ = select.select([process.stdout], [], [], 5.0)
+            if ready:
+                line = process.stdout.readline()
+                if line.startswith(page_python.REPLY):
+                    answer = json.loads(line[len(page_python.REPLY):])
+                    break
+                if line:
+                    continue  # a child process of the block wrote to the inherited stdout
+            if process.poll() is not None or time.monotonic() > deadline:
+                self.close()
+                raise BlockFailed(f"{block.where} (python): the page's process ended or hung "
+                                  f"(exit {process.returncode}):\n{self._python_log()}")
+        if not answer["ok"]:
+            raise BlockFailed(f"{block.where} (python) raised:\n{answer['error']}\n"
+                              f"--- output ---\n{self._python_log()}")
+
+    def _start_python(self) -> subprocess.Popen[str]:
+        if self._python_process is None:
+            # closed in close(), which every page's run ends with
+            self._python_output = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
+            self._python_process = subprocess.Popen(
+                [sys.executable, str(Path(page_python.__file__))], cwd=self.workdir,
+                env=self.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=self._python_output, text=True, start_new_session=True,
+            )
+        return self._python_process
+
+    def _python_log(self) -> str:
+        if self._python_output is None:
+            return ""
+        self._python_output.seek(0)
+        return self._python_output.read()[-4000:]
+
+    def close(self) -> None:
+        """End the page's python process as a script ends: stdin closed, runs drained."""
+        process, self._python_process = self._python_process, None
+        if process is not None:
+            assert process.stdin is not None
+            with contextlib.suppress(OSError):
+                process.stdin.close()
             try:
-                exec(code, self.namespace)
-            except BaseException as error:  # noqa: B036 - a block's Ctrl-C example too
-                lines = traceback.format_exception(type(error), error, error.__traceback__)
-                _end_open_runs()
-                raise BlockFailed(f"{block.where} (python) raised:\n" + "".join(lines)) from None
+                process.wait(timeout=CLOSE_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=30)
+            if process.stdout is not None:
+                process.stdout.close()
+        if self._python_output is not None:
+            self._python_output.close()
+            self._python_output = None
 
     def _bash(self, block: Block) -> None:
         result = subprocess.run(
             ["bash", "-euo", "pipefail", "-c", block.code], cwd=self.workdir, env=self.env,
-            capture_output=True, text=True, timeout=BASH_TIMEOUT, stdin=subprocess.DEVNULL,
+            capture_output=True, text=True, timeout=BLOCK_TIMEOUT, stdin=subprocess.DEVNULL,
         )
         if result.returncode != 0:
             raise BlockFailed(
                 f"{block.where} (bash) exited {result.returncode}:\n{block.code}\n"
                 f"--- stdout ---\n{result.stdout[-3000:]}\n--- stderr ---\n{result.stderr[-3000:]}"
             )
-
-
-def _end_open_runs() -> None:
-    """A block that failed inside a run leaves it MLflow's active run: end it, so that the next
-    page's runs are not taken for its children."""
-    mlflow = sys.modules.get("mlflow")
-    while mlflow is not None and mlflow.active_run() is not None:
-        mlflow.end_run("FAILED")
 
 
 def count(found: list[Block]) -> None:

@@ -28,10 +28,10 @@ def test_every_block_is_run_shown_or_skipped_with_a_reason() -> None:
 def test_page_blocks_run(page: Path, tmp_path: Path) -> None:
     found = db.blocks(page)
     db.count(found)
-    runner = db.PageRun(tmp_path, db.clean_environment())
-    for block in found:
-        if block.runs and block.marker != db.TEAM_SERVER:
-            runner.run(block)
+    with db.PageRun(tmp_path, db.clean_environment()) as runner:
+        for block in found:
+            if block.runs and block.marker != db.TEAM_SERVER:
+                runner.run(block)
 
 
 def test_the_docs_run_blocks() -> None:

@@ -33,7 +33,7 @@ def test_team_server_blocks_run(page: Path, auth_server, tmp_path: Path) -> None
         "MLFLOW_TRACKING_USERNAME": ts.ALICE,
         "MLFLOW_TRACKING_PASSWORD": ts.ALICE_PASSWORD,
     })
-    runner = db.PageRun(tmp_path, env)
-    for block in db.blocks(page):
-        if block.marker == db.TEAM_SERVER:
-            runner.run(block)
+    with db.PageRun(tmp_path, env) as runner:
+        for block in db.blocks(page):
+            if block.marker == db.TEAM_SERVER:
+                runner.run(block)
