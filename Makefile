@@ -22,7 +22,7 @@ test: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache --no-logo
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir .site
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadgroup
 
 # The team path alone: PostgreSQL and `mlflow server`s (plain and basic-auth) started by the tests.
 test-team: install

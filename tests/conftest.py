@@ -217,3 +217,24 @@ def log_router_and_pickled(workdir: Path, monkeypatch: pytest.MonkeyPatch):
         return {"uri": uri, "manager": manager, "module": module, "safe_run": safe.info.run_id}
 
     return log
+
+
+# Each session server starts once per test process. Under pytest-xdist (`make test` runs
+# `-n auto --dist loadgroup`) every test that needs one runs in the worker of its group, so a
+# server starts once per session, not once per worker.
+SERVER_GROUPS = {
+    "postgres": "postgres", "plain_server": "postgres", "auth_server": "postgres",
+    "trained": "postgres", "agentnn_server": "postgres",
+    "site": "multihost", "agentnn_app": "multihost",
+    "mlflow_server": "mlflow-server",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        group = next((SERVER_GROUPS[name] for name in fixtures if name in SERVER_GROUPS), None)
+        if group is None and item.get_closest_marker("team"):
+            group = "postgres"
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
