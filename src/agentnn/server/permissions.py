@@ -13,6 +13,7 @@ How a route uses it (routes of ``api`` and ``reads`` alike)::
 
     require(experiment_id, "read")        # answers 403 (JSON) and ends the request if not allowed
     require_run(run_id, "update")         # the run's experiment: EDIT (or a run grant) to write
+    require_model(name)                   # READ on a registered model
 
 Actions are MLflow's: ``"read"`` (READ and above) and ``"update"`` (EDIT and above). On a server
 without auth both pass. A run that does not exist is refused like one the caller may not touch
@@ -25,7 +26,8 @@ from typing import Literal
 
 from flask import Flask, abort, current_app, g, jsonify
 
-__all__ = ["AUTH_ENABLED", "Action", "auth_enabled", "require", "require_run"]
+__all__ = ["AUTH_ENABLED", "Action", "auth_enabled", "require", "require_model",
+           "require_run"]
 
 Action = Literal["read", "update"]
 AUTH_ENABLED = "AGENTNN_BASIC_AUTH"  # the Flask app's config key, set by app.create_app
@@ -60,6 +62,17 @@ def require_run(run_id: str, action: Action) -> None:
     resolved = auth._run_requirement(run_id, action)
     if resolved is None or not auth.authorize(_caller(), *resolved):
         _forbid(f"permission denied: {action} on run {run_id}")
+
+
+def require_model(name: str) -> None:
+    """End the request with 403 unless the caller may read the registered model (MLflow's
+    rules for registered models: grants, then the configured default)."""
+    if not auth_enabled() or _caller_is_admin():
+        return
+    from mlflow.server import auth
+
+    if not auth._get_registered_model_permission(name).can_read:
+        _forbid(f"permission denied: read on registered model {name}")
 
 
 def _caller() -> str:

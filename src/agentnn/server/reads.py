@@ -40,7 +40,7 @@ from werkzeug.exceptions import HTTPException
 
 from agentnn.mlflow_integration.journal.transfer import API_PREFIX
 from agentnn.server import read_queries as queries
-from agentnn.server.permissions import require, require_run
+from agentnn.server.permissions import require, require_model, require_run
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
@@ -234,7 +234,7 @@ def history() -> Response:
 @blueprint.get("/versions")
 def versions() -> Response:
     name = _text("name")
-    _require_model(name)
+    require_model(name)
     with _connection() as connection:
         if not queries.registered_model_exists(connection, name):
             _fail(404, "RESOURCE_DOES_NOT_EXIST", f"Registered Model with name={name} not found")
@@ -265,22 +265,6 @@ def _search(connection: Connection, ids: list[str], filter_string: str | None,
                                    include_deleted)
     except queries.Unsupported as reason:
         _fail(501, "NOT_IMPLEMENTED", str(reason))
-
-
-def _require_model(name: str) -> None:
-    """READ on the registered model, by MLflow's rules; 403 when refused."""
-    from agentnn.server.permissions import auth_enabled
-
-    if not auth_enabled():
-        return
-    from flask import g
-    from mlflow.server import auth
-
-    user = auth.store.get_user(str(g.mlflow_authenticated_user))
-    if user.is_admin:
-        return
-    if not auth._get_registered_model_permission(name).can_read:
-        _fail(403, "PERMISSION_DENIED", f"permission denied: read on registered model {name}")
 
 
 def _artifact_files(artifact_uri: str) -> list[str]:
