@@ -216,4 +216,5 @@ def test_model_runs_against_a_silent_server_fails_with_one_line(
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
     assert "does not answer" in lines[0] and silent_server.uri in lines[0]
-    assert silent_server.accepted == 1  # asked once: no retries
+    # Asked once, no retries: the capabilities question and the first read go out together.
+    assert 1 <= silent_server.accepted <= 2
