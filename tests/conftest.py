@@ -238,3 +238,34 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             group = "postgres"
         if group is not None:
             item.add_marker(pytest.mark.xdist_group(group))
+
+
+# How many documentation code blocks ran (tests/docs), in the closing lines. The blocks run in this
+# process, or under pytest-xdist in a worker that hands its tally over when it finishes
+# (tests/docs/conftest.py); xdist's controller loads only this conftest, so it prints from here.
+DOCS_TALLY_KEY = "docs_tally"
+_docs_counts_from_workers = {"run": 0, "skipped": 0, "shown": 0}
+_docs_pages_from_workers: set[str] = set()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    tally = getattr(node, "workeroutput", {}).get(DOCS_TALLY_KEY)
+    if tally:
+        for key in _docs_counts_from_workers:
+            _docs_counts_from_workers[key] += tally[key]
+        _docs_pages_from_workers.update(tally["pages"])
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    counts = dict(_docs_counts_from_workers)
+    pages = set(_docs_pages_from_workers)
+    local = sys.modules.get("doc_blocks")  # the blocks ran in this process
+    if local is not None:
+        for key in counts:
+            counts[key] += getattr(local.TALLY, key)
+        pages |= local.TALLY.pages
+    if counts["run"] or counts["skipped"]:
+        terminalreporter.write_line(
+            f"docs: {counts['run']} code blocks run from {len(pages)} pages; "
+            f"{counts['skipped']} skipped with a reason, {counts['shown']} shown output not run")
