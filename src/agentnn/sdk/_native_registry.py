@@ -5,10 +5,12 @@ its SQLAlchemy store, against a few milliseconds of SQL, while the reads skip bo
 (:mod:`agentnn.sdk._sqlite_reader`). Here the rows MLflow's SQL registry writes for
 ``create_registered_model``, ``create_model_version`` and ``set_registered_model_alias`` are
 written with the standard library, in one transaction that holds SQLite's write lock, so the
-next version number is taken safely next to any other writer.
+next version number is taken safely next to any other writer. ``agentnn model alias`` moves and
+removes an alias the same way (``set_registered_model_alias``, ``delete_registered_model_alias``).
 
 Fenced like the reader: only at the schema revisions it was compared against
-(tests/sdk/test_sdk_native_register.py compares the rows with MLflow's own, column by column),
+(tests/sdk/test_sdk_native_register.py and test_sdk_native_alias.py compare the rows with
+MLflow's own, column by column),
 only in the workspace MLflow itself uses, only for names and aliases any MLflow accepts, and
 only for a model the run logged as an MLflow 3 LoggedModel. Anything else raises
 :class:`Unsupported`, and the caller registers through MLflow.
@@ -19,11 +21,17 @@ from __future__ import annotations
 import re
 import sqlite3
 import time
+from collections.abc import Callable
 from urllib.parse import quote
 
-from agentnn.errors import RunHasNoModelError
+from agentnn.errors import InputError, NotFoundError, RunHasNoModelError
 from agentnn.sdk._records import ModelVersionInfo
-from agentnn.sdk._sqlite_reader import MODEL_ID_TAG, SqliteReader, Unsupported
+from agentnn.sdk._sqlite_reader import (
+    DELETED_VERSION_STAGE,
+    MODEL_ID_TAG,
+    SqliteReader,
+    Unsupported,
+)
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\- ]{0,249}$")  # what any MLflow takes
 SAFE_ALIAS = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,254}$")
@@ -66,6 +74,90 @@ def register(reader: SqliteReader, run_id: str, name: str, alias: str | None) ->
         connection.close()
     (info,) = [v for v in reader.list_versions(name) if v.version == version]
     return info
+
+
+def set_alias(reader: SqliteReader, name: str, alias: str, version: int) -> ModelVersionInfo:
+    """Point ``name@alias`` at ``version``, as :func:`agentnn.sdk._registry.set_alias` does.
+
+    Raises:
+        InputError: a reserved or ambiguous alias (a number, ``latest``, blank).
+        NotFoundError: no such registered model, or no such version of it.
+        Unsupported: outside what this path was tested for; set it through MLflow.
+    """
+    if alias.isdigit() or alias.lower() == "latest" or not alias.strip():
+        raise InputError(f"alias {alias!r} is reserved or ambiguous; use a name like 'champion'")
+    _check_names(name, alias)
+    workspace = reader.store_workspace()  # also checks the schema revision
+    clause, args = _where_workspace(workspace)
+
+    def change(connection: sqlite3.Connection) -> None:
+        _require_model(connection, clause, args, name)
+        found = connection.execute(
+            "SELECT 1 FROM model_versions WHERE name = ? AND version = ? AND "
+            "(current_stage IS NULL OR current_stage != ?)" + clause,
+            (name, version, DELETED_VERSION_STAGE, *args)).fetchone()
+        if found is None:
+            raise NotFoundError("model version", f"{name}/{version}",
+                                f"see: agentnn model versions {name}")
+        _set_alias(connection, workspace, name, alias, version)
+
+    _write(reader, change)
+    (info,) = [v for v in reader.list_versions(name) if v.version == version]
+    return info
+
+
+def delete_alias(reader: SqliteReader, name: str, alias: str) -> None:
+    """Remove ``name@alias``, as :func:`agentnn.sdk._registry.delete_alias` does.
+
+    Raises:
+        NotFoundError: no such registered model, or it has no such alias.
+        Unsupported: outside what this path was tested for; remove it through MLflow.
+    """
+    _check_names(name, alias)
+    clause, args = _where_workspace(reader.store_workspace())
+
+    def change(connection: sqlite3.Connection) -> None:
+        _require_model(connection, clause, args, name)
+        gone = connection.execute(
+            "DELETE FROM registered_model_aliases WHERE name = ? AND alias = ?" + clause,
+            (name, alias, *args))
+        if gone.rowcount == 0:
+            raise NotFoundError("alias", f"{name}@{alias}")
+
+    _write(reader, change)
+
+
+def _check_names(name: str, alias: str) -> None:
+    """Names and aliases any MLflow accepts; the rest is left to MLflow's own checks."""
+    if not SAFE_NAME.match(name) or name != name.strip():
+        raise Unsupported(f"model name {name!r}: left to MLflow's own checks")
+    if not SAFE_ALIAS.match(alias) or VERSION_ALIAS.match(alias):
+        raise Unsupported(f"alias {alias!r}: left to MLflow's own checks")
+
+
+def _require_model(connection: sqlite3.Connection, clause: str, args: tuple[str, ...],
+                   name: str) -> None:
+    if connection.execute("SELECT 1 FROM registered_models WHERE name = ?" + clause,
+                          (name, *args)).fetchone() is None:
+        raise NotFoundError("registered model", name,
+                            "list versions of a known name or register one first")
+
+
+def _write(reader: SqliteReader, change: Callable[[sqlite3.Connection], None]) -> None:
+    """Run ``change`` in one transaction holding SQLite's write lock; rolled back when it
+    raises (a NotFoundError changes nothing)."""
+    connection = sqlite3.connect(f"file:{quote(str(reader.path.resolve()))}?mode=rw", uri=True,
+                                 timeout=LOCK_TIMEOUT_S, isolation_level=None)
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        change(connection)
+        connection.execute("COMMIT")
+    except sqlite3.Error as error:
+        raise Unsupported(f"native registry write: {error}") from error
+    finally:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        connection.close()
 
 
 def _newest_logged_model(reader: SqliteReader, run_id: str) -> tuple[str, str]:

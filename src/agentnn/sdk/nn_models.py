@@ -414,16 +414,31 @@ class ModelManager:
 
     def set_alias(self, name: str, alias: str, version: int | str) -> ModelVersionInfo:
         """Point ``name@alias`` at ``version`` (a number, or its text as MLflow gives it); the
-        alias moves if it pointed elsewhere."""
-        from agentnn.sdk import _registry
+        alias moves if it pointed elsewhere. On a SQLite store written without MLflow, as
+        :meth:`register_model` is."""
+        from agentnn.sdk import _native_registry, _registry
 
+        if self._direct is not None and self._legacy_store is None:
+            self.store.require_existing()
+            try:
+                return _native_registry.set_alias(self._direct, name, alias, int(version))
+            except Unsupported as reason:
+                logger.debug("set_alias: through MLflow, the native path declined (%s)", reason)
         with self._errors("registered model", name):
             return _registry.set_alias(self._client, name, alias, int(version))
 
     def delete_alias(self, name: str, alias: str) -> None:
         """Remove ``name@alias``; the version itself stays."""
-        from agentnn.sdk import _registry
+        from agentnn.sdk import _native_registry, _registry
 
+        if self._direct is not None and self._legacy_store is None:
+            self.store.require_existing()
+            try:
+                _native_registry.delete_alias(self._direct, name, alias)
+                return
+            except Unsupported as reason:
+                logger.debug("delete_alias: through MLflow, the native path declined (%s)",
+                             reason)
         with self._errors("alias", f"{name}@{alias}"):
             _registry.delete_alias(self._client, name, alias)
 
