@@ -213,14 +213,16 @@ class JournalForwarder:
 
     def _requests_in_flight(self) -> int:
         """How many requests of :data:`RECORDS_PER_CALL` records one call may carry: several
-        to a server's agentnn app (sent at once, see ``app_ingest``), else one."""
-        from agentnn.mlflow_integration.writer import app_ingest
+        to a server's agentnn app (sent at once, see ``app_ingest``) or to a PostgreSQL store
+        (transactions at once, see ``sql_bulk``), else one."""
+        from agentnn.mlflow_integration.writer import app_ingest, sql_bulk
 
         try:
-            return app_ingest.IN_FLIGHT if app_ingest.takes(self.tracking_uri,
-                                                           report=self._log) else 1
+            if app_ingest.takes(self.tracking_uri, report=self._log):
+                return app_ingest.IN_FLIGHT
         except Exception:  # the store did not answer the question: the send says so
             return 1
+        return sql_bulk.in_flight(self.tracking_uri)
 
     def _forward_group(self, client: MlflowClient, group: list[Chunk]) -> int:
         """Send consecutive chunks (none with an end record) in one call: one transaction and

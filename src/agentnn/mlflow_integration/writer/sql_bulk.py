@@ -40,6 +40,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Protocol, cast
 
@@ -67,6 +68,12 @@ SQLITE_CACHE_SIZE = -32768  # KiB per connection (not stored in the file): the m
 # outgrow SQLite's 2 MiB default within a few hundred thousand points
 PRAGMAS_SET = "agentnn_sql_bulk_pragmas"  # marks a pooled SQLite connection as configured
 KEY_CHUNK = 500  # keys per IN (...) clause, as MLflow chunks them
+# PostgreSQL: metric points written in this many transactions at once, on connections of their
+# own. Why: PostgreSQL's own work (three index entries and a foreign-key check a row) costs
+# several times this process's per point, and one backend uses one core; two transactions keep
+# both cores busy while the next rows are read. A resend after a failure stores nothing twice.
+IN_FLIGHT = 2
+MIN_PART = 5_000  # points: smaller writes go in one transaction
 DECIDE_AGAIN_AFTER = 60.0  # seconds before a store whose revision could not be read is re-read
 
 NATIVE, LOG_BATCH = "native", "log_batch"
@@ -179,8 +186,10 @@ def log_batches(
 ) -> str:
     """Store batches of one or several runs in one transaction, or each with ``log_batch``.
 
-    When the native transaction fails for any reason, nothing of it stays, and every batch is
-    sent through ``client.log_batch`` in order (whose errors propagate, as the writer expects).
+    When the native write fails for any reason, every batch is sent through
+    ``client.log_batch`` in order (whose errors propagate, as the writer expects). Nothing of a
+    failed transaction stays; when metric points went in several transactions at once (see
+    :data:`IN_FLIGHT`), a part may have been stored, which the resend stores nothing twice of.
     """
     report = report or say
     state = _state_for(tracking_uri, report) if native_path_enabled else None
@@ -188,7 +197,7 @@ def log_batches(
         reason = _unsupported(batches)
         if reason is None:
             try:
-                write_batches(state.engine, batches)
+                write_in_parts(state.engine, batches)
                 return NATIVE
             except Exception as error:  # every failure falls back to log_batch
                 kind = type(error).__name__
@@ -340,6 +349,57 @@ def _first_line(error: BaseException) -> str:
 
 
 # --- the transaction --------------------------------------------------------------------------
+
+
+def in_flight(tracking_uri: str) -> int:
+    """How many transactions :func:`log_batches` writes a store's metric points in at once."""
+    state = _stores.get(tracking_uri)
+    if state is None or state.engine is None or not native_path_enabled:
+        return 1
+    return IN_FLIGHT if state.engine.dialect.name == "postgresql" else 1
+
+
+def write_in_parts(engine: Engine, batches: Sequence[RunBatch]) -> None:
+    """Write ``batches`` as :func:`write_batches` does, metric points of PostgreSQL stores in up
+    to :data:`IN_FLIGHT` transactions at once (consecutive batches each); returns when every
+    part is committed, or raises the first error (other parts may be committed).
+
+    Only batches of metric points alone are split: params and tags keep one transaction, so a
+    refusal or a tag's last value is decided as log_batch decides it.
+    """
+    points = sum(len(batch.metrics) for batch in batches)
+    parts = min(IN_FLIGHT, points // MIN_PART)
+    if (engine.dialect.name != "postgresql" or parts < 2
+            or any(batch.params or batch.tags for batch in batches)):
+        write_batches(engine, batches)
+        return
+    size = -(-points // parts)
+    groups: list[list[RunBatch]] = [[]]
+    counted = 0
+    for batch in batches:
+        if counted >= size:
+            groups.append([])
+            counted = 0
+        groups[-1].append(batch)
+        counted += len(batch.metrics)
+    futures = [_pool().submit(write_batches, engine, group) for group in groups[1:]]
+    try:
+        write_batches(engine, groups[0])
+    finally:
+        wait(futures)  # every part ended before the caller moves on, or the first error raises
+    for future in futures:
+        future.result()
+
+
+_executor: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _executor
+    with _stores_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(IN_FLIGHT - 1, thread_name_prefix="agentnn-sql-bulk")
+        return _executor
 
 
 def write_batches(engine: Engine, batches: Sequence[RunBatch]) -> None:
@@ -606,27 +666,37 @@ def _write_metrics_postgresql(connection: Connection, rows: list[MetricRow]) -> 
     parameter in PostgreSQL's array syntax (built with ``join``), which the server parses in C;
     the run id, the same in every row, goes once. The values are MLflow's already (NaN stored as
     0 with ``is_nan``, ±inf clamped), and ``repr`` of a float reads back as the same float.
+
+    The rows go first as a plain ``INSERT`` in a savepoint, and only when a row is stored already
+    (a resend: ``IntegrityError``) again with ``ON CONFLICT DO NOTHING``. Why: ``ON CONFLICT``
+    looks each row up in the primary key before inserting it, which cost PostgreSQL about a
+    fifth more than the plain insert here; a resend is rare. Either way the same rows are stored.
     """
     import sqlalchemy
+    from sqlalchemy.exc import IntegrityError
 
     metrics = _tables()[1]
     quoted = {key: _array_text(key) for key in {row[KEY] for row in rows}}
     columns = ", ".join(f'"{name}"' for name in METRIC_COLUMNS)
-    statement = sqlalchemy.text(
+    insert = (
         f'INSERT INTO "{metrics.name}" ({columns}) '
         "SELECT k, v, t, s, n, CAST(:run AS varchar) FROM unnest("
         "CAST(:keys AS varchar[]), CAST(:vals AS float8[]), CAST(:times AS bigint[]), "
-        "CAST(:steps AS bigint[]), CAST(:nans AS boolean[])) AS u(k, v, t, s, n) "
-        "ON CONFLICT DO NOTHING"
+        "CAST(:steps AS bigint[]), CAST(:nans AS boolean[])) AS u(k, v, t, s, n)"
     )
-    connection.execute(statement, {
+    values = {
         "run": rows[0][-1],
         "keys": "{" + ",".join([quoted[row[KEY]] for row in rows]) + "}",
         "vals": "{" + ",".join([repr(row[VALUE]) for row in rows]) + "}",
         "times": "{" + ",".join([str(row[TIMESTAMP]) for row in rows]) + "}",
         "steps": "{" + ",".join([str(row[STEP]) for row in rows]) + "}",
         "nans": "{" + ",".join(["t" if row[IS_NAN] else "f" for row in rows]) + "}",
-    })
+    }
+    try:
+        with connection.begin_nested():
+            connection.execute(sqlalchemy.text(insert), values)
+    except IntegrityError:  # a point stored already (or twice in these rows)
+        connection.execute(sqlalchemy.text(insert + " ON CONFLICT DO NOTHING"), values)
 
 
 def _array_text(value: str) -> str:
