@@ -91,9 +91,9 @@ def check(
         "per_agent": by_agent,
     }
     if output == "table":
-        console.print_table(
-            None, ["file", "records", "agents", "success rate", "domains"],
-            [[summary["file"], summary["records"], summary["agents"], summary["success_rate"],
+        console.print_table(  # the path in the title: a long one folds there, not in a row
+            str(path), ["records", "agents", "success rate", "domains"],
+            [[summary["records"], summary["agents"], summary["success_rate"],
               summary["domains"]]],
         )
     rows = [[agent, row["records"], row["success_rate"]] for agent, row in by_agent.items()]

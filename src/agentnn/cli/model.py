@@ -33,6 +33,9 @@ KEY_METRICS_SHOWN = 4  # metric columns in the runs table; the rest are in --out
 SHORT_ID = 8  # run id characters a table shows; any unique prefix is accepted as the run id
 NAME_WIDTH = 16  # a run or model name keeps this many characters before other columns go
 DATASET_WIDTH = 10  # "synthetic" whole; a log file's name may end in an ellipsis
+EXPERIMENT_WIDTH = 12  # of an import's target experiment; the column goes first when narrow
+WHY_WIDTH = 40  # "http://host:5000 does not answer" whole; the full note is in --output json
+SENT_WIDTH = 20  # "1200 points, 3 params" whole; the full counts are in --output json
 DEFAULT_LIMIT = 100
 DEFAULT_UI_PORT = 5000
 UI_LOG = "ui.log"  # the UI server's output, in the journal folder (on the terminal with -v)
@@ -198,7 +201,8 @@ def runs(
         rows = [[_short(run.run_id), run.run_name, _time(run.start_time_ms, short=True),
                  run.push_note or "waiting for its server"] for run in waiting]
         console.print_table("runs not pushed yet", ["run id", "name", "started", "why"], rows,
-                            no_wrap=["run id"], truncate={"name": NAME_WIDTH})
+                            no_wrap=["run id"], truncate={"name": NAME_WIDTH, "why": WHY_WIDTH},
+                            optional=["started"])
         return
     found = _manager(tracking_uri).list_runs(
         experiment, filter=filter_, order_by=order_by, limit=limit or None,
@@ -560,11 +564,16 @@ def import_runs(
     if output is ImportOutput.json:
         console.print_json([r.to_dict() for r in results])
     elif imported:
-        columns = ["source", "run id", "experiment", "status", "sent", "skipped"]
-        rows = [[r.source, r.run_id, r.experiment, r.status, r.summary() if r.changed or r.created
-                 else "nothing new (imported before)", len(r.skipped) or ""] for r in imported]
+        skips = any(r.skipped for r in imported)  # each skip is also a warning line below
+        columns = ["source", "run id", "experiment", "status", "sent",
+                   *(["skipped"] if skips else [])]
+        rows = [[r.source, _short(r.run_id), r.experiment, r.status, r.summary(),
+                 *([len(r.skipped) or ""] if skips else [])] for r in imported]
         console.print_table(f"imported into {manager.store.masked_uri}", columns, rows,
-                            no_wrap=["run id"])
+                            no_wrap=["run id", "status", "skipped"],
+                            truncate={"source": NAME_WIDTH, "experiment": EXPERIMENT_WIDTH,
+                                      "sent": SENT_WIDTH},
+                            optional=["experiment"])
         for result in imported:
             for line in result.skipped:
                 console.warn_line(f"{result.source}: {line}")
@@ -617,29 +626,54 @@ def push(
         else:
             results = manager.push_runs(run_ids or [], to or "", progress=update,
                                         create=create)
-    columns = ["run id", "copy", "status", "sent", "registered"]
-    rows = [[r.source_run_id, r.target_run_id, r.status, r.summary(),
-             ", ".join([*r.registered, *r.aliases])] for r in results]
+    columns = ["run id", "copy", "status", "sent"]
+    rows = [[_short(r.source_run_id), _short(r.target_run_id), r.status, r.summary()]
+            for r in results]
     if not results and output is Output.table:
         console.message("nothing to push")
         return
     stores = sorted({r.target_uri for r in results})
     console.print_table(f"pushed to {', '.join(stores)}", columns, rows, output=output.value,
-                        records=[r.to_dict() for r in results], no_wrap=["run id"])
+                        records=[r.to_dict() for r in results],
+                        no_wrap=["run id", "copy", "status"], truncate={"sent": SENT_WIDTH})
+    if output is Output.table:  # a line each: model names are too long for a column
+        for r in results:
+            if r.registered or r.aliases:
+                console.message(f"{_short(r.target_run_id)}: {_registrations(r)}")
+
+
+def _registrations(result: Any) -> str:
+    """``name/3 @champion``, once per registered model a push created versions or aliases of."""
+    names = {entry.split("/", 1)[0] for entry in result.registered}
+    names |= {entry.rsplit("@", 1)[0] for entry in result.aliases}
+    parts = []
+    for name in sorted(names):
+        versions = [entry.split("/", 1)[1] for entry in result.registered
+                    if entry.split("/", 1)[0] == name]
+        aliases = [f"@{entry.rsplit('@', 1)[1]}" for entry in result.aliases
+                   if entry.rsplit("@", 1)[0] == name]
+        parts.append(" ".join([name + ("/" + ", ".join(versions) if versions else ""),
+                               *aliases]))
+    return "registered " + "; ".join(parts)
 
 
 def _push_model(manager: ModelManager, name: str, to: str, create: bool, output: Output) -> None:
-    """``push --model``: one row per version, then one line on its numbers (table only)."""
+    """``push --model``: one row per version, then a line per version not copied (its note)
+    and one on the numbers (table only)."""
     with console.progress(f"pushing {name}") as update:
         result = manager.push_model(name, to, progress=update, create=create)
-    notes = any(v.note for v in result.versions)
-    columns = ["version", "copy", "run", "run copy", "aliases", *(["note"] if notes else [])]
-    rows = [[v.source_version, v.target_version or "", v.source_run_id or "",
-             (v.target_run_id or "") + (" (new)" if v.run_created else ""),
-             ", ".join(f"@{alias}" for alias in v.aliases), *([v.note] if notes else [])]
+    columns = ["version", "copy", "run", "run copy", "aliases"]
+    rows = [[v.source_version, v.target_version or "", _short(v.source_run_id),
+             _short(v.target_run_id) + (" (new)" if v.run_created else ""),
+             ", ".join(f"@{alias}" for alias in v.aliases)]
             for v in result.versions]
     console.print_table(f"pushed {name} to {result.target_uri}", columns, rows,
-                        output=output.value, records=result.to_dict(), no_wrap=["run"])
+                        output=output.value, records=result.to_dict(),
+                        no_wrap=["version", "copy", "run", "run copy"],
+                        truncate={"aliases": NAME_WIDTH})
     if output is Output.table:
+        for v in result.versions:
+            if v.note:
+                console.warn_line(f"version {v.source_version}: {v.note}")
         console.message(result.numbers if result.changed else
                         f"{result.numbers}; nothing new")
