@@ -37,10 +37,10 @@ wandb.teardown()
 
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Path]]:
-    """A TensorBoard log folder and a W&B offline run, written by torch and by wandb, with
-    names longer than any column."""
+    """A TensorBoard log folder, a W&B offline run and a trackio project, written by torch,
+    wandb and trackio, with names longer than any column."""
     sys.path.insert(0, str(Path(__file__).parent.parent / "importing"))
-    from import_helpers import write_tensorboard
+    from import_helpers import write_tensorboard, write_trackio
 
     folder = tmp_path_factory.mktemp("sources")
     write_tensorboard(folder / "tb" / TB_RUN, {
@@ -53,7 +53,10 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Path]]:
     subprocess.run([sys.executable, "-c", WANDB_WRITER, str(folder), WANDB_PROJECT],
                    env={**os.environ, **env}, check=True, capture_output=True, timeout=300)
     (wandb_run,) = (folder / "wandb").glob("offline-run-*")
-    yield [folder / "tb", wandb_run]
+    write_trackio(folder / "trackio", [{
+        "project": "a-trackio-project-named-at-length", "name": "run-a", "config": {"lr": 0.1},
+        "logs": [[{"loss": 1.0, "val_acc": 0.5}, 0], [{"loss": 0.5, "val_acc": 0.75}, 1]]}])
+    yield [folder / "tb", wandb_run, folder / "trackio"]
 
 
 def rows_on_one_line(text: str, count: int) -> None:
@@ -64,7 +67,7 @@ def rows_on_one_line(text: str, count: int) -> None:
 def test_import_fits_80_columns_with_short_run_ids(cli, sources, store_uri):
     args = ("model", "import", *map(str, sources), "--tracking-uri", store_uri)
     narrow = check_fits(cli, *args)  # imports; the wide rendering finds nothing new
-    rows_on_one_line(narrow, 2)
+    rows_on_one_line(narrow, 3)
     records = json.loads(cli(*args, "--output", "json").stdout)
     run_ids = [record["run_id"] for record in records]
     assert all(len(run_id) == 32 for run_id in run_ids)  # JSON keeps the whole id
