@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import polling
 
 REACH_TIMEOUT = 60.0  # seconds the issue allows from the server's return to the run's arrival
 MLP_CONFIG = {"n_features": 4, "hidden": [8], "n_outputs": 3}
@@ -99,11 +100,7 @@ def assert_model_loads(target_uri: str, copy: Any, module: Any) -> None:
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = REACH_TIMEOUT, what: str = "") -> None:
-    """Poll ``condition`` every half second; fail naming ``what`` when it stays false."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"not within {timeout:.0f} s: {what}")
+def wait_for(condition: Callable[[], bool], timeout: float = REACH_TIMEOUT,
+             what: str = "") -> None:
+    """:func:`polling.wait_for` with this folder's patience."""
+    polling.wait_for(condition, timeout, what)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
+import polling
 import team_servers as ts
 from multihost_net import Host
 
@@ -46,10 +46,5 @@ def finish(process: subprocess.Popen, timeout: float = COMMAND_TIMEOUT) -> tuple
 
 def wait_for(condition: Callable[[], bool], timeout: float = COMMAND_TIMEOUT,
              what: str = "") -> None:
-    """Poll ``condition`` every half second; fail naming ``what`` when it stays false."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"not within {timeout:.0f} s: {what}")
+    """:func:`polling.wait_for` with this folder's patience."""
+    polling.wait_for(condition, timeout, what)
