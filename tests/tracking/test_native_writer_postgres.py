@@ -127,3 +127,28 @@ def test_native_batches_on_postgresql_store_the_same_rows_as_log_batch(cluster) 
     grouped = [sql_bulk.RunBatch(runs[0][i % 2], [Metric("grouped", float(i), 5, i)])
                for i in range(6)]
     assert sql_bulk.log_batches(clients[0], uris[0], grouped) == sql_bulk.NATIVE
+
+
+def test_points_written_in_two_transactions_at_once_and_sent_again_are_stored_once(
+    cluster,
+) -> None:
+    """Twelve thousand points go in :data:`sql_bulk.IN_FLIGHT` transactions at once; ten
+    thousand of them sent again (as after a writer crash, again in two) store nothing twice:
+    the tables hold what log_batch stores."""
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+
+    uris = [cluster.create_database("parts_native"), cluster.create_database("parts_log_batch")]
+    clients = [MlflowClient(tracking_uri=uri) for uri in uris]
+    runs = [[client.create_run("0", run_name="parts").info.run_id] for client in clients]
+    points = [Metric(f"m{i % 3}", float(i % 7), 1000 + i // 3, i // 3) for i in range(12_000)]
+    batches = [sql_bulk.RunBatch(runs[0][0], points[first:first + 1000])
+               for first in range(0, len(points), 1000)]
+    assert sum(len(batch.metrics) for batch in batches) >= sql_bulk.IN_FLIGHT * sql_bulk.MIN_PART
+    assert sql_bulk.log_batches(clients[0], uris[0], batches) == sql_bulk.NATIVE
+    assert sql_bulk.log_batches(clients[0], uris[0], batches[2:]) == sql_bulk.NATIVE
+    for first in range(0, len(points), 1000):
+        clients[1].log_batch(runs[1][0], metrics=points[first:first + 1000])
+    native, expected = table_rows(uris[0], runs[0]), table_rows(uris[1], runs[1])
+    assert len(native["metrics"]) == len(points)
+    assert native == expected
