@@ -86,6 +86,7 @@ BACKOFF_START, BACKOFF_MAX = 1.0, 10.0  # seconds between probes of a store that
 LIVE_PUSH_INTERVAL = 2.0  # seconds between pushes of a run that is still going, at the least
 LIVE_PUSH_DUTY = 4.0  # ... and at least this many times the last push's duration
 STATUS_CHECK_INTERVAL = 1.0  # seconds between looks at whether a run pushed live has ended
+GIVE_UP_NOTE_ATTEMPTS = 4  # tries of the last push note, against a local store busy elsewhere
 MARKER_SUFFIX = ".push"  # <journal_dir>/<run_id>.push: a run the writer should push
 LOCK_SUFFIX = ".push.lock"
 REGISTRATION_WAIT_SECONDS = 300
@@ -849,16 +850,23 @@ class AutoPusher:
         """The writer stops trying: each run still pending says so, and what it waited for."""
         for pending in PendingPush.all(self.journal_dir):
             last = self._notes.get(pending.run_id) or "no answer"
-            self._note(pending, f"the writer stopped trying after {after:.0f} s ({last}); "
-                                "`agentnn model push --pending` tries again")
+            why = (f"the writer stopped trying after {after:.0f} s ({last}); "
+                   "`agentnn model push --pending` tries again")
+            # The writer's last word: a busy local store gets a few more tries, as nothing
+            # comes after it to write the note again.
+            for attempt in range(GIVE_UP_NOTE_ATTEMPTS):
+                if self._note(pending, why):
+                    break
+                time.sleep(0.5 * (attempt + 1))
 
-    def _note(self, pending: PendingPush, why: str | None) -> None:
-        """Record on the local run why it is still pending (None: it is not any more).
+    def _note(self, pending: PendingPush, why: str | None) -> bool:
+        """Record on the local run why it is still pending (None: it is not any more); False
+        when the local store did not take it.
 
         Written only when the reason changes: each note is a write to the local store.
         """
         if self._notes.get(pending.run_id) == why:
-            return
+            return True
         try:
             source = self._client(pending.source_uri)
             if why is None:
@@ -867,11 +875,12 @@ class AutoPusher:
                 source.set_tag(pending.run_id, PUSH_NOTE_TAG, why)
         except Exception as error:  # the note is a courtesy; the push must go on without it
             logger.debug("no push note on run %s: %s", pending.run_id, error)
-            return
+            return False
         if why is None:
             self._notes.pop(pending.run_id, None)
         else:
             self._notes[pending.run_id] = why
+        return True
 
     def _wait_for_a_person(self, pending: PendingPush, outcome: Outcome,
                            error: Exception) -> None:
