@@ -230,8 +230,16 @@ SERVER_GROUPS = {
 }
 
 
+TEAM_FOLDERS = ("team", "server")  # every test in them needs PostgreSQL and a server
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the team tests `team` (`make test-team`) and group the tests of each server."""
+    here = Path(__file__).parent
+    team_folders = [here / name for name in TEAM_FOLDERS]
     for item in items:
+        if any(folder in item.path.parents for folder in team_folders):
+            item.add_marker(pytest.mark.team)
         fixtures = getattr(item, "fixturenames", ())
         group = next((SERVER_GROUPS[name] for name in fixtures if name in SERVER_GROUPS), None)
         if group is None and item.get_closest_marker("team"):

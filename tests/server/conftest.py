@@ -38,14 +38,6 @@ team = _team.team
 trained = _team.trained
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test here needs PostgreSQL and a server: marked `team` like tests/team's."""
-    here = Path(__file__).parent
-    for item in items:
-        if here in item.path.parents:
-            item.add_marker(pytest.mark.team)
-
-
 @pytest.fixture(scope="session")
 def agentnn_server(postgres: ts.Postgres) -> Iterator[AuthServer]:
     """`mlflow server --app-name agentnn` with basic auth (deploy/basic_auth.ini as shipped),

@@ -18,15 +18,6 @@ import pytest
 import team_servers as ts
 from team_helpers import Team, run_id_of
 
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test in this folder needs the team servers: mark them `team`."""
-    here = Path(__file__).parent
-    for item in items:
-        if here in item.path.parents:
-            item.add_marker(pytest.mark.team)
-
-
 # --- servers (one each per session) --------------------------------------------------------
 
 
