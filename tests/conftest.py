@@ -19,9 +19,16 @@ SERVER_START_TIMEOUT = 120.0  # seconds; `mlflow server` takes about 20 s to sta
 
 
 @pytest.fixture(scope="session")
-def session_journal_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One journal folder for the session, so one writer process serves every test's runs."""
-    return tmp_path_factory.mktemp("journal")
+def session_journal_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One journal folder for the session, so one writer process serves every test's runs.
+
+    At the end, the pushes still pending are dropped: they are runs of tests whose servers the
+    session has stopped, and a writer started at exit to push them would outlive the session.
+    """
+    journal_dir = tmp_path_factory.mktemp("journal")
+    yield journal_dir
+    for marker in journal_dir.glob("*.push"):
+        marker.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session")
